@@ -1,0 +1,57 @@
+#include "tinyadapt/ops/ta_fully_connected.h"
+#include "tinyadapt/ta_op.h"
+
+enum { IN_INPUT, IN_FILTER, IN_BIAS, IN_MULT, IN_SHIFT };
+
+static int is_i32_vector(const ta_tensor_rec_t *t, int32_t n)
+{
+    return t != NULL && t->dtype == TA_DTYPE_INT32 && ta_tensor_elems(t) == n;
+}
+
+static ta_status_t prepare(const ta_op_call_t *call)
+{
+    const ta_tensor_rec_t *in = TA_IN(call, IN_INPUT);
+    const ta_tensor_rec_t *filter = TA_IN(call, IN_FILTER);
+    const ta_tensor_rec_t *bias = TA_IN(call, IN_BIAS);
+    const ta_tensor_rec_t *out = TA_OUT(call, 0);
+    TA_ENSURE(in != NULL && filter != NULL && out != NULL, TA_ERR_CORRUPT);
+    TA_ENSURE(in->dtype == TA_DTYPE_INT8 && filter->dtype == TA_DTYPE_INT8 && out->dtype == TA_DTYPE_INT8,
+              TA_ERR_UNSUPPORTED);
+    TA_ENSURE(filter->ndim == 2, TA_ERR_SHAPE);
+    const int32_t out_depth = filter->dims[0];
+    const int32_t in_depth = filter->dims[1];
+    TA_ENSURE(ta_tensor_elems(in) % in_depth == 0, TA_ERR_SHAPE);
+    const int32_t batches = ta_tensor_elems(in) / in_depth;
+    TA_ENSURE(ta_tensor_dim_r(out, 0) == out_depth && ta_tensor_elems(out) == batches * out_depth, TA_ERR_SHAPE);
+    TA_ENSURE(bias == NULL || is_i32_vector(bias, out_depth), TA_ERR_SHAPE);
+    TA_ENSURE(is_i32_vector(TA_IN(call, IN_MULT), out_depth), TA_ERR_SHAPE);
+    TA_ENSURE(is_i32_vector(TA_IN(call, IN_SHIFT), out_depth), TA_ERR_SHAPE);
+    const ta_fc_params_t *p = (const ta_fc_params_t *)call->params;
+    TA_ENSURE(p->act_min <= p->act_max && p->act_min >= -128 && p->act_max <= 127, TA_ERR_CORRUPT);
+    return TA_OK;
+}
+
+static ta_status_t eval(const ta_op_call_t *call)
+{
+    const ta_tensor_rec_t *filter = TA_IN(call, IN_FILTER);
+    const int32_t in_depth = filter->dims[1];
+    const int32_t batches = ta_tensor_elems(TA_IN(call, IN_INPUT)) / in_depth;
+    return ta_fully_connected_s8((const ta_fc_params_t *)call->params, batches, in_depth, filter->dims[0],
+                                 (const int8_t *)call->inputs[IN_INPUT].data,
+                                 (const int8_t *)call->inputs[IN_FILTER].data,
+                                 (const int32_t *)call->inputs[IN_BIAS].data,
+                                 (const int32_t *)call->inputs[IN_MULT].data,
+                                 (const int32_t *)call->inputs[IN_SHIFT].data,
+                                 (int8_t *)call->outputs[0].data);
+}
+
+const ta_op_kernel_t ta_op_fully_connected = {
+    .opcode = TA_OP_FULLY_CONNECTED,
+    .name = "FULLY_CONNECTED",
+    .min_inputs = 5,
+    .max_inputs = 5,
+    .n_outputs = 1,
+    .params_size = sizeof(ta_fc_params_t),
+    .prepare = prepare,
+    .eval = eval,
+};

@@ -1,0 +1,125 @@
+#include "tinyadapt/ta_engine.h"
+
+#include <string.h>
+
+static void *tensor_data(const ta_engine_t *e, const ta_tensor_rec_t *t)
+{
+    if (t->kind == TA_TENSOR_CONST) {
+        /* Constants are only ever read; the loader rejects ops that write them. */
+        return (void *)(uintptr_t)(e->model->data + t->offset);
+    }
+    return e->arena + t->offset;
+}
+
+static void resolve(const ta_engine_t *e, int16_t index, ta_tensor_t *out)
+{
+    if (index == TA_NO_TENSOR) {
+        out->rec = NULL;
+        out->data = NULL;
+        return;
+    }
+    out->rec = &e->model->tensors[index];
+    out->data = tensor_data(e, out->rec);
+}
+
+/* Fill `call` for op `i`; the loader has bounds-checked every index used here. */
+static void build_call(const ta_engine_t *e, uint16_t i, ta_op_call_t *call)
+{
+    const ta_model_t *m = e->model;
+    const ta_op_rec_t *op = &m->ops[i];
+    const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
+    call->params = m->data + op->params_offset;
+    call->n_inputs = op->n_inputs;
+    call->n_outputs = op->n_outputs;
+    for (int k = 0; k < op->n_inputs; ++k) {
+        resolve(e, io[k], &call->inputs[k]);
+    }
+    for (int k = 0; k < op->n_outputs; ++k) {
+        resolve(e, io[op->n_inputs + k], &call->outputs[k]);
+    }
+    call->scratch = op->scratch_size > 0 ? e->arena + op->scratch_offset : NULL;
+    call->scratch_size = op->scratch_size;
+}
+
+ta_status_t ta_engine_init(ta_engine_t *engine, const ta_model_t *model, void *arena, size_t arena_size)
+{
+    TA_ENSURE(engine != NULL && model != NULL && model->header != NULL, TA_ERR_ARG);
+    memset(engine, 0, sizeof(*engine));
+    TA_ENSURE(arena != NULL || model->header->arena_size == 0, TA_ERR_ARG);
+    TA_ENSURE(((uintptr_t)arena & (TA_ARENA_ALIGN - 1u)) == 0, TA_ERR_ARENA);
+    TA_ENSURE(arena_size >= model->header->arena_size, TA_ERR_ARENA);
+    engine->model = model;
+    engine->arena = (uint8_t *)arena;
+    engine->arena_size = (uint32_t)(arena_size > 0xFFFFFFFFu ? 0xFFFFFFFFu : arena_size);
+
+    for (uint16_t i = 0; i < model->header->n_ops; ++i) {
+        const ta_op_rec_t *op = &model->ops[i];
+        const ta_op_kernel_t *k = ta_op_find(op->opcode);
+        TA_ENSURE(k != NULL, TA_ERR_UNSUPPORTED);
+        TA_ENSURE(op->n_inputs >= k->min_inputs && op->n_inputs <= k->max_inputs, TA_ERR_CORRUPT);
+        TA_ENSURE(op->n_outputs == k->n_outputs, TA_ERR_CORRUPT);
+        TA_ENSURE(op->params_size == k->params_size, TA_ERR_CORRUPT);
+        ta_op_call_t call;
+        build_call(engine, i, &call);
+        TA_TRY(k->prepare(&call));
+    }
+    engine->ready = 1;
+    return TA_OK;
+}
+
+ta_status_t ta_engine_invoke_ops(ta_engine_t *engine, uint16_t first, uint16_t end)
+{
+    TA_ENSURE(engine != NULL, TA_ERR_ARG);
+    TA_ENSURE(engine->ready, TA_ERR_STATE);
+    TA_ENSURE(first <= end && end <= engine->model->header->n_ops, TA_ERR_ARG);
+    for (uint16_t i = first; i < end; ++i) {
+        const ta_op_rec_t *op = &engine->model->ops[i];
+        const ta_op_kernel_t *k = ta_op_find(op->opcode);
+        ta_op_call_t call;
+        build_call(engine, i, &call);
+        if (engine->hook != NULL) {
+            engine->hook(engine->hook_ctx, i, op->opcode, 0);
+        }
+        TA_TRY(k->eval(&call));
+        if (engine->hook != NULL) {
+            engine->hook(engine->hook_ctx, i, op->opcode, 1);
+        }
+    }
+    return TA_OK;
+}
+
+ta_status_t ta_engine_invoke(ta_engine_t *engine)
+{
+    TA_ENSURE(engine != NULL && engine->model != NULL, TA_ERR_ARG);
+    return ta_engine_invoke_ops(engine, 0, engine->model->header->n_ops);
+}
+
+ta_status_t ta_engine_tensor(const ta_engine_t *engine, uint16_t index, ta_tensor_t *out)
+{
+    TA_ENSURE(engine != NULL && engine->model != NULL && out != NULL, TA_ERR_ARG);
+    TA_ENSURE(index < engine->model->header->n_tensors, TA_ERR_ARG);
+    resolve(engine, (int16_t)index, out);
+    return TA_OK;
+}
+
+ta_status_t ta_engine_input(const ta_engine_t *engine, uint16_t i, ta_tensor_t *out)
+{
+    TA_ENSURE(engine != NULL && engine->model != NULL, TA_ERR_ARG);
+    TA_ENSURE(i < engine->model->header->n_inputs, TA_ERR_ARG);
+    return ta_engine_tensor(engine, engine->model->inputs[i], out);
+}
+
+ta_status_t ta_engine_output(const ta_engine_t *engine, uint16_t i, ta_tensor_t *out)
+{
+    TA_ENSURE(engine != NULL && engine->model != NULL, TA_ERR_ARG);
+    TA_ENSURE(i < engine->model->header->n_outputs, TA_ERR_ARG);
+    return ta_engine_tensor(engine, engine->model->outputs[i], out);
+}
+
+void ta_engine_set_hook(ta_engine_t *engine, ta_op_hook_fn hook, void *ctx)
+{
+    if (engine != NULL) {
+        engine->hook = hook;
+        engine->hook_ctx = ctx;
+    }
+}

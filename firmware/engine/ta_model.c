@@ -1,0 +1,141 @@
+#include "tinyadapt/ta_model.h"
+
+#include <string.h>
+
+uint32_t ta_dtype_size(uint8_t dtype)
+{
+    switch (dtype) {
+    case TA_DTYPE_INT8: return 1;
+    case TA_DTYPE_INT16: return 2;
+    case TA_DTYPE_INT32: return 4;
+    case TA_DTYPE_FLOAT32: return 4;
+    default: return 0;
+    }
+}
+
+/* True when [offset, offset + count * item) lies inside [0, limit). 64-bit math cannot overflow. */
+static int in_bounds(uint32_t offset, uint32_t count, uint32_t item, uint32_t limit)
+{
+    return (uint64_t)offset + (uint64_t)count * item <= (uint64_t)limit;
+}
+
+static ta_status_t check_header(const ta_model_header_t *h, size_t size)
+{
+    TA_ENSURE(h->magic == TA_MODEL_MAGIC, TA_ERR_MAGIC);
+    TA_ENSURE(h->version == TA_MODEL_VERSION, TA_ERR_VERSION);
+    TA_ENSURE(h->header_size == sizeof(ta_model_header_t), TA_ERR_CORRUPT);
+    TA_ENSURE(h->total_size >= sizeof(ta_model_header_t) && h->total_size <= size, TA_ERR_TRUNCATED);
+    TA_ENSURE((h->total_size & 3u) == 0, TA_ERR_CORRUPT);
+    return TA_OK;
+}
+
+static ta_status_t check_tables(const ta_model_header_t *h)
+{
+    const uint32_t total = h->total_size;
+    const uint32_t first = sizeof(ta_model_header_t);
+    TA_ENSURE(h->tensors_offset >= first && h->ops_offset >= first && h->io_offset >= first &&
+                  h->data_offset >= first,
+              TA_ERR_CORRUPT);
+    TA_ENSURE(((h->tensors_offset | h->ops_offset | h->data_offset) & 3u) == 0 &&
+                  (h->io_offset & 1u) == 0,
+              TA_ERR_CORRUPT);
+    TA_ENSURE(in_bounds(h->tensors_offset, h->n_tensors, sizeof(ta_tensor_rec_t), total), TA_ERR_TRUNCATED);
+    TA_ENSURE(in_bounds(h->ops_offset, h->n_ops, sizeof(ta_op_rec_t), total), TA_ERR_TRUNCATED);
+    TA_ENSURE(in_bounds(h->io_offset, (uint32_t)h->n_inputs + h->n_outputs, 2, total), TA_ERR_TRUNCATED);
+    TA_ENSURE(in_bounds(h->data_offset, h->data_size, 1, total), TA_ERR_TRUNCATED);
+    TA_ENSURE(h->n_tensors > 0 && h->n_inputs > 0 && h->n_outputs > 0, TA_ERR_CORRUPT);
+    return TA_OK;
+}
+
+static ta_status_t check_tensor(const ta_tensor_rec_t *t, const ta_model_header_t *h)
+{
+    const uint32_t item = ta_dtype_size(t->dtype);
+    TA_ENSURE(item != 0, TA_ERR_UNSUPPORTED);
+    TA_ENSURE(t->kind == TA_TENSOR_ACTIVATION || t->kind == TA_TENSOR_CONST, TA_ERR_CORRUPT);
+    TA_ENSURE(t->ndim <= TA_MAX_DIMS, TA_ERR_CORRUPT);
+    uint64_t elems = 1;
+    for (int i = 0; i < TA_MAX_DIMS; ++i) {
+        if (i < t->ndim) {
+            TA_ENSURE(t->dims[i] > 0, TA_ERR_CORRUPT);
+            elems *= (uint64_t)t->dims[i];
+            /* Kernels index with int32: keep every tensor below 2^31 bytes. */
+            TA_ENSURE(elems * item <= 0x7FFFFFFFu, TA_ERR_OVERFLOW);
+        } else {
+            TA_ENSURE(t->dims[i] == 0, TA_ERR_CORRUPT);
+        }
+    }
+    TA_ENSURE(elems * item == t->size, TA_ERR_CORRUPT);
+    TA_ENSURE((t->offset & 3u) == 0, TA_ERR_CORRUPT);
+    if (t->kind == TA_TENSOR_CONST) {
+        TA_ENSURE(in_bounds(t->offset, t->size, 1, h->data_size), TA_ERR_TRUNCATED);
+    } else {
+        TA_ENSURE(in_bounds(t->offset, t->size, 1, h->arena_size), TA_ERR_CORRUPT);
+    }
+    return TA_OK;
+}
+
+static ta_status_t check_op(const ta_op_rec_t *op, const ta_model_t *m)
+{
+    const ta_model_header_t *h = m->header;
+    TA_ENSURE(op->opcode > 0 && op->opcode < TA_OP_COUNT_, TA_ERR_UNSUPPORTED);
+    TA_ENSURE(op->n_inputs <= TA_MAX_OP_INPUTS, TA_ERR_CORRUPT);
+    TA_ENSURE(op->n_outputs >= 1 && op->n_outputs <= TA_MAX_OP_OUTPUTS, TA_ERR_CORRUPT);
+    const uint32_t n_io = (uint32_t)op->n_inputs + op->n_outputs;
+    TA_ENSURE((op->io_offset & 1u) == 0 && in_bounds(op->io_offset, n_io, 2, h->data_size), TA_ERR_TRUNCATED);
+    TA_ENSURE((op->params_offset & 3u) == 0 && in_bounds(op->params_offset, op->params_size, 1, h->data_size),
+              TA_ERR_TRUNCATED);
+    if (op->scratch_size > 0) {
+        TA_ENSURE((op->scratch_offset & 3u) == 0 &&
+                      in_bounds(op->scratch_offset, op->scratch_size, 1, h->arena_size),
+                  TA_ERR_CORRUPT);
+    }
+    const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
+    for (uint32_t i = 0; i < n_io; ++i) {
+        const int is_output = i >= op->n_inputs;
+        if (io[i] == TA_NO_TENSOR && !is_output) {
+            continue;
+        }
+        TA_ENSURE(io[i] >= 0 && io[i] < h->n_tensors, TA_ERR_CORRUPT);
+        /* Constants are read in place from flash: nothing may write them. */
+        TA_ENSURE(!is_output || m->tensors[io[i]].kind == TA_TENSOR_ACTIVATION, TA_ERR_CORRUPT);
+    }
+    return TA_OK;
+}
+
+ta_status_t ta_model_load(ta_model_t *model, const void *blob, size_t size)
+{
+    TA_ENSURE(model != NULL, TA_ERR_ARG);
+    memset(model, 0, sizeof(*model));
+    TA_ENSURE(blob != NULL && ((uintptr_t)blob & 3u) == 0, TA_ERR_ARG);
+    TA_ENSURE(size >= sizeof(ta_model_header_t), TA_ERR_TRUNCATED);
+
+    const uint8_t *bytes = (const uint8_t *)blob;
+    const ta_model_header_t *h = (const ta_model_header_t *)blob;
+    TA_TRY(check_header(h, size));
+    TA_ENSURE(ta_crc32(0, bytes + TA_MODEL_CRC_START, h->total_size - TA_MODEL_CRC_START) == h->crc32,
+              TA_ERR_CRC);
+    TA_TRY(check_tables(h));
+
+    ta_model_t m;
+    m.blob = bytes;
+    m.size = h->total_size;
+    m.header = h;
+    m.tensors = (const ta_tensor_rec_t *)(const void *)(bytes + h->tensors_offset);
+    m.ops = (const ta_op_rec_t *)(const void *)(bytes + h->ops_offset);
+    m.inputs = (const uint16_t *)(const void *)(bytes + h->io_offset);
+    m.outputs = m.inputs + h->n_inputs;
+    m.data = bytes + h->data_offset;
+
+    for (uint32_t i = 0; i < h->n_tensors; ++i) {
+        TA_TRY(check_tensor(&m.tensors[i], h));
+    }
+    for (uint32_t i = 0; i < (uint32_t)h->n_inputs + h->n_outputs; ++i) {
+        TA_ENSURE(m.inputs[i] < h->n_tensors, TA_ERR_CORRUPT);
+        TA_ENSURE(m.tensors[m.inputs[i]].kind == TA_TENSOR_ACTIVATION, TA_ERR_CORRUPT);
+    }
+    for (uint32_t i = 0; i < h->n_ops; ++i) {
+        TA_TRY(check_op(&m.ops[i], &m));
+    }
+    *model = m;
+    return TA_OK;
+}

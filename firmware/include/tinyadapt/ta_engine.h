@@ -1,0 +1,70 @@
+/*
+ * The engine: runs a loaded model in one caller-provided arena.
+ *
+ * Call sequence:
+ *   ta_model_t model;   ta_model_load(&model, blob, blob_size);
+ *   ta_engine_t engine; ta_engine_init(&engine, &model, arena, arena_size);
+ *   ta_engine_input(&engine, 0, &t);   write the input into t.data
+ *   ta_engine_invoke(&engine);
+ *   ta_engine_output(&engine, 0, &t);  read the output from t.data
+ *
+ * Memory: the engine allocates nothing. Arena layout (offsets chosen by the
+ * host planner and stored in the blob):
+ *
+ *   arena +-----------------------------------------------+ arena_size
+ *         | activations and scratch, reused over time:     |
+ *         | tensors whose lifetimes do not overlap share   |
+ *         | bytes                                          |
+ *         +-----------------------------------------------+
+ *
+ * `ta_engine_t` holds no pointers into the stack; it can live anywhere the
+ * caller likes, and several engines can run different models side by side.
+ */
+#ifndef TA_ENGINE_H
+#define TA_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tinyadapt/ta_model.h"
+#include "tinyadapt/ta_op.h"
+#include "tinyadapt/ta_status.h"
+
+#define TA_ENGINE_VERSION_MAJOR 0
+#define TA_ENGINE_VERSION_MINOR 1
+#define TA_ARENA_ALIGN 16u /* arena base alignment the planner assumes */
+
+/* Called before (`after` = 0) and after (`after` = 1) each op, e.g. to time it. */
+typedef void (*ta_op_hook_fn)(void *ctx, uint16_t op_index, uint16_t opcode, int after);
+
+typedef struct {
+    const ta_model_t *model;
+    uint8_t *arena;
+    uint32_t arena_size;
+    ta_op_hook_fn hook;
+    void *hook_ctx;
+    uint8_t ready;
+} ta_engine_t;
+
+/**
+ * Bind a loaded model to an arena and run every op's prepare.
+ * @return TA_OK, TA_ERR_ARG, TA_ERR_ARENA (smaller than the plan's arena or
+ *         not TA_ARENA_ALIGN-aligned), TA_ERR_UNSUPPORTED (op missing from
+ *         this build), or the first op's prepare error
+ */
+TA_CHECK_RESULT ta_status_t ta_engine_init(ta_engine_t *engine, const ta_model_t *model,
+                                           void *arena, size_t arena_size);
+
+/** Run ops [first, end) in order; ta_engine_invoke runs them all. */
+TA_CHECK_RESULT ta_status_t ta_engine_invoke_ops(ta_engine_t *engine, uint16_t first, uint16_t end);
+TA_CHECK_RESULT ta_status_t ta_engine_invoke(ta_engine_t *engine);
+
+/** Resolve tensor `index` of the model (TA_ERR_ARG when out of range). */
+TA_CHECK_RESULT ta_status_t ta_engine_tensor(const ta_engine_t *engine, uint16_t index, ta_tensor_t *out);
+TA_CHECK_RESULT ta_status_t ta_engine_input(const ta_engine_t *engine, uint16_t i, ta_tensor_t *out);
+TA_CHECK_RESULT ta_status_t ta_engine_output(const ta_engine_t *engine, uint16_t i, ta_tensor_t *out);
+
+/** Install a per-op hook (NULL to remove). */
+void ta_engine_set_hook(ta_engine_t *engine, ta_op_hook_fn hook, void *ctx);
+
+#endif /* TA_ENGINE_H */

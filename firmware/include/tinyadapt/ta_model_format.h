@@ -1,0 +1,128 @@
+/*
+ * The tinyadapt model blob, format version 1: what the host converter writes
+ * and the device loader checks (docs/SPEC.md describes every field).
+ *
+ *   +--------------------+ 0
+ *   | ta_model_header_t  |   magic, version, size, CRC, table offsets
+ *   +--------------------+ tensors_offset
+ *   | ta_tensor_rec_t[]  |   every tensor: dtype, shape, quant, where it lives
+ *   +--------------------+ ops_offset
+ *   | ta_op_rec_t[]      |   ops in execution order
+ *   +--------------------+ io_offset
+ *   | uint16_t[]         |   model input tensor indices, then outputs
+ *   +--------------------+ data_offset
+ *   | data section       |   weights, biases, per-channel multipliers,
+ *   |                    |   op parameter structs, op tensor-index lists
+ *   +--------------------+ total_size
+ *
+ * All integers are little-endian; every table and every data item is 4-byte
+ * aligned, so a 4-byte-aligned blob can be read in place (from flash) with
+ * no copy. Activation tensors live in the arena the caller gives the engine,
+ * at offsets the host planner chose; constants live in the data section.
+ */
+#ifndef TA_MODEL_FORMAT_H
+#define TA_MODEL_FORMAT_H
+
+#include <stdint.h>
+
+#define TA_MODEL_MAGIC 0x424D4154u /* "TAMB" read as a little-endian u32 */
+#define TA_MODEL_VERSION 1u
+#define TA_MAX_DIMS 6
+#define TA_MAX_OP_INPUTS 16
+#define TA_MAX_OP_OUTPUTS 2
+#define TA_NO_TENSOR (-1) /* an absent optional op input, e.g. FC without bias */
+
+/* The CRC covers everything after the crc32 field. */
+#define TA_MODEL_CRC_START 16u
+
+typedef enum {
+    TA_DTYPE_INT8 = 1,
+    TA_DTYPE_INT16 = 2,
+    TA_DTYPE_INT32 = 3,
+    TA_DTYPE_FLOAT32 = 4
+} ta_dtype_t;
+
+typedef enum {
+    TA_TENSOR_ACTIVATION = 0, /* lives in the arena at `offset` */
+    TA_TENSOR_CONST = 1       /* lives in the blob's data section at `offset` */
+} ta_tensor_kind_t;
+
+/* Operator codes. Stable: they are part of the blob format. */
+typedef enum {
+    TA_OP_CONV_2D = 1,
+    TA_OP_DEPTHWISE_CONV_2D = 2,
+    TA_OP_FULLY_CONNECTED = 3,
+    TA_OP_ADD = 4,
+    TA_OP_MUL = 5,
+    TA_OP_AVERAGE_POOL_2D = 6,
+    TA_OP_MAX_POOL_2D = 7,
+    TA_OP_MEAN = 8,
+    TA_OP_PAD = 9,
+    TA_OP_RESHAPE = 10,
+    TA_OP_SOFTMAX = 11,
+    TA_OP_CONCATENATION = 12,
+    TA_OP_LOGISTIC = 13,
+    TA_OP_HARD_SWISH = 14,
+    TA_OP_QUANTIZE = 15,   /* float32 -> int8 */
+    TA_OP_DEQUANTIZE = 16, /* int8 -> float32 */
+    TA_OP_TRANSPOSE = 17,
+    TA_OP_REQUANTIZE = 18, /* int8 -> int8 with new scale / zero point (TFLite QUANTIZE int8->int8) */
+    TA_OP_SUB = 19,
+    TA_OP_COUNT_ = 20      /* one past the largest code */
+} ta_opcode_t;
+
+typedef struct {
+    uint32_t magic;          /* TA_MODEL_MAGIC */
+    uint16_t version;        /* TA_MODEL_VERSION */
+    uint16_t header_size;    /* sizeof(ta_model_header_t) */
+    uint32_t total_size;     /* bytes in the whole blob */
+    uint32_t crc32;          /* CRC-32/IEEE of bytes [TA_MODEL_CRC_START, total_size) */
+    uint32_t flags;          /* reserved, 0 */
+    uint16_t n_tensors;
+    uint16_t n_ops;
+    uint16_t n_inputs;
+    uint16_t n_outputs;
+    uint32_t arena_size;     /* bytes of activation arena the plan needs (peak SRAM) */
+    uint32_t tensors_offset; /* all offsets are from the start of the blob */
+    uint32_t ops_offset;
+    uint32_t io_offset;
+    uint32_t data_offset;
+    uint32_t data_size;
+    uint32_t reserved[3];
+} ta_model_header_t;
+
+typedef struct {
+    uint8_t dtype;               /* ta_dtype_t */
+    uint8_t kind;                /* ta_tensor_kind_t */
+    uint8_t ndim;                /* 0..TA_MAX_DIMS */
+    uint8_t flags;               /* reserved, 0 */
+    int32_t dims[TA_MAX_DIMS];   /* dims[0..ndim) are used, the rest 0 */
+    uint32_t offset;             /* arena offset (activation) or data-section offset (const) */
+    uint32_t size;               /* bytes: product(dims) * dtype size */
+    int32_t zero_point;          /* per-tensor zero point */
+    float scale;                 /* per-tensor scale (per-channel scales are folded into op multipliers) */
+    uint32_t reserved;
+} ta_tensor_rec_t;
+
+typedef struct {
+    uint16_t opcode;         /* ta_opcode_t */
+    uint8_t n_inputs;
+    uint8_t n_outputs;
+    uint32_t io_offset;      /* data offset of int16 tensor indices: inputs, then outputs */
+    uint32_t params_offset;  /* data offset of the op's parameter struct (ta_op_params.h) */
+    uint32_t params_size;    /* must equal sizeof that struct */
+    uint32_t scratch_offset; /* arena offset of the op's scratch buffer */
+    uint32_t scratch_size;   /* 0 when the op needs none */
+} ta_op_rec_t;
+
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+_Static_assert(sizeof(ta_model_header_t) == 64, "header is 64 bytes");
+_Static_assert(sizeof(ta_tensor_rec_t) == 48, "tensor record is 48 bytes");
+_Static_assert(sizeof(ta_op_rec_t) == 24, "op record is 24 bytes");
+#else
+typedef char ta_header_size_check_[(sizeof(ta_model_header_t) == 64) ? 1 : -1];
+typedef char ta_tensor_size_check_[(sizeof(ta_tensor_rec_t) == 48) ? 1 : -1];
+typedef char ta_op_size_check_[(sizeof(ta_op_rec_t) == 24) ? 1 : -1];
+#endif
+
+#endif /* TA_MODEL_FORMAT_H */

@@ -1,0 +1,3 @@
+from tinyadapt.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,134 @@
+"""Writing and reading the model blob (docs/SPEC.md, firmware ta_model_format.h)."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyadapt.convert import blob_format as bf
+from tinyadapt.errors import BlobError
+
+_HEADER = struct.Struct("<IHHIIIHHHHIIIIII12x")
+_TENSOR = struct.Struct("<BBBB6iIIif4x")
+_OP = struct.Struct("<HBBIIIII")
+assert _HEADER.size == bf.HEADER_SIZE and _TENSOR.size == bf.TENSOR_REC_SIZE and _OP.size == bf.OP_REC_SIZE
+
+
+def _pad4(buf: bytearray) -> None:
+    buf.extend(b"\0" * (-len(buf) % 4))
+
+
+def write_blob(tensors, ops, inputs, outputs, plan) -> bytes:
+    """Serialize blob tensors, lowered ops and the memory plan."""
+    data = bytearray()
+    for i, t in enumerate(tensors):
+        if t.kind == bf.KIND_CONST:
+            _pad4(data)
+            t.offset = len(data)
+            data.extend(t.data)
+        else:
+            t.offset = plan.tensor_offsets.get(i, 0)
+    op_recs = []
+    for i, op in enumerate(ops):
+        _pad4(data)
+        io_off = len(data)
+        data.extend(struct.pack(f"<{len(op.inputs) + len(op.outputs)}h", *(op.inputs + op.outputs)))
+        _pad4(data)
+        p_off = len(data)
+        data.extend(op.params)
+        op_recs.append(_OP.pack(op.opcode, len(op.inputs), len(op.outputs), io_off, p_off, len(op.params),
+                                plan.scratch_offsets.get(i, 0), op.scratch_bytes))
+    _pad4(data)
+
+    tensors_off = bf.HEADER_SIZE
+    ops_off = tensors_off + bf.TENSOR_REC_SIZE * len(tensors)
+    io_off = ops_off + bf.OP_REC_SIZE * len(ops)
+    io = struct.pack(f"<{len(inputs) + len(outputs)}H", *(inputs + outputs))
+    io += b"\0" * (-len(io) % 4)
+    data_off = io_off + len(io)
+    total = data_off + len(data)
+
+    body = bytearray()
+    for t in tensors:
+        dims = list(t.shape) + [0] * (bf.MAX_DIMS - len(t.shape))
+        body += _TENSOR.pack(bf.DTYPES[np.dtype(t.dtype)], t.kind, len(t.shape), 0, *dims, t.offset,
+                             t.nbytes, t.zero_point, t.scale)
+    body += b"".join(op_recs) + io + data
+    header = _HEADER.pack(bf.MAGIC, bf.VERSION, bf.HEADER_SIZE, total, 0, 0, len(tensors), len(ops),
+                          len(inputs), len(outputs), plan.arena_size, tensors_off, ops_off, io_off,
+                          data_off, len(data))
+    blob = bytearray(header) + body
+    struct.pack_into("<I", blob, 12, zlib.crc32(bytes(blob[bf.CRC_START:])) & 0xFFFFFFFF)
+    return bytes(blob)
+
+
+@dataclass
+class BlobTensorInfo:
+    index: int
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    kind: int
+    offset: int
+    size: int
+    zero_point: int
+    scale: float
+
+
+@dataclass
+class BlobOpInfo:
+    opcode: int
+    inputs: list[int]
+    outputs: list[int]
+    params: bytes
+    scratch_offset: int
+    scratch_size: int
+
+    @property
+    def name(self) -> str:
+        return bf.OPCODE_NAMES.get(self.opcode, f"OP_{self.opcode}")
+
+
+@dataclass
+class BlobInfo:
+    arena_size: int
+    tensors: list[BlobTensorInfo]
+    ops: list[BlobOpInfo]
+    inputs: list[int]
+    outputs: list[int]
+    total_size: int
+
+
+def read_blob(blob: bytes) -> BlobInfo:
+    """Parse a blob written by write_blob (host-side; the device has its own loader)."""
+    if len(blob) < bf.HEADER_SIZE:
+        raise BlobError(f"model blob truncated: {len(blob)} bytes, header needs {bf.HEADER_SIZE}")
+    (magic, version, hsize, total, crc, _flags, n_t, n_o, n_in, n_out, arena, t_off, o_off, io_off,
+     d_off, d_size) = _HEADER.unpack_from(blob, 0)
+    if magic != bf.MAGIC:
+        raise BlobError(f"not a tinyadapt model blob (magic 0x{magic:08x})")
+    if version != bf.VERSION:
+        raise BlobError(f"model blob format version {version}, this tinyadapt reads version {bf.VERSION}")
+    if total > len(blob):
+        raise BlobError(f"model blob truncated: header says {total} bytes, have {len(blob)}")
+    if zlib.crc32(blob[bf.CRC_START:total]) & 0xFFFFFFFF != crc:
+        raise BlobError("model blob CRC mismatch: the file is corrupt")
+    try:
+        tensors = []
+        for i in range(n_t):
+            f = _TENSOR.unpack_from(blob, t_off + i * bf.TENSOR_REC_SIZE)
+            dtype, kind, ndim = f[0], f[1], f[2]
+            tensors.append(BlobTensorInfo(i, bf.DTYPE_NUMPY[dtype], tuple(f[4:4 + ndim]), kind, f[10], f[11],
+                                          f[12], f[13]))
+        ops = []
+        for i in range(n_o):
+            opcode, ni, no, iooff, poff, psize, soff, ssize = _OP.unpack_from(blob, o_off + i * bf.OP_REC_SIZE)
+            idx = struct.unpack_from(f"<{ni + no}h", blob, d_off + iooff)
+            ops.append(BlobOpInfo(opcode, list(idx[:ni]), list(idx[ni:]),
+                                  bytes(blob[d_off + poff:d_off + poff + psize]), soff, ssize))
+        io = struct.unpack_from(f"<{n_in + n_out}H", blob, io_off)
+    except (struct.error, KeyError, IndexError) as exc:
+        raise BlobError(f"model blob is corrupt: {exc}") from None
+    return BlobInfo(arena, tensors, ops, list(io[:n_in]), list(io[n_in:]), total)

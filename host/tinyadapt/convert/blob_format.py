@@ -1,0 +1,45 @@
+"""Constants of the model blob format, mirroring firmware/include/tinyadapt/ta_model_format.h.
+
+tests/test_blob_format.py parses the C header and checks these values against it.
+"""
+
+import numpy as np
+
+MAGIC = 0x424D4154  # "TAMB"
+VERSION = 1
+HEADER_SIZE = 64
+TENSOR_REC_SIZE = 48
+OP_REC_SIZE = 24
+CRC_START = 16
+MAX_DIMS = 6
+MAX_OP_INPUTS = 16
+NO_TENSOR = -1
+
+KIND_ACTIVATION = 0
+KIND_CONST = 1
+
+DTYPES = {np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3, np.dtype(np.float32): 4}
+DTYPE_NUMPY = {v: k for k, v in DTYPES.items()}
+
+OPCODES = {
+    "CONV_2D": 1,
+    "DEPTHWISE_CONV_2D": 2,
+    "FULLY_CONNECTED": 3,
+    "ADD": 4,
+    "MUL": 5,
+    "AVERAGE_POOL_2D": 6,
+    "MAX_POOL_2D": 7,
+    "MEAN": 8,
+    "PAD": 9,
+    "RESHAPE": 10,
+    "SOFTMAX": 11,
+    "CONCATENATION": 12,
+    "LOGISTIC": 13,
+    "HARD_SWISH": 14,
+    "QUANTIZE": 15,
+    "DEQUANTIZE": 16,
+    "TRANSPOSE": 17,
+    "REQUANTIZE": 18,
+    "SUB": 19,
+}
+OPCODE_NAMES = {v: k for k, v in OPCODES.items()}

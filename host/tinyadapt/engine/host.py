@@ -1,0 +1,110 @@
+"""The C engine built as a shared library and driven through ctypes (`--target host`).
+
+The library is built from firmware/ with `make host` on first use (and rebuilt when a
+source changes), so the host target always runs exactly the code the device runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from tinyadapt.convert.blob import read_blob
+from tinyadapt.errors import EngineError, TinyAdaptError
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+FIRMWARE_DIR = Path(os.environ.get("TINYADAPT_FIRMWARE", REPO_ROOT / "firmware"))
+BUILD_DIR = Path(os.environ.get("TINYADAPT_BUILD", REPO_ROOT / "build"))
+
+_lib = None
+
+
+def build_library() -> Path:
+    """Run `make host` (a no-op when up to date) under a lock; return the library path."""
+    out_dir = BUILD_DIR / "firmware"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lib = out_dir / "host" / "libtinyadapt.so"
+    with open(out_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.run(["make", "-s", "-C", str(FIRMWARE_DIR), "host", f"BUILD={out_dir}"],
+                              capture_output=True, text=True)
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise TinyAdaptError(f"building the host engine failed: {detail[-1] if detail else 'make error'}")
+    return lib
+
+
+def library() -> ctypes.CDLL:
+    global _lib
+    if _lib is None:
+        lib = ctypes.CDLL(str(build_library()))
+        lib.ta_host_state_size.restype = ctypes.c_size_t
+        lib.ta_host_open.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
+                                     ctypes.c_size_t]
+        lib.ta_host_invoke.argtypes = [ctypes.c_void_p]
+        lib.ta_host_invoke_ops.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        lib.ta_host_io.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint,
+                                   ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint)]
+        lib.ta_host_status_name.restype = ctypes.c_char_p
+        lib.ta_host_status_name.argtypes = [ctypes.c_int]
+        _lib = lib
+    return _lib
+
+
+def status_name(status: int) -> str:
+    return library().ta_host_status_name(status).decode()
+
+
+def _aligned(nbytes: int, align: int = 16) -> tuple[np.ndarray, int]:
+    raw = np.zeros(nbytes + align, dtype=np.uint8)
+    start = (-raw.ctypes.data) % align
+    return raw, raw.ctypes.data + start
+
+
+class HostEngine:
+    """One model loaded into the C engine with its own arena."""
+
+    def __init__(self, blob: bytes, arena_size: int | None = None):
+        lib = library()
+        self.info = read_blob(blob)
+        self._blob_mem, self._blob_ptr = _aligned(len(blob))
+        ctypes.memmove(self._blob_ptr, blob, len(blob))
+        self.arena_size = self.info.arena_size if arena_size is None else arena_size
+        self._arena_mem, self._arena_ptr = _aligned(max(self.arena_size, 1))
+        self._state = ctypes.create_string_buffer(lib.ta_host_state_size())
+        st = lib.ta_host_open(self._state, self._blob_ptr, len(blob), self._arena_ptr, self.arena_size)
+        if st != 0:
+            raise EngineError(f"the engine rejected the model: {status_name(st)}")
+
+    def _io(self, is_output: int, i: int) -> tuple[int, int]:
+        ptr, size = ctypes.c_void_p(), ctypes.c_uint()
+        st = library().ta_host_io(self._state, is_output, i, ctypes.byref(ptr), ctypes.byref(size))
+        if st != 0:
+            raise EngineError(f"engine: no {'output' if is_output else 'input'} {i}: {status_name(st)}")
+        return ptr.value, size.value
+
+    def invoke(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Run one sample: inputs must already have the model's dtypes and element counts."""
+        for i, x in enumerate(inputs):
+            ptr, size = self._io(0, i)
+            data = np.ascontiguousarray(x).tobytes()
+            if len(data) != size:
+                raise EngineError(f"input {i}: {len(data)} bytes given, the model takes {size}")
+            ctypes.memmove(ptr, data, size)
+        st = library().ta_host_invoke(self._state)
+        if st != 0:
+            raise EngineError(f"engine invoke failed: {status_name(st)}")
+        outs = []
+        for i, index in enumerate(self.info.outputs):
+            t = self.info.tensors[index]
+            ptr, size = self._io(1, i)
+            outs.append(np.frombuffer(ctypes.string_at(ptr, size), dtype=t.dtype).reshape(t.shape).copy())
+        return outs

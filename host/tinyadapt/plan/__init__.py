@@ -1,0 +1,1 @@
+"""Planners: memory (arena offsets), and later patches and sparse updates."""

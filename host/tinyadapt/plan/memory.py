@@ -1,0 +1,157 @@
+"""Arena planning: tensor lifetimes, buffer sharing, and offsets.
+
+A *buffer* is a run of arena bytes with a lifetime [first, last] in op indices. Tensors
+that are the same bytes share a buffer:
+  - alias: RESHAPE's output is its input's bytes (no copy at run time);
+  - in place: an elementwise op may write its output over an input that dies at that op.
+Buffers whose lifetimes overlap never share bytes; the others are packed by a greedy
+first-fit (the strategy of TFLM's GreedyMemoryPlanner), tried under a few orderings,
+keeping the smallest arena.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tinyadapt.convert import blob_format as bf
+
+ALIGN = 4
+
+
+@dataclass
+class Buffer:
+    size: int
+    first: int
+    last: int
+    tensors: list[int] = field(default_factory=list)  # blob tensor indices; empty for scratch
+    scratch_op: int | None = None
+    offset: int = 0
+
+    def overlaps_in_time(self, other: "Buffer") -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+@dataclass
+class MemoryPlan:
+    arena_size: int
+    buffers: list[Buffer]
+    tensor_offsets: dict[int, int]
+    scratch_offsets: dict[int, int]
+
+    def live_bytes(self, op_index: int) -> int:
+        return sum(b.size for b in self.buffers if b.first <= op_index <= b.last)
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+class _Groups:
+    """Union-find over blob tensor indices."""
+
+    def __init__(self):
+        self.parent: dict[int, int] = {}
+
+    def find(self, t: int) -> int:
+        self.parent.setdefault(t, t)
+        while self.parent[t] != t:
+            self.parent[t] = self.parent[self.parent[t]]
+            t = self.parent[t]
+        return t
+
+    def union(self, a: int, b: int) -> None:
+        self.parent[self.find(b)] = self.find(a)
+
+
+def plan_memory(tensors, ops, inputs: list[int], outputs: list[int]) -> MemoryPlan:
+    """tensors: BlobTensor list; ops: Lowered list in execution order;
+    inputs/outputs: model input/output blob tensor indices."""
+    n_ops = len(ops)
+    is_act = [t.kind == bf.KIND_ACTIVATION for t in tensors]
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+
+    def touch(t: int, i: int) -> None:
+        if t >= 0 and is_act[t]:
+            first[t] = min(first.get(t, i), i)
+            last[t] = max(last.get(t, i), i)
+
+    for t in inputs:
+        touch(t, 0)
+    for i, op in enumerate(ops):
+        for t in op.inputs + op.outputs:
+            touch(t, i)
+    for t in outputs:
+        touch(t, max(n_ops - 1, 0))
+        last[t] = n_ops  # outputs are read after the last op
+
+    groups = _Groups()
+
+    def group_last(root: int) -> int:
+        return max(last[t] for t in first if groups.find(t) == root)
+
+    for i, op in enumerate(ops):
+        out = op.outputs[0] if op.outputs else -1
+        if op.alias_input is not None:
+            src = op.inputs[op.alias_input]
+            if src >= 0 and is_act[src] and tensors[src].nbytes == tensors[out].nbytes:
+                groups.union(src, out)
+                continue
+        if op.inplace_input is not None:
+            src = op.inputs[op.inplace_input]
+            # Elementwise kernels read element k of every input before writing element k,
+            # so the output may take over an input whose last reader is this op.
+            if (src >= 0 and is_act[src] and src not in outputs
+                    and tensors[src].nbytes == tensors[out].nbytes
+                    and group_last(groups.find(src)) == i):
+                groups.union(src, out)
+
+    by_root: dict[int, Buffer] = {}
+    for t in first:
+        root = groups.find(t)
+        b = by_root.get(root)
+        if b is None:
+            b = by_root[root] = Buffer(size=0, first=first[t], last=last[t])
+        b.size = max(b.size, _align(tensors[t].nbytes))
+        b.first = min(b.first, first[t])
+        b.last = max(b.last, last[t])
+        b.tensors.append(t)
+    buffers = list(by_root.values())
+    for i, op in enumerate(ops):
+        if op.scratch_bytes > 0:
+            buffers.append(Buffer(size=_align(op.scratch_bytes), first=i, last=i, scratch_op=i))
+
+    best = None
+    for key in (lambda b: (-b.size, b.first),
+                lambda b: (-(b.last - b.first), -b.size),
+                lambda b: (b.first, -b.size)):
+        offsets, arena = _first_fit(buffers, key)
+        if best is None or arena < best[1]:
+            best = (offsets, arena)
+    offsets, arena = best
+    for b, off in zip(buffers, offsets):
+        b.offset = off
+    tensor_offsets = {t: b.offset for b in buffers for t in b.tensors}
+    scratch_offsets = {b.scratch_op: b.offset for b in buffers if b.scratch_op is not None}
+    return MemoryPlan(arena_size=arena, buffers=buffers, tensor_offsets=tensor_offsets,
+                      scratch_offsets=scratch_offsets)
+
+
+def _first_fit(buffers: list[Buffer], key) -> tuple[list[int], int]:
+    order = sorted(range(len(buffers)), key=lambda i: key(buffers[i]))
+    offsets = [0] * len(buffers)
+    placed: list[int] = []
+    arena = 0
+    for i in order:
+        b = buffers[i]
+        busy = sorted((offsets[j], offsets[j] + buffers[j].size) for j in placed
+                      if buffers[j].overlaps_in_time(b))
+        off = 0
+        for lo, hi in busy:
+            if off + b.size <= lo:
+                break
+            off = max(off, _align(hi))
+        offsets[i] = off
+        placed.append(i)
+        arena = max(arena, off + b.size)
+    return offsets, arena
