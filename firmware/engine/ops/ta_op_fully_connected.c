@@ -1,4 +1,5 @@
 #include "tinyadapt/ops/ta_fully_connected.h"
+#include "tinyadapt/internal/ta_op_check.h"
 #include "tinyadapt/ta_op.h"
 
 enum { IN_INPUT, IN_FILTER, IN_BIAS, IN_MULT, IN_SHIFT };
@@ -27,8 +28,13 @@ static ta_status_t prepare(const ta_op_call_t *call)
     TA_ENSURE(is_i32_vector(TA_IN(call, IN_MULT), out_depth), TA_ERR_SHAPE);
     TA_ENSURE(is_i32_vector(TA_IN(call, IN_SHIFT), out_depth), TA_ERR_SHAPE);
     const ta_fc_params_t *p = (const ta_fc_params_t *)call->params;
-    TA_ENSURE(p->act_min <= p->act_max && p->act_min >= -128 && p->act_max <= 127, TA_ERR_CORRUPT);
-    return TA_OK;
+    TA_ENSURE(ta_nn_valid_input_offset(p->input_offset) && ta_nn_valid_input_offset(p->filter_offset) &&
+                  ta_nn_valid_output_offset(p->output_offset) && ta_nn_valid_act_range(p->act_min, p->act_max),
+              TA_ERR_CORRUPT);
+    /* Each product is at most 255 * 255: keep the int32 accumulator from overflowing. */
+    TA_ENSURE(in_depth <= INT32_MAX / (255 * 255), TA_ERR_UNSUPPORTED);
+    return ta_nn_check_requant_array((const int32_t *)call->inputs[IN_MULT].data,
+                                     (const int32_t *)call->inputs[IN_SHIFT].data, out_depth);
 }
 
 static ta_status_t eval(const ta_op_call_t *call)

@@ -49,6 +49,13 @@ def convert(source: str | Path | bytes, name: str | None = None) -> ConvertedMod
     """Read, validate, lower and plan a .tflite model; raises a TinyAdaptError subclass on bad input."""
     label = name or (str(source) if not isinstance(source, (bytes, bytearray)) else "<model>")
     graph = read_tflite(source, name=label) if isinstance(source, (bytes, bytearray)) else read_tflite(source)
+    table = registry()
+    # The op list first: an unsupported op is the root cause even when it also brings odd dtypes.
+    for op in graph.ops:
+        if op.kind not in table:
+            raise UnsupportedModelError(
+                f"{label}: {op.describe()} is not supported by tinyadapt "
+                f"(supported: {', '.join(sorted(table))})")
     ctx = LowerContext(graph, label)
     for index in graph.inputs + graph.outputs:
         t = graph.tensors[index]
@@ -60,15 +67,9 @@ def convert(source: str | Path | bytes, name: str | None = None) -> ConvertedMod
             raise UnsupportedModelError(
                 f"{label}: model {role} {t.describe()} is {dtype.name if dtype else t.dtype}; "
                 "tinyadapt runs int8 models (int8 or float32 at the edges)")
-    table = registry()
     ops = []
     for op in graph.ops:
-        fn = table.get(op.kind)
-        if fn is None:
-            raise UnsupportedModelError(
-                f"{label}: {op.describe()} is not supported by tinyadapt "
-                f"(supported: {', '.join(sorted(table))})")
-        lowered = fn(ctx, op)
+        lowered = table[op.kind](ctx, op)
         lowered.source = op
         ops.append(lowered)
     inputs = [ctx.ref(i) for i in graph.inputs]

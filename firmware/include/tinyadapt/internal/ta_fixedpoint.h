@@ -54,6 +54,13 @@ static inline int32_t ta_nn_requantize_greater_than_one(int32_t x, int32_t multi
     return ta_nn_sat_rounding_doubling_high_mul((int32_t)((uint32_t)x << shift), multiplier);
 }
 
+/* Two's-complement wrapping add: what the reference kernels' int32 accumulators do in
+ * practice, without the undefined behaviour (a corrupt bias must not be UB). */
+static inline int32_t ta_nn_add_wrap(int32_t a, int32_t b)
+{
+    return (int32_t)((uint32_t)a + (uint32_t)b);
+}
+
 static inline int32_t ta_nn_clamp(int32_t x, int32_t lo, int32_t hi)
 {
     return x < lo ? lo : (x > hi ? hi : x);

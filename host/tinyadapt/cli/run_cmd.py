@@ -1,0 +1,106 @@
+"""tinyadapt run: run a model on samples from .npy files and save the raw outputs."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tinyadapt.cli.files import atomic_save_npy
+from tinyadapt.errors import InputError, TinyAdaptError
+
+NAME = "run"
+HELP = "run a model on input samples (.npy) and save its raw outputs"
+DESCRIPTION = """\
+Run MODEL on the sample(s) in --input and write the model's raw output tensor(s) to
+--output. The input holds one sample of the model's input shape and dtype, or a stack of
+samples along a new first axis; the output is stacked the same way, in the model's output
+dtype. The host target runs the tinyadapt C engine in-process (the same C code the device
+runs)."""
+EPILOG = """\
+examples:
+  tinyadapt run models/digits/digits_cnn.tflite --input x.npy --output y.npy
+  tinyadapt run model.tflite --input x.npy --output y.npy --json
+  (a model with several inputs takes --input once per input; several outputs need --output y.npz)"""
+
+TARGETS = ["host"]
+
+
+def add_arguments(p) -> None:
+    p.add_argument("model", metavar="MODEL", help=".tflite model (converted on the fly) or a .tamb blob")
+    p.add_argument("--input", "-i", action="append", required=True, metavar="X.npy",
+                   help="input samples (repeat for each model input, in order)")
+    p.add_argument("--output", "-o", required=True, metavar="Y.npy", help="where to save the outputs (.npy or .npz)")
+    p.add_argument("--target", default="host", choices=TARGETS + ["qemu"],
+                   help="where to run (default: host)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary (schema 1)")
+
+
+def _load_npy(path: str) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"input file {path} does not exist") from None
+    except (ValueError, OSError) as exc:
+        raise InputError(f"cannot read {path} as a .npy array: {exc}") from None
+    if isinstance(x, np.lib.npyio.NpzFile):
+        raise InputError(f"{path} is an .npz archive; pass one .npy array per model input")
+    return x
+
+
+def load_model_blob(path: str) -> tuple[bytes, dict]:
+    """A .tflite (converted now) or an existing blob; returns (blob, info for JSON)."""
+    from tinyadapt.convert import convert
+
+    if Path(path).suffix in (".tamb", ".bin"):
+        try:
+            return Path(path).read_bytes(), {}
+        except OSError as exc:
+            raise TinyAdaptError(f"cannot read {path}: {exc.strerror}") from None
+    model = convert(path)
+    return model.blob, {"peak_sram_bytes": model.peak_sram_bytes}
+
+
+def run(args) -> int:
+    from tinyadapt.convert.blob import read_blob
+    from tinyadapt.session.run import run_samples
+    from tinyadapt.session.samples import TensorSpec, as_samples
+
+    if args.target not in TARGETS:
+        raise TinyAdaptError(f"target '{args.target}' is not available in this build (available: {', '.join(TARGETS)})")
+    blob, info = load_model_blob(args.model)
+    meta = read_blob(blob)
+    if len(args.input) != len(meta.inputs):
+        raise InputError(f"the model has {len(meta.inputs)} input(s), {len(args.input)} --input given")
+    specs = [TensorSpec(f"input {k}", meta.tensors[i].shape, meta.tensors[i].dtype) for k, i in enumerate(meta.inputs)]
+    stacks, stacked = [], []
+    for path, spec in zip(args.input, specs):
+        xs, s = as_samples(_load_npy(path), spec, path)
+        stacks.append(xs)
+        stacked.append(s)
+    n = len(stacks[0])
+    if any(len(s) != n for s in stacks) or len(set(stacked)) > 1:
+        raise InputError("all --input files must hold the same number of samples")
+    if len(meta.outputs) > 1 and not args.output.endswith(".npz"):
+        raise InputError(f"the model has {len(meta.outputs)} outputs: use an .npz --output")
+
+    t0 = time.perf_counter()
+    result = run_samples(args.target, blob, stacks, progress=not args.json and not args.quiet)
+    seconds = time.perf_counter() - t0
+    outs = result.outputs if stacked[0] else [o[0] for o in result.outputs]
+    if len(outs) == 1 and not args.output.endswith(".npz"):
+        atomic_save_npy(args.output, outs[0])
+    else:
+        atomic_save_npy(args.output, {f"output_{k}": o for k, o in enumerate(outs)})
+
+    summary = {"schema": 1, "model": args.model, "target": args.target, "samples": n,
+               "output": args.output, "seconds": round(seconds, 6),
+               "outputs": [{"shape": list(o.shape), "dtype": o.dtype.name} for o in outs], **info}
+    summary.update(result.extra)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    elif not args.quiet:
+        print(f"ran {n} sample(s) on {args.target} in {seconds:.3f} s -> {args.output}")
+    return 0

@@ -1,0 +1,1 @@
+"""Reports: per-layer tables, JSON documents and plots."""

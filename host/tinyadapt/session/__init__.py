@@ -1,0 +1,1 @@
+"""Sessions: feeding samples to a target (host engine, emulated or real device)."""

@@ -1,0 +1,107 @@
+"""An independent check of a memory plan: no two live tensors share a byte.
+
+Written separately from tinyadapt.plan.memory on purpose: it recomputes every lifetime
+from the op list alone and accepts shared bytes only in the two legal forms:
+  - alias: a RESHAPE output at its input's offset with its input's size;
+  - in place: an elementwise op's output at the offset of a same-size input whose last
+    reader is that op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tinyadapt.convert import blob_format as bf
+from tinyadapt.convert.blob import read_blob
+
+ELEMENTWISE = {"ADD", "SUB", "MUL", "LOGISTIC", "HARD_SWISH", "REQUANTIZE"}
+ALIASING = {"RESHAPE"}
+
+
+@dataclass
+class CheckOp:
+    kind: str
+    inputs: list[int]
+    outputs: list[int]
+    scratch: tuple[int, int] | None = None  # (offset, size)
+
+
+def check_layout(sizes: dict[int, int], offsets: dict[int, int], ops: list[CheckOp],
+                 inputs: list[int], outputs: list[int], arena_size: int) -> None:
+    n = len(ops)
+    first: dict[int, int] = {t: 0 for t in inputs}
+    last: dict[int, int] = {t: 0 for t in inputs}
+    for i, op in enumerate(ops):
+        for t in op.outputs:
+            first.setdefault(t, i)
+            last[t] = max(last.get(t, i), i)
+        for t in op.inputs:
+            if t in sizes:
+                first.setdefault(t, i)
+                last[t] = max(last.get(t, i), i)
+    for t in outputs:
+        last[t] = n
+
+    legal = set()
+    for i, op in enumerate(ops):
+        out = op.outputs[0]
+        for t in op.inputs:
+            if t not in sizes:
+                continue
+            same = offsets[t] == offsets[out] and sizes[t] == sizes[out]
+            if same and op.kind in ALIASING:
+                legal.add(frozenset((t, out)))
+            if same and op.kind in ELEMENTWISE and last[t] == i:
+                legal.add(frozenset((t, out)))
+
+    for t, size in sizes.items():
+        assert offsets[t] % 4 == 0, f"tensor {t} at unaligned offset {offsets[t]}"
+        assert offsets[t] + size <= arena_size, f"tensor {t} [{offsets[t]}, +{size}) past arena {arena_size}"
+
+    live = [t for t in sizes if t in first]
+    for a_i, a in enumerate(live):
+        for b in live[a_i + 1:]:
+            if first[a] > last[b] or first[b] > last[a]:
+                continue
+            if offsets[a] >= offsets[b] + sizes[b] or offsets[b] >= offsets[a] + sizes[a]:
+                continue
+            # Alias chains (reshape of reshape) make transitively legal pairs.
+            if frozenset((a, b)) in legal or _chained(a, b, legal):
+                continue
+            raise AssertionError(
+                f"tensors {a} [{offsets[a]}, +{sizes[a]}) live {first[a]}..{last[a]} and "
+                f"{b} [{offsets[b]}, +{sizes[b]}) live {first[b]}..{last[b]} overlap")
+    for i, op in enumerate(ops):
+        if op.scratch is None or op.scratch[1] == 0:
+            continue
+        off, size = op.scratch
+        assert off + size <= arena_size
+        for t in live:
+            if first[t] <= i <= last[t]:
+                assert off >= offsets[t] + sizes[t] or offsets[t] >= off + size, \
+                    f"op {i} scratch [{off}, +{size}) overlaps live tensor {t}"
+
+
+def _chained(a: int, b: int, legal: set) -> bool:
+    seen, frontier = {a}, [a]
+    while frontier:
+        x = frontier.pop()
+        for pair in legal:
+            if x in pair:
+                (y,) = pair - {x} or {x}
+                if y == b:
+                    return True
+                if y not in seen:
+                    seen.add(y)
+                    frontier.append(y)
+    return False
+
+
+def check_blob(blob: bytes) -> None:
+    info = read_blob(blob)
+    acts = {t.index for t in info.tensors if t.kind == bf.KIND_ACTIVATION}
+    sizes = {t.index: t.size for t in info.tensors if t.index in acts}
+    offsets = {t.index: t.offset for t in info.tensors if t.index in acts}
+    ops = [CheckOp(op.name, [t for t in op.inputs if t in acts], list(op.outputs),
+                   (op.scratch_offset, op.scratch_size)) for op in info.ops]
+    check_layout(sizes, offsets, ops, info.inputs, info.outputs, info.arena_size)
