@@ -57,7 +57,7 @@ def build_model():
 
 def main():
     x_tr, x_te, y_tr_s, y_te_s = load_basic_motions(return_X_y=True)
-    classes = sorted(set(y_tr_s))  # ['Badminton', 'Running', 'Standing', 'Walking']
+    classes = sorted(str(c) for c in set(y_tr_s))  # ['Badminton', 'Running', 'Standing', 'Walking']
     y_tr = np.array([classes.index(c) for c in y_tr_s], dtype=np.int64)
     y_te = np.array([classes.index(c) for c in y_te_s], dtype=np.int64)
     # [N, channels, steps] -> [N, steps, channels] (time-major, channels last)
