@@ -1,6 +1,6 @@
 /*
- * A 4-D NHWC shape handed to kernels by value, so a kernel needs nothing from
- * the engine's tensor records (and a caller can describe a sub-region).
+ * A 4-D NHWC shape for kernel arguments, so a kernel needs nothing from the
+ * engine's tensor records (and a caller can describe a sub-region).
  */
 #ifndef TA_DIMS_H
 #define TA_DIMS_H
