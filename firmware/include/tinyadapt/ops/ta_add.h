@@ -1,0 +1,74 @@
+/*
+ * ADD and SUB, int8, with broadcasting (TFLM reference_integer_ops::Add /
+ * BroadcastAdd6DSlow and reference_ops::Sub / BroadcastQuantSubSlow).
+ *
+ * Both inputs are brought to a common scale with 20 extra bits of precision: each is
+ * offset by its zero point, shifted left by `left_shift` and multiplied by its
+ * real multiplier (scale / (2 * max input scale), so at most 0.5); the sum or
+ * difference is then rescaled to the output by `output_multiplier`. All three
+ * multipliers are below one (shift <= 0); the host computes them in double
+ * like TFLM's Prepare. SUB has its own kernel, like TFLM, rather than ADD with
+ * a negated input2 multiplier (which would give the same results, as the
+ * rounding steps are symmetric about zero).
+ *
+ * Blob tensors, in order:
+ *   in:  input1 int8 [up to 6-D]
+ *        input2 int8 [up to 6-D]
+ *   out: output int8, the broadcast shape of input1 and input2
+ */
+#ifndef TA_ADD_H
+#define TA_ADD_H
+
+#include <stdint.h>
+
+#include "tinyadapt/ta_status.h"
+
+/*
+ * Stored in the blob: every field is an int32 so the layout is fixed. Shared by
+ * ADD and SUB. The kernels rely on the ranges below (the op's prepare checks
+ * them): they keep every intermediate inside int32.
+ */
+typedef struct {
+    int32_t input1_offset;     /* -input1 zero point, -127..128 */
+    int32_t input2_offset;     /* -input2 zero point, -127..128 */
+    int32_t output_offset;     /* +output zero point, -128..127 */
+    int32_t left_shift;        /* 20 for int8 (TFLM); 0..22 */
+    int32_t input1_multiplier; /* Q31 real multiplier < 1: multiplier >= 0, shift -31..0 */
+    int32_t input1_shift;
+    int32_t input2_multiplier; /* likewise */
+    int32_t input2_shift;
+    int32_t output_multiplier; /* likewise */
+    int32_t output_shift;
+    int32_t act_min;           /* fused activation clamp, in output quanta: */
+    int32_t act_max;           /* -128 <= act_min <= act_max <= 127 */
+} ta_add_params_t;
+
+/**
+ * output = input1 + input2, broadcast (NumPy rules, shapes aligned at the
+ * innermost dimension). Output element k is written only after every input
+ * element it depends on has been read, so the output may share memory with
+ * an input of the output's shape (not with a broadcast one).
+ * @param[in]  p        quantization and activation parameters
+ * @param[in]  ndim1    rank of input1, 0..6
+ * @param[in]  dims1    extents of input1 (row-major, innermost last)
+ * @param[in]  input1   int8 [dims1]
+ * @param[in]  ndim2    rank of input2, 0..6
+ * @param[in]  dims2    extents of input2
+ * @param[in]  input2   int8 [dims2]
+ * @param[in]  ndim_out rank of the output, 0..6
+ * @param[in]  dims_out extents of the output: the broadcast of dims1 and dims2
+ * @param[out] output   int8 [dims_out]
+ * @return TA_OK, or TA_ERR_ARG for a NULL pointer or shapes that do not broadcast to dims_out
+ */
+ta_status_t ta_add_s8(const ta_add_params_t *p, int32_t ndim1, const int32_t *dims1, const int8_t *input1,
+                      int32_t ndim2, const int32_t *dims2, const int8_t *input2, int32_t ndim_out,
+                      const int32_t *dims_out, int8_t *output);
+
+/**
+ * output = input1 - input2, broadcast; same parameters and aliasing rule as ta_add_s8().
+ */
+ta_status_t ta_sub_s8(const ta_add_params_t *p, int32_t ndim1, const int32_t *dims1, const int8_t *input1,
+                      int32_t ndim2, const int32_t *dims2, const int8_t *input2, int32_t ndim_out,
+                      const int32_t *dims_out, int8_t *output);
+
+#endif /* TA_ADD_H */

@@ -1,0 +1,41 @@
+#include "tinyadapt/ops/ta_add.h"
+
+#include <stddef.h>
+
+#include "tinyadapt/internal/ta_broadcast.h"
+#include "tinyadapt/internal/ta_fixedpoint.h"
+
+static int8_t add_one(const ta_add_params_t *p, int8_t x, int8_t y)
+{
+    /* |x + offset| <= 255, so the shifted values keep 8 bits of headroom below 2^31. */
+    const int32_t a = (x + p->input1_offset) * (1 << p->left_shift);
+    const int32_t b = (y + p->input2_offset) * (1 << p->left_shift);
+    const int32_t sum = ta_nn_requantize_smaller_than_one(a, p->input1_multiplier, p->input1_shift) +
+                        ta_nn_requantize_smaller_than_one(b, p->input2_multiplier, p->input2_shift);
+    const int32_t out =
+        ta_nn_requantize_smaller_than_one(sum, p->output_multiplier, p->output_shift) + p->output_offset;
+    return (int8_t)ta_nn_clamp(out, p->act_min, p->act_max);
+}
+
+ta_status_t ta_add_s8(const ta_add_params_t *p, int32_t ndim1, const int32_t *dims1, const int8_t *input1,
+                      int32_t ndim2, const int32_t *dims2, const int8_t *input2, int32_t ndim_out,
+                      const int32_t *dims_out, int8_t *output)
+{
+    if (p == NULL || input1 == NULL || input2 == NULL || output == NULL) {
+        return TA_ERR_ARG;
+    }
+    ta_broadcast_t bc;
+    TA_TRY(ta_broadcast_init(&bc, ndim1, dims1, ndim2, dims2, ndim_out, dims_out));
+    const int32_t n = bc.dims[TA_BCAST_DIMS - 1];
+    const size_t s1 = (size_t)bc.stride1[TA_BCAST_DIMS - 1];
+    const size_t s2 = (size_t)bc.stride2[TA_BCAST_DIMS - 1];
+    int32_t idx[TA_BCAST_DIMS - 1] = {0};
+    size_t off1 = 0, off2 = 0, out = 0;
+    do {
+        for (int32_t k = 0; k < n; ++k) {
+            output[out + (size_t)k] = add_one(p, input1[off1 + (size_t)k * s1], input2[off2 + (size_t)k * s2]);
+        }
+        out += (size_t)n;
+    } while (ta_broadcast_next_row(&bc, idx, &off1, &off2));
+    return TA_OK;
+}
