@@ -17,10 +17,10 @@ from tinyadapt.convert import convert
 from tinyadapt.convert.blob import read_blob
 from tinyadapt.engine.host import BUILD_DIR, FIRMWARE_DIR, HostEngine
 from tinyadapt.errors import BlobError, EngineError
+from tests.support.paths import SHARED_MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = REPO / "firmware/include/tinyadapt/ta_model_format.h"
-SHARED = REPO.parent / "shared" / "models"
 N_CORRUPT_PER_MODEL = 1500
 
 
@@ -45,7 +45,7 @@ def test_python_and_c_agree_on_the_format():
 
 def example_blobs() -> list[tuple[str, bytes]]:
     blobs = []
-    for path in sorted((REPO / "models").glob("*/*.tflite")) + sorted(SHARED.glob("*.tflite")):
+    for path in sorted((REPO / "models").glob("*/*.tflite")) + sorted(SHARED_MODELS.glob("*.tflite")):
         try:
             blobs.append((path.stem, convert(path).blob))
         except Exception:

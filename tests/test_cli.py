@@ -11,11 +11,15 @@ import numpy as np
 import pytest
 
 from tests.support.reference import run_tflm
+from tests.support.paths import shared_model
 from tests.support.tflite_builder import ModelBuilder
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "models"
-HELLO = SHARED / "hello_world_int8.tflite"
+
+
+@pytest.fixture(scope="module")
+def hello() -> Path:
+    return shared_model("hello_world_int8.tflite")
 
 
 def cli(*args, check_ok: bool | None = None) -> subprocess.CompletedProcess:
@@ -43,8 +47,8 @@ def test_help_explains_every_command():
         assert "examples:" in text and "--json" in text
 
 
-def test_convert_json_report():
-    rep = json.loads(cli("convert", HELLO, "--json", check_ok=True).stdout)
+def test_convert_json_report(hello):
+    rep = json.loads(cli("convert", hello, "--json", check_ok=True).stdout)
     assert rep["schema"] == 1
     assert rep["peak_sram_bytes"] > 0 and rep["weights_bytes"] > 0 and rep["macs"] == 288
     assert [l["op"] for l in rep["layers"]] == ["FULLY_CONNECTED"] * 3
@@ -52,12 +56,12 @@ def test_convert_json_report():
         assert {"macs", "weight_bytes", "activation_bytes", "output_shapes"} <= set(layer)
 
 
-def test_convert_writes_blob_and_compilable_header(tmp_path):
+def test_convert_writes_blob_and_compilable_header(hello, tmp_path):
     blob = tmp_path / "hello.tamb"
-    cli("convert", HELLO, "-o", blob, check_ok=True)
+    cli("convert", hello, "-o", blob, check_ok=True)
     assert blob.read_bytes()[:4] == b"TAMB"
     header = tmp_path / "hello_model.h"
-    cli("convert", HELLO, "-o", header, "--symbol", "g_hello", check_ok=True)
+    cli("convert", hello, "-o", header, "--symbol", "g_hello", check_ok=True)
     src = tmp_path / "use.c"
     src.write_text(f'#include "{header}"\nconst void *p(void) {{ return g_hello + g_hello_len; }}\n')
     proc = subprocess.run(["cc", "-std=c99", "-Wall", "-Werror", "-c", str(src), "-o", str(tmp_path / "use.o")],
@@ -66,13 +70,13 @@ def test_convert_writes_blob_and_compilable_header(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["unsupported_op", "truncated", "not_tflite", "missing", "float", "int16", "empty"])
-def test_convert_bad_models_fail_with_one_line(case, tmp_path):
+def test_convert_bad_models_fail_with_one_line(case, hello, tmp_path):
     path = tmp_path / "bad.tflite"
     if case == "unsupported_op":
-        path = SHARED / "keyword_scrambled_8bit.tflite"
+        path = shared_model("keyword_scrambled_8bit.tflite")
         needles = ("SVDF", "not supported")
     elif case == "truncated":
-        path.write_bytes(HELLO.read_bytes()[:700])
+        path.write_bytes(hello.read_bytes()[:700])
         needles = ("truncated",)
     elif case == "not_tflite":
         path.write_text("this is not a model\n" * 10)
@@ -107,25 +111,25 @@ def test_convert_bad_models_fail_with_one_line(case, tmp_path):
     assert out.read_bytes() == b"precious", "a failed convert must not touch an existing output"
 
 
-def test_run_single_and_stacked_match_tflm(tmp_path):
+def test_run_single_and_stacked_match_tflm(hello, tmp_path):
     xs = np.arange(-128, 128, dtype=np.int8).reshape(256, 1, 1)
     np.save(tmp_path / "one.npy", xs[5])
     np.save(tmp_path / "many.npy", xs)
-    summary = json.loads(cli("run", HELLO, "--input", tmp_path / "one.npy", "--output", tmp_path / "y1.npy",
+    summary = json.loads(cli("run", hello, "--input", tmp_path / "one.npy", "--output", tmp_path / "y1.npy",
                              "--json", check_ok=True).stdout)
     assert summary["samples"] == 1 and summary["peak_sram_bytes"] > 0
     y1 = np.load(tmp_path / "y1.npy")
     assert y1.shape == (1, 1) and y1.dtype == np.int8
-    cli("run", HELLO, "--input", tmp_path / "many.npy", "--output", tmp_path / "yn.npy", check_ok=True)
+    cli("run", hello, "--input", tmp_path / "many.npy", "--output", tmp_path / "yn.npy", check_ok=True)
     yn = np.load(tmp_path / "yn.npy")
     assert yn.shape == (256, 1, 1) and yn.dtype == np.int8
-    ref = np.stack([run_tflm(HELLO.read_bytes(), [x])[0] for x in xs])
+    ref = np.stack([run_tflm(hello.read_bytes(), [x])[0] for x in xs])
     assert np.array_equal(yn, ref)
     assert np.array_equal(y1, yn[5])
 
 
 @pytest.mark.parametrize("case", ["shape", "dtype", "missing", "garbage"])
-def test_run_bad_input_fails_with_one_line(case, tmp_path):
+def test_run_bad_input_fails_with_one_line(case, hello, tmp_path):
     x = tmp_path / "x.npy"
     if case == "shape":
         np.save(x, np.zeros((1, 2), np.int8))
@@ -141,5 +145,5 @@ def test_run_bad_input_fails_with_one_line(case, tmp_path):
         needles = ("cannot read",)
     y = tmp_path / "y.npy"
     y.write_bytes(b"precious")
-    assert_one_line_error(cli("run", HELLO, "--input", x, "--output", y), *needles)
+    assert_one_line_error(cli("run", hello, "--input", x, "--output", y), *needles)
     assert y.read_bytes() == b"precious"

@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from tests.support import ModelBuilder
+from tests.support.paths import SHARED_MODELS
 from tests.support.check import assert_bit_exact
 from tinyadapt.convert import blob_format as bf
 from tinyadapt.convert import convert
@@ -251,7 +252,7 @@ def test_macs_and_params():
 
 # --------------------------------------------------------------------------- real-model layers
 REPO = Path(__file__).resolve().parents[1]
-MODEL_FILES = sorted(REPO.glob("models/*/*.tflite")) + sorted((REPO.parent / "shared" / "models").glob("*.tflite"))
+MODEL_FILES = sorted(REPO.glob("models/*/*.tflite")) + sorted(SHARED_MODELS.glob("*.tflite"))
 
 
 def _real_conv_layers() -> list[tuple[str, Path, int]]:

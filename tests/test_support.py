@@ -18,9 +18,9 @@ from tests.support import (
     tflm_arena_allocations,
     tflm_arena_head,
 )
+from tests.support.paths import shared_model
 from tests.support.tflite_builder import schema
 
-MICRO_SPEECH = Path("/work/shared/models/micro_speech_quantized.tflite")
 
 
 def r8(rng, shape):
@@ -339,7 +339,7 @@ def test_input_checks():
 
 # ------------------------------------------------------------------- arena
 def test_tflm_arena_micro_speech():
-    data = MICRO_SPEECH.read_bytes()
+    data = shared_model("micro_speech_quantized.tflite").read_bytes()
     head = tflm_arena_head(data)
     assert isinstance(head, int) and head > 0
     alloc = tflm_arena_allocations(data)

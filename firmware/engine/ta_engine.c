@@ -2,8 +2,14 @@
 
 #include <string.h>
 
+#include "ta_engine_internal.h"
+#include "ta_patch.h"
+
 static void *tensor_data(const ta_engine_t *e, const ta_tensor_rec_t *t)
 {
+    if (t->kind == TA_TENSOR_PATCH) {
+        return NULL; /* exists only as region views inside the patch executor */
+    }
     if (t->kind == TA_TENSOR_CONST) {
         /* Constants are only ever read; the loader rejects ops that write them. */
         return (void *)(uintptr_t)(e->model->data + t->offset);
@@ -23,7 +29,7 @@ static void resolve(const ta_engine_t *e, int16_t index, ta_tensor_t *out)
 }
 
 /* Fill `call` for op `i`; the loader has bounds-checked every index used here. */
-static void build_call(const ta_engine_t *e, uint16_t i, ta_op_call_t *call)
+void ta_engine_build_call(const ta_engine_t *e, uint16_t i, ta_op_call_t *call)
 {
     const ta_model_t *m = e->model;
     const ta_op_rec_t *op = &m->ops[i];
@@ -60,8 +66,11 @@ ta_status_t ta_engine_init(ta_engine_t *engine, const ta_model_t *model, void *a
         TA_ENSURE(op->n_outputs == k->n_outputs, TA_ERR_CORRUPT);
         TA_ENSURE(op->params_size == k->params_size, TA_ERR_CORRUPT);
         ta_op_call_t call;
-        build_call(engine, i, &call);
+        ta_engine_build_call(engine, i, &call);
         TA_TRY(k->prepare(&call));
+    }
+    if (model->patch != NULL) {
+        TA_TRY(ta_patch_prepare(engine));
     }
     engine->ready = 1;
     return TA_OK;
@@ -72,11 +81,14 @@ ta_status_t ta_engine_invoke_ops(ta_engine_t *engine, uint16_t first, uint16_t e
     TA_ENSURE(engine != NULL, TA_ERR_ARG);
     TA_ENSURE(engine->ready, TA_ERR_STATE);
     TA_ENSURE(first <= end && end <= engine->model->header->n_ops, TA_ERR_ARG);
+    /* Stage ops only run through the patch executor: their full-size maps have no room. */
+    TA_ENSURE(engine->model->patch == NULL || first >= engine->model->patch->n_stage_ops || first == end,
+              TA_ERR_ARG);
     for (uint16_t i = first; i < end; ++i) {
         const ta_op_rec_t *op = &engine->model->ops[i];
         const ta_op_kernel_t *k = ta_op_find(op->opcode);
         ta_op_call_t call;
-        build_call(engine, i, &call);
+        ta_engine_build_call(engine, i, &call);
         if (engine->hook != NULL) {
             engine->hook(engine->hook_ctx, i, op->opcode, 0);
         }
@@ -91,7 +103,13 @@ ta_status_t ta_engine_invoke_ops(ta_engine_t *engine, uint16_t first, uint16_t e
 ta_status_t ta_engine_invoke(ta_engine_t *engine)
 {
     TA_ENSURE(engine != NULL && engine->model != NULL, TA_ERR_ARG);
-    return ta_engine_invoke_ops(engine, 0, engine->model->header->n_ops);
+    TA_ENSURE(engine->ready, TA_ERR_STATE);
+    uint16_t first = 0;
+    if (engine->model->patch != NULL) {
+        TA_TRY(ta_patch_run(engine));
+        first = engine->model->patch->n_stage_ops;
+    }
+    return ta_engine_invoke_ops(engine, first, engine->model->header->n_ops);
 }
 
 ta_status_t ta_engine_tensor(const ta_engine_t *engine, uint16_t index, ta_tensor_t *out)

@@ -26,6 +26,7 @@ static ta_status_t check_header(const ta_model_header_t *h, size_t size)
     TA_ENSURE(h->header_size == sizeof(ta_model_header_t), TA_ERR_CORRUPT);
     TA_ENSURE(h->total_size >= sizeof(ta_model_header_t) && h->total_size <= size, TA_ERR_TRUNCATED);
     TA_ENSURE((h->total_size & 3u) == 0, TA_ERR_CORRUPT);
+    TA_ENSURE((h->flags & ~TA_MODEL_KNOWN_FLAGS) == 0, TA_ERR_UNSUPPORTED);
     return TA_OK;
 }
 
@@ -53,6 +54,7 @@ static ta_status_t check_tensor(const ta_tensor_rec_t *t, const ta_model_header_
     TA_ENSURE(item != 0, TA_ERR_UNSUPPORTED);
     TA_ENSURE(t->kind == TA_TENSOR_ACTIVATION || t->kind == TA_TENSOR_CONST, TA_ERR_CORRUPT);
     TA_ENSURE(t->ndim <= TA_MAX_DIMS, TA_ERR_CORRUPT);
+    TA_ENSURE(t->kind != TA_TENSOR_PATCH || (h->flags & TA_MODEL_FLAG_PATCH), TA_ERR_CORRUPT);
     uint64_t elems = 1;
     for (int i = 0; i < TA_MAX_DIMS; ++i) {
         if (i < t->ndim) {
@@ -68,9 +70,9 @@ static ta_status_t check_tensor(const ta_tensor_rec_t *t, const ta_model_header_
     TA_ENSURE((t->offset & 3u) == 0, TA_ERR_CORRUPT);
     if (t->kind == TA_TENSOR_CONST) {
         TA_ENSURE(in_bounds(t->offset, t->size, 1, h->data_size), TA_ERR_TRUNCATED);
-    } else {
+    } else if (t->kind == TA_TENSOR_ACTIVATION) {
         TA_ENSURE(in_bounds(t->offset, t->size, 1, h->arena_size), TA_ERR_CORRUPT);
-    }
+    } /* a patch tensor's region buffer is checked with the patch plan */
     return TA_OK;
 }
 
@@ -97,8 +99,71 @@ static ta_status_t check_op(const ta_op_rec_t *op, const ta_model_t *m)
         }
         TA_ENSURE(io[i] >= 0 && io[i] < h->n_tensors, TA_ERR_CORRUPT);
         /* Constants are read in place from flash: nothing may write them. */
-        TA_ENSURE(!is_output || m->tensors[io[i]].kind == TA_TENSOR_ACTIVATION, TA_ERR_CORRUPT);
+        TA_ENSURE(!is_output || m->tensors[io[i]].kind != TA_TENSOR_CONST, TA_ERR_CORRUPT);
     }
+    return TA_OK;
+}
+
+/* The patch plan: every region buffer inside the arena and big enough for every tile's
+ * region, every region inside its tensor, and patch tensors used by stage ops only. */
+static ta_status_t check_patch(ta_model_t *m)
+{
+    const ta_model_header_t *h = m->header;
+    TA_ENSURE((h->patch_offset & 3u) == 0 && in_bounds(h->patch_offset, 1, sizeof(ta_patch_header_t), h->data_size),
+              TA_ERR_TRUNCATED);
+    const ta_patch_header_t *p = (const ta_patch_header_t *)(const void *)(m->data + h->patch_offset);
+    TA_ENSURE(p->n_stage_ops >= 1 && p->n_stage_ops <= h->n_ops && p->n_tiles >= 1 && p->n_regions >= 1,
+              TA_ERR_CORRUPT);
+    TA_ENSURE((p->tensors_offset & 3u) == 0 &&
+                  in_bounds(p->tensors_offset, p->n_regions, sizeof(ta_patch_tensor_t), h->data_size),
+              TA_ERR_TRUNCATED);
+    TA_ENSURE((p->regions_offset & 1u) == 0 &&
+                  in_bounds(p->regions_offset, (uint32_t)p->n_tiles * p->n_regions, sizeof(ta_region_t),
+                            h->data_size),
+              TA_ERR_TRUNCATED);
+    const ta_patch_tensor_t *pt = (const ta_patch_tensor_t *)(const void *)(m->data + p->tensors_offset);
+    const ta_region_t *regions = (const ta_region_t *)(const void *)(m->data + p->regions_offset);
+
+    for (uint32_t r = 0; r < p->n_regions; ++r) {
+        TA_ENSURE(pt[r].tensor < h->n_tensors, TA_ERR_CORRUPT);
+        const ta_tensor_rec_t *t = &m->tensors[pt[r].tensor];
+        TA_ENSURE(t->kind != TA_TENSOR_CONST && t->ndim == 4 && t->dims[0] == 1, TA_ERR_CORRUPT);
+        TA_ENSURE((pt[r].offset & 3u) == 0 && in_bounds(pt[r].offset, pt[r].capacity, 1, h->arena_size),
+                  TA_ERR_CORRUPT);
+        for (uint32_t q = 0; q < r; ++q) {
+            TA_ENSURE(pt[q].tensor != pt[r].tensor, TA_ERR_CORRUPT);
+        }
+        const uint32_t item = ta_dtype_size(t->dtype) * (uint32_t)t->dims[3];
+        for (uint32_t k = 0; k < p->n_tiles; ++k) {
+            const ta_region_t *g = &regions[k * p->n_regions + r];
+            TA_ENSURE(g->y0 >= 0 && g->y0 < g->y1 && g->y1 <= t->dims[1] && g->x0 >= 0 && g->x0 < g->x1 &&
+                          g->x1 <= t->dims[2],
+                      TA_ERR_CORRUPT);
+            TA_ENSURE((uint64_t)(g->y1 - g->y0) * (uint64_t)(g->x1 - g->x0) * item <= pt[r].capacity,
+                      TA_ERR_CORRUPT);
+        }
+    }
+    /* Every patch tensor has a region, and only stage ops touch patch tensors. */
+    for (uint32_t i = 0; i < h->n_tensors; ++i) {
+        if (m->tensors[i].kind != TA_TENSOR_PATCH) {
+            continue;
+        }
+        int found = 0;
+        for (uint32_t r = 0; r < p->n_regions; ++r) {
+            found |= pt[r].tensor == i;
+        }
+        TA_ENSURE(found, TA_ERR_CORRUPT);
+    }
+    for (uint32_t i = p->n_stage_ops; i < h->n_ops; ++i) {
+        const ta_op_rec_t *op = &m->ops[i];
+        const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
+        for (uint32_t k = 0; k < (uint32_t)op->n_inputs + op->n_outputs; ++k) {
+            TA_ENSURE(io[k] < 0 || m->tensors[io[k]].kind != TA_TENSOR_PATCH, TA_ERR_CORRUPT);
+        }
+    }
+    m->patch = p;
+    m->patch_tensors = pt;
+    m->patch_regions = regions;
     return TA_OK;
 }
 
@@ -135,6 +200,12 @@ ta_status_t ta_model_load(ta_model_t *model, const void *blob, size_t size)
     }
     for (uint32_t i = 0; i < h->n_ops; ++i) {
         TA_TRY(check_op(&m.ops[i], &m));
+    }
+    m.patch = NULL;
+    m.patch_tensors = NULL;
+    m.patch_regions = NULL;
+    if (h->flags & TA_MODEL_FLAG_PATCH) {
+        TA_TRY(check_patch(&m));
     }
     *model = m;
     return TA_OK;

@@ -30,6 +30,10 @@ typedef struct {
     const uint16_t *inputs;  /* header->n_inputs model input tensor indices */
     const uint16_t *outputs; /* header->n_outputs model output tensor indices */
     const uint8_t *data;     /* the data section */
+    /* Patch plan (NULL without TA_MODEL_FLAG_PATCH): validated like everything else. */
+    const ta_patch_header_t *patch;
+    const ta_patch_tensor_t *patch_tensors; /* patch->n_regions entries */
+    const ta_region_t *patch_regions;       /* patch->n_tiles x patch->n_regions */
 } ta_model_t;
 
 /**

@@ -44,8 +44,15 @@ typedef enum {
 
 typedef enum {
     TA_TENSOR_ACTIVATION = 0, /* lives in the arena at `offset` */
-    TA_TENSOR_CONST = 1       /* lives in the blob's data section at `offset` */
+    TA_TENSOR_CONST = 1,      /* lives in the blob's data section at `offset` */
+    TA_TENSOR_PATCH = 2       /* exists only tile by tile inside the patch stage: `offset` is
+                                 its region buffer in the arena, sized by the patch plan */
 } ta_tensor_kind_t;
+
+/* Header flags. A loader rejects flags it does not know: a patch-planned blob has no arena
+ * room for its stage's full-size tensors, so it must never run layer by layer. */
+#define TA_MODEL_FLAG_PATCH 0x1u
+#define TA_MODEL_KNOWN_FLAGS TA_MODEL_FLAG_PATCH
 
 /* Operator codes. Stable: they are part of the blob format. */
 typedef enum {
@@ -77,7 +84,7 @@ typedef struct {
     uint16_t header_size;    /* sizeof(ta_model_header_t) */
     uint32_t total_size;     /* bytes in the whole blob */
     uint32_t crc32;          /* CRC-32/IEEE of bytes [TA_MODEL_CRC_START, total_size) */
-    uint32_t flags;          /* reserved, 0 */
+    uint32_t flags;          /* TA_MODEL_FLAG_* */
     uint16_t n_tensors;
     uint16_t n_ops;
     uint16_t n_inputs;
@@ -88,7 +95,8 @@ typedef struct {
     uint32_t io_offset;
     uint32_t data_offset;
     uint32_t data_size;
-    uint32_t reserved[3];
+    uint32_t patch_offset;   /* with TA_MODEL_FLAG_PATCH: data offset of ta_patch_header_t */
+    uint32_t reserved[2];
 } ta_model_header_t;
 
 typedef struct {
@@ -114,6 +122,42 @@ typedef struct {
     uint32_t scratch_offset; /* arena offset of the op's scratch buffer */
     uint32_t scratch_size;   /* 0 when the op needs none */
 } ta_op_rec_t;
+
+/*
+ * Patch plan (MCUNetV2 patch-based inference), present with TA_MODEL_FLAG_PATCH.
+ *
+ * Ops [0, n_stage_ops) form the patch stage. For each of n_tiles tiles, in order, the
+ * engine runs every stage op on one rectangular region of each of its tensors, then the
+ * remaining ops run layer by layer. Regions are in the full tensor's (y, x) coordinates.
+ *
+ *   ta_patch_header_t
+ *   ta_patch_tensor_t [n_regions]            which tensors have regions, where their buffers are
+ *   ta_region_t       [n_tiles][n_regions]   each tensor's region in each tile
+ *
+ * A region tensor of kind ACTIVATION also has full-size storage: the stage input (copied
+ * window by window into the region buffer before the tile runs) or the stage output
+ * (copied out of the region buffer once its producer has run).
+ */
+typedef struct {
+    uint16_t n_stage_ops;
+    uint16_t n_tiles;
+    uint16_t n_regions;
+    uint16_t reserved;
+    uint32_t tensors_offset; /* data offset of ta_patch_tensor_t[n_regions] */
+    uint32_t regions_offset; /* data offset of ta_region_t[n_tiles * n_regions] */
+} ta_patch_header_t;
+
+typedef struct {
+    uint16_t tensor;   /* tensor index: a 4-D [1, H, W, C] activation or patch tensor */
+    uint16_t reserved;
+    uint32_t offset;   /* arena offset of the region buffer */
+    uint32_t capacity; /* bytes of the region buffer */
+} ta_patch_tensor_t;
+
+typedef struct {
+    int16_t y0, y1; /* rows [y0, y1) */
+    int16_t x0, x1; /* columns [x0, x1) */
+} ta_region_t;
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(ta_model_header_t) == 64, "header is 64 bytes");

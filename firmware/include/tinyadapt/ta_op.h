@@ -10,6 +10,14 @@
  *   eval    - every invoke: compute. May assume prepare succeeded.
  * Parameters live in the blob and are read in place (`call->params`), so an
  * op keeps no state of its own between calls.
+ *
+ * Patch-based execution (engine/ta_patch.c) runs the ops of the patch stage on one
+ * region of their tensors at a time. An op takes part in two ways:
+ *   pointwise   - output element k depends only on element k of each same-shape
+ *                 input: the executor runs `eval` row by row on 1-D views;
+ *   eval_region - a windowed op (conv, pool) given region views of its input and
+ *                 output and the regions' origins, so it can shift its padding: zero
+ *                 padding then applies only where a region touches the image border.
  */
 #ifndef TA_OP_H
 #define TA_OP_H
@@ -17,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tinyadapt/ta_model_format.h"
 #include "tinyadapt/ta_status.h"
 #include "tinyadapt/ta_tensor.h"
 
@@ -38,6 +47,10 @@ typedef struct {
     uint32_t params_size;           /* sizeof the op's parameter struct */
     ta_status_t (*prepare)(const ta_op_call_t *call);
     ta_status_t (*eval)(const ta_op_call_t *call);
+    uint8_t pointwise; /* 1: may run row by row in a patch stage (see above) */
+    /* Windowed ops in a patch stage: `call` holds region views; `in` is the region of
+     * input 0 and `out` the output's, in full-tensor coordinates. NULL if unsupported. */
+    ta_status_t (*eval_region)(const ta_op_call_t *call, const ta_region_t *in, const ta_region_t *out);
 } ta_op_kernel_t;
 
 /** The kernel registered for `opcode`, or NULL when this build lacks it. */

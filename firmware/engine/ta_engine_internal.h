@@ -1,0 +1,10 @@
+/* Engine internals shared by ta_engine.c and ta_patch.c. */
+#ifndef TA_ENGINE_INTERNAL_H
+#define TA_ENGINE_INTERNAL_H
+
+#include "tinyadapt/ta_engine.h"
+
+/* Resolve op `op_index`'s tensors and parameters (indices were checked by the loader). */
+void ta_engine_build_call(const ta_engine_t *engine, uint16_t op_index, ta_op_call_t *call);
+
+#endif /* TA_ENGINE_INTERNAL_H */

@@ -1,0 +1,213 @@
+/*
+ * The patch executor. For each tile: copy the stage input's window into its region
+ * buffer, run every stage op on region views (windowed ops shift their padding,
+ * pointwise ops run row by row), and copy the stage output's region into the full
+ * output tensor. The full-size intermediate maps of the stage never exist.
+ */
+#include "ta_patch.h"
+
+#include <string.h>
+
+#include "ta_engine_internal.h"
+
+/* Region tensors one stage op touches: its input, output and a residual input. */
+#define MAX_VIEWS 4
+
+static int region_slot(const ta_model_t *m, int16_t tensor)
+{
+    for (int r = 0; r < m->patch->n_regions; ++r) {
+        if (m->patch_tensors[r].tensor == (uint16_t)tensor) {
+            return r;
+        }
+    }
+    return -1;
+}
+
+static const ta_region_t *tile_region(const ta_model_t *m, uint32_t tile, int slot)
+{
+    return &m->patch_regions[tile * m->patch->n_regions + (uint32_t)slot];
+}
+
+static int is_stage_output_of(const ta_model_t *m, uint16_t tensor, uint16_t op_end)
+{
+    for (uint16_t i = 0; i < op_end; ++i) {
+        const ta_op_rec_t *op = &m->ops[i];
+        const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
+        for (int k = 0; k < op->n_outputs; ++k) {
+            if (io[op->n_inputs + k] == (int16_t)tensor) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int contains(const ta_region_t *outer, const ta_region_t *inner)
+{
+    return outer->y0 <= inner->y0 && inner->y1 <= outer->y1 && outer->x0 <= inner->x0 && inner->x1 <= outer->x1;
+}
+
+static int is_activation(const ta_tensor_t *t) { return t->rec != NULL && t->rec->kind != TA_TENSOR_CONST; }
+
+static int same_dims(const ta_tensor_rec_t *a, const ta_tensor_rec_t *b)
+{
+    return a->ndim == b->ndim && memcmp(a->dims, b->dims, sizeof(a->dims)) == 0;
+}
+
+ta_status_t ta_patch_prepare(const ta_engine_t *engine)
+{
+    const ta_model_t *m = engine->model;
+    const ta_patch_header_t *p = m->patch;
+    for (uint16_t i = 0; i < p->n_stage_ops; ++i) {
+        const ta_op_kernel_t *k = ta_op_find(m->ops[i].opcode);
+        TA_ENSURE(k != NULL && (k->pointwise || k->eval_region != NULL), TA_ERR_UNSUPPORTED);
+        ta_op_call_t call;
+        ta_engine_build_call(engine, i, &call);
+        TA_ENSURE(call.n_outputs == 1 && is_activation(&call.outputs[0]), TA_ERR_CORRUPT);
+        const int out_slot = region_slot(m, (int16_t)(call.outputs[0].rec - m->tensors));
+        TA_ENSURE(out_slot >= 0, TA_ERR_CORRUPT);
+        int views = 1;
+        for (int in = 0; in < call.n_inputs; ++in) {
+            if (!is_activation(&call.inputs[in])) {
+                /* Row-by-row views would break a broadcast constant operand. */
+                TA_ENSURE(!k->pointwise || call.inputs[in].rec == NULL, TA_ERR_UNSUPPORTED);
+                continue;
+            }
+            /* Windowed ops read exactly one activation, their input 0. */
+            TA_ENSURE(k->pointwise || in == 0, TA_ERR_UNSUPPORTED);
+            const int slot = region_slot(m, (int16_t)(call.inputs[in].rec - m->tensors));
+            TA_ENSURE(slot >= 0 && ++views <= MAX_VIEWS, TA_ERR_CORRUPT);
+            if (!k->pointwise) {
+                continue;
+            }
+            TA_ENSURE(same_dims(call.inputs[in].rec, call.outputs[0].rec), TA_ERR_UNSUPPORTED);
+            for (uint32_t tile = 0; tile < p->n_tiles; ++tile) {
+                TA_ENSURE(contains(tile_region(m, tile, slot), tile_region(m, tile, out_slot)), TA_ERR_CORRUPT);
+            }
+        }
+    }
+    return TA_OK;
+}
+
+/* A region view: the tensor's record with the region's height and width, over its buffer. */
+static void make_view(const ta_engine_t *e, int slot, const ta_region_t *g, ta_tensor_rec_t *view,
+                      ta_tensor_t *out)
+{
+    const ta_patch_tensor_t *pt = &e->model->patch_tensors[slot];
+    *view = e->model->tensors[pt->tensor];
+    view->kind = TA_TENSOR_ACTIVATION;
+    view->dims[1] = g->y1 - g->y0;
+    view->dims[2] = g->x1 - g->x0;
+    view->size = (uint32_t)view->dims[1] * (uint32_t)view->dims[2] * (uint32_t)view->dims[3] * ta_dtype_size(view->dtype);
+    view->offset = pt->offset;
+    out->rec = view;
+    out->data = e->arena + pt->offset;
+}
+
+/* Copy a window between a full [1, H, W, C] tensor and a dense region buffer. */
+static void copy_window(const ta_engine_t *e, int slot, const ta_region_t *g, int into_region)
+{
+    const ta_patch_tensor_t *pt = &e->model->patch_tensors[slot];
+    const ta_tensor_rec_t *t = &e->model->tensors[pt->tensor];
+    const size_t pixel = (size_t)t->dims[3] * ta_dtype_size(t->dtype);
+    const size_t row = (size_t)(g->x1 - g->x0) * pixel;
+    uint8_t *full = e->arena + t->offset;
+    uint8_t *region = e->arena + pt->offset;
+    for (int32_t y = g->y0; y < g->y1; ++y) {
+        uint8_t *f = full + ((size_t)y * (size_t)t->dims[2] + (size_t)g->x0) * pixel;
+        uint8_t *r = region + (size_t)(y - g->y0) * row;
+        if (into_region) {
+            memcpy(r, f, row);
+        } else {
+            memcpy(f, r, row);
+        }
+    }
+}
+
+/* One row of a region view as a 1-D tensor: row y (full coordinates), columns from x0. */
+static void row_view(const ta_tensor_t *region, const ta_region_t *g, int32_t y, int32_t x0, int32_t width,
+                     ta_tensor_rec_t *view, ta_tensor_t *out)
+{
+    const uint32_t pixel = (uint32_t)region->rec->dims[3] * ta_dtype_size(region->rec->dtype);
+    *view = *region->rec;
+    memset(view->dims, 0, sizeof(view->dims));
+    view->ndim = 1;
+    view->dims[0] = width * region->rec->dims[3];
+    view->size = (uint32_t)width * pixel;
+    out->rec = view;
+    out->data = (uint8_t *)region->data +
+                ((size_t)(y - g->y0) * (size_t)(g->x1 - g->x0) + (size_t)(x0 - g->x0)) * pixel;
+}
+
+static ta_status_t run_pointwise(const ta_op_kernel_t *k, const ta_op_call_t *call,
+                                 const ta_region_t *const in_g[], const ta_region_t *out_g)
+{
+    const int32_t width = out_g->x1 - out_g->x0;
+    for (int32_t y = out_g->y0; y < out_g->y1; ++y) {
+        ta_op_call_t row = *call;
+        ta_tensor_rec_t views[MAX_VIEWS];
+        int n = 0;
+        for (int in = 0; in < call->n_inputs; ++in) {
+            if (in_g[in] != NULL) {
+                row_view(&call->inputs[in], in_g[in], y, out_g->x0, width, &views[n], &row.inputs[in]);
+                ++n;
+            }
+        }
+        row_view(&call->outputs[0], out_g, y, out_g->x0, width, &views[n], &row.outputs[0]);
+        TA_TRY(k->eval(&row));
+    }
+    return TA_OK;
+}
+
+static ta_status_t run_stage_op(ta_engine_t *e, uint16_t i, uint32_t tile)
+{
+    const ta_model_t *m = e->model;
+    const ta_op_kernel_t *k = ta_op_find(m->ops[i].opcode);
+    ta_op_call_t call;
+    ta_engine_build_call(e, i, &call);
+    ta_tensor_rec_t views[MAX_VIEWS];
+    const ta_region_t *in_g[TA_MAX_OP_INPUTS] = {0};
+    int n = 0;
+    for (int in = 0; in < call.n_inputs; ++in) {
+        if (is_activation(&call.inputs[in])) {
+            const int slot = region_slot(m, (int16_t)(call.inputs[in].rec - m->tensors));
+            in_g[in] = tile_region(m, tile, slot);
+            make_view(e, slot, in_g[in], &views[n++], &call.inputs[in]);
+        }
+    }
+    const int out_slot = region_slot(m, (int16_t)(call.outputs[0].rec - m->tensors));
+    const ta_region_t *out_g = tile_region(m, tile, out_slot);
+    const uint16_t out_tensor = m->patch_tensors[out_slot].tensor;
+    make_view(e, out_slot, out_g, &views[n], &call.outputs[0]);
+
+    if (e->hook != NULL) {
+        e->hook(e->hook_ctx, i, m->ops[i].opcode, 0);
+    }
+    ta_status_t st = k->pointwise ? run_pointwise(k, &call, in_g, out_g) : k->eval_region(&call, in_g[0], out_g);
+    if (e->hook != NULL) {
+        e->hook(e->hook_ctx, i, m->ops[i].opcode, 1);
+    }
+    TA_TRY(st);
+    if (m->tensors[out_tensor].kind == TA_TENSOR_ACTIVATION) {
+        copy_window(e, out_slot, out_g, 0); /* the stage output: into its full tensor */
+    }
+    return TA_OK;
+}
+
+ta_status_t ta_patch_run(ta_engine_t *engine)
+{
+    const ta_model_t *m = engine->model;
+    const ta_patch_header_t *p = m->patch;
+    for (uint32_t tile = 0; tile < p->n_tiles; ++tile) {
+        for (int r = 0; r < p->n_regions; ++r) {
+            const uint16_t t = m->patch_tensors[r].tensor;
+            if (m->tensors[t].kind == TA_TENSOR_ACTIVATION && !is_stage_output_of(m, t, p->n_stage_ops)) {
+                copy_window(engine, r, tile_region(m, tile, r), 1); /* a stage input */
+            }
+        }
+        for (uint16_t i = 0; i < p->n_stage_ops; ++i) {
+            TA_TRY(run_stage_op(engine, i, tile));
+        }
+    }
+    return TA_OK;
+}
