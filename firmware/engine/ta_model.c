@@ -52,7 +52,7 @@ static ta_status_t check_tensor(const ta_tensor_rec_t *t, const ta_model_header_
 {
     const uint32_t item = ta_dtype_size(t->dtype);
     TA_ENSURE(item != 0, TA_ERR_UNSUPPORTED);
-    TA_ENSURE(t->kind == TA_TENSOR_ACTIVATION || t->kind == TA_TENSOR_CONST, TA_ERR_CORRUPT);
+    TA_ENSURE(t->kind <= TA_TENSOR_PATCH, TA_ERR_CORRUPT);
     TA_ENSURE(t->ndim <= TA_MAX_DIMS, TA_ERR_CORRUPT);
     TA_ENSURE(t->kind != TA_TENSOR_PATCH || (h->flags & TA_MODEL_FLAG_PATCH), TA_ERR_CORRUPT);
     uint64_t elems = 1;

@@ -14,9 +14,9 @@ log = logging.getLogger("tinyadapt")
 
 # Subcommand modules, in the order `--help` lists them. Each defines NAME, HELP, DESCRIPTION,
 # EPILOG, add_arguments(parser) and run(args) -> int.
-SUBCOMMANDS = ["convert", "run"]
+SUBCOMMANDS = ["convert", "plan", "run"]
 
-_OPTIONAL_SUBCOMMANDS = ["plan", "build", "flash", "stream", "metrics", "report"]
+_OPTIONAL_SUBCOMMANDS = ["build", "flash", "stream", "metrics", "report"]
 
 
 def _modules():

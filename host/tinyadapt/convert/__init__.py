@@ -11,8 +11,9 @@ from tinyadapt.convert.blob import write_blob
 from tinyadapt.convert.ir import Graph
 from tinyadapt.convert.lowering import BlobTensor, LowerContext, Lowered, registry
 from tinyadapt.convert.tflite_reader import read_tflite
-from tinyadapt.errors import UnsupportedModelError
+from tinyadapt.errors import PlanError, UnsupportedModelError
 from tinyadapt.plan.memory import MemoryPlan, plan_memory
+from tinyadapt.plan.patch import PatchPlan, candidate_plans, find_stages, plan_patch
 
 __all__ = ["ConvertedModel", "convert", "supported_ops"]
 
@@ -27,12 +28,17 @@ class ConvertedModel:
     ops: list[Lowered]
     inputs: list[int]
     outputs: list[int]
-    plan: MemoryPlan
+    plan: MemoryPlan                 # the arena plan the blob uses
     blob: bytes
+    layer_by_layer_peak_bytes: int = 0
+    patch: PatchPlan | None = None   # set when the first stage runs patch by patch
 
     @property
     def peak_sram_bytes(self) -> int:
         return self.plan.arena_size
+
+    def patch_candidates(self) -> list[PatchPlan]:
+        return candidate_plans(self.tensors, self.ops, self.inputs, self.outputs)
 
     def input_tensors(self) -> list[BlobTensor]:
         return [self.tensors[i] for i in self.inputs]
@@ -45,8 +51,13 @@ def supported_ops() -> list[str]:
     return sorted(registry())
 
 
-def convert(source: str | Path | bytes, name: str | None = None) -> ConvertedModel:
-    """Read, validate, lower and plan a .tflite model; raises a TinyAdaptError subclass on bad input."""
+def convert(source: str | Path | bytes, name: str | None = None, *, budget: int | None = None,
+            patch: tuple[int, int] | None = None) -> ConvertedModel:
+    """Read, validate, lower and plan a .tflite model; raises a TinyAdaptError subclass on bad input.
+
+    budget: peak SRAM bytes allowed; when layer-by-layer execution needs more, the patch
+    plan with the least MAC overhead that fits is chosen (PlanError if none does).
+    patch: (n_stage_ops, grid) to force a patch plan instead."""
     label = name or (str(source) if not isinstance(source, (bytes, bytearray)) else "<model>")
     graph = read_tflite(source, name=label) if isinstance(source, (bytes, bytearray)) else read_tflite(source)
     table = registry()
@@ -77,6 +88,39 @@ def convert(source: str | Path | bytes, name: str | None = None) -> ConvertedMod
     if len(ctx.tensors) > _MAX_TENSORS:
         raise UnsupportedModelError(f"{label}: {len(ctx.tensors)} tensors, the blob format holds {_MAX_TENSORS}")
     plan = plan_memory(ctx.tensors, ops, inputs, outputs)
-    blob = write_blob(ctx.tensors, ops, inputs, outputs, plan)
+    chosen = None
+    if patch is not None:
+        chosen = _forced_patch(label, ctx.tensors, ops, inputs, outputs, *patch)
+    elif budget is not None and plan.arena_size > budget:
+        chosen = choose_patch(label, plan.arena_size,
+                              candidate_plans(ctx.tensors, ops, inputs, outputs), budget)
+    blob = write_blob(ctx.tensors, ops, inputs, outputs, chosen.memory if chosen else plan, chosen)
     return ConvertedModel(source=label, graph=graph, tensors=ctx.tensors, ops=ops, inputs=inputs,
-                          outputs=outputs, plan=plan, blob=blob)
+                          outputs=outputs, plan=chosen.memory if chosen else plan, blob=blob,
+                          layer_by_layer_peak_bytes=plan.arena_size, patch=chosen)
+
+
+def _forced_patch(label, tensors, ops, inputs, outputs, n_stage_ops: int, grid: int) -> PatchPlan:
+    stages = {s.n_ops: s for s in find_stages(tensors, ops, outputs)}
+    if n_stage_ops not in stages:
+        raise PlanError(f"{label}: the first {n_stage_ops} ops cannot run patch by patch "
+                        f"(valid splits: {', '.join(map(str, sorted(stages))) or 'none'})")
+    out_h, out_w = tensors[stages[n_stage_ops].output].shape[1:3]
+    if not 1 <= grid <= min(out_h, out_w):
+        raise PlanError(f"{label}: a {grid}x{grid} grid does not fit the stage output {out_h}x{out_w}")
+    return plan_patch(tensors, ops, inputs, outputs, stages[n_stage_ops], grid)
+
+
+def choose_patch(label: str, layer_peak: int, plans: list[PatchPlan], budget: int) -> PatchPlan:
+    """The least MAC overhead among plans within budget, or a PlanError saying what would fit."""
+    fitting = [p for p in plans if p.peak_sram_bytes <= budget]
+    if fitting:
+        return min(fitting, key=lambda p: (p.mac_overhead, p.peak_sram_bytes))
+    if not plans:
+        raise PlanError(f"{label}: needs {layer_peak} bytes of SRAM layer by layer, over the {budget}-byte "
+                        "budget, and no prefix of the model can run patch by patch")
+    best = min(plans, key=lambda p: p.peak_sram_bytes)
+    smallest = min(best.peak_sram_bytes, layer_peak)
+    raise PlanError(f"{label}: does not fit a {budget}-byte SRAM budget: layer by layer needs {layer_peak}, "
+                    f"the smallest achievable peak is {smallest} bytes (patch stage of {best.stage.n_ops} ops, "
+                    f"{best.grid}x{best.grid} tiles)")

@@ -11,7 +11,7 @@ import numpy as np
 from tinyadapt.convert import blob_format as bf
 from tinyadapt.errors import BlobError
 
-_HEADER = struct.Struct("<IHHIIIHHHHIIIIII12x")
+_HEADER = struct.Struct("<IHHIIIHHHHIIIIIII8x")
 _TENSOR = struct.Struct("<BBBB6iIIif4x")
 _OP = struct.Struct("<HBBIIIII")
 assert _HEADER.size == bf.HEADER_SIZE and _TENSOR.size == bf.TENSOR_REC_SIZE and _OP.size == bf.OP_REC_SIZE
@@ -21,16 +21,25 @@ def _pad4(buf: bytearray) -> None:
     buf.extend(b"\0" * (-len(buf) % 4))
 
 
-def write_blob(tensors, ops, inputs, outputs, plan) -> bytes:
-    """Serialize blob tensors, lowered ops and the memory plan."""
+def write_blob(tensors, ops, inputs, outputs, plan, patch=None) -> bytes:
+    """Serialize blob tensors, lowered ops and the memory plan (and a patch plan, if any:
+    then `plan` is patch.memory and the stage's internal tensors become PATCH tensors)."""
     data = bytearray()
+    internal = set(patch.stage.internal) if patch else set()
+    region_offset = dict(zip(patch.region_tensors, patch.region_offsets)) if patch else {}
+    kinds = []
     for i, t in enumerate(tensors):
+        kind = t.kind
         if t.kind == bf.KIND_CONST:
             _pad4(data)
             t.offset = len(data)
             data.extend(t.data)
+        elif i in internal:
+            kind = bf.KIND_PATCH
+            t.offset = region_offset[i]
         else:
             t.offset = plan.tensor_offsets.get(i, 0)
+        kinds.append(kind)
     op_recs = []
     for i, op in enumerate(ops):
         _pad4(data)
@@ -42,6 +51,17 @@ def write_blob(tensors, ops, inputs, outputs, plan) -> bytes:
         op_recs.append(_OP.pack(op.opcode, len(op.inputs), len(op.outputs), io_off, p_off, len(op.params),
                                 plan.scratch_offsets.get(i, 0), op.scratch_bytes))
     _pad4(data)
+    patch_off = 0
+    if patch is not None:
+        from tinyadapt.plan.patch import patch_section
+
+        patch_off = len(data)
+        section = bytearray(patch_section(patch))
+        # Rebase the section's internal offsets onto the data section.
+        n_t, n_r = struct.unpack_from("<II", section, 8)
+        struct.pack_into("<II", section, 8, n_t + patch_off, n_r + patch_off)
+        data.extend(section)
+        _pad4(data)
 
     tensors_off = bf.HEADER_SIZE
     ops_off = tensors_off + bf.TENSOR_REC_SIZE * len(tensors)
@@ -52,14 +72,15 @@ def write_blob(tensors, ops, inputs, outputs, plan) -> bytes:
     total = data_off + len(data)
 
     body = bytearray()
-    for t in tensors:
+    for t, kind in zip(tensors, kinds):
         dims = list(t.shape) + [0] * (bf.MAX_DIMS - len(t.shape))
-        body += _TENSOR.pack(bf.DTYPES[np.dtype(t.dtype)], t.kind, len(t.shape), 0, *dims, t.offset,
+        body += _TENSOR.pack(bf.DTYPES[np.dtype(t.dtype)], kind, len(t.shape), 0, *dims, t.offset,
                              t.nbytes, t.zero_point, t.scale)
     body += b"".join(op_recs) + io + data
-    header = _HEADER.pack(bf.MAGIC, bf.VERSION, bf.HEADER_SIZE, total, 0, 0, len(tensors), len(ops),
+    flags = bf.FLAG_PATCH if patch is not None else 0
+    header = _HEADER.pack(bf.MAGIC, bf.VERSION, bf.HEADER_SIZE, total, 0, flags, len(tensors), len(ops),
                           len(inputs), len(outputs), plan.arena_size, tensors_off, ops_off, io_off,
-                          data_off, len(data))
+                          data_off, len(data), patch_off)
     blob = bytearray(header) + body
     struct.pack_into("<I", blob, 12, zlib.crc32(bytes(blob[bf.CRC_START:])) & 0xFFFFFFFF)
     return bytes(blob)
@@ -92,6 +113,15 @@ class BlobOpInfo:
 
 
 @dataclass
+class BlobPatchInfo:
+    n_stage_ops: int
+    tensors: list[int]
+    offsets: list[int]
+    capacities: list[int]
+    regions: list[list[tuple[int, int, int, int]]]  # [tile][region tensor]
+
+
+@dataclass
 class BlobInfo:
     arena_size: int
     tensors: list[BlobTensorInfo]
@@ -99,14 +129,15 @@ class BlobInfo:
     inputs: list[int]
     outputs: list[int]
     total_size: int
+    patch: BlobPatchInfo | None = None
 
 
 def read_blob(blob: bytes) -> BlobInfo:
     """Parse a blob written by write_blob (host-side; the device has its own loader)."""
     if len(blob) < bf.HEADER_SIZE:
         raise BlobError(f"model blob truncated: {len(blob)} bytes, header needs {bf.HEADER_SIZE}")
-    (magic, version, hsize, total, crc, _flags, n_t, n_o, n_in, n_out, arena, t_off, o_off, io_off,
-     d_off, d_size) = _HEADER.unpack_from(blob, 0)
+    (magic, version, hsize, total, crc, flags, n_t, n_o, n_in, n_out, arena, t_off, o_off, io_off,
+     d_off, d_size, patch_off) = _HEADER.unpack_from(blob, 0)
     if magic != bf.MAGIC:
         raise BlobError(f"not a tinyadapt model blob (magic 0x{magic:08x})")
     if version != bf.VERSION:
@@ -129,6 +160,16 @@ def read_blob(blob: bytes) -> BlobInfo:
             ops.append(BlobOpInfo(opcode, list(idx[:ni]), list(idx[ni:]),
                                   bytes(blob[d_off + poff:d_off + poff + psize]), soff, ssize))
         io = struct.unpack_from(f"<{n_in + n_out}H", blob, io_off)
+        patch = _read_patch(blob, d_off + patch_off) if flags & bf.FLAG_PATCH else None
     except (struct.error, KeyError, IndexError) as exc:
         raise BlobError(f"model blob is corrupt: {exc}") from None
-    return BlobInfo(arena, tensors, ops, list(io[:n_in]), list(io[n_in:]), total)
+    return BlobInfo(arena, tensors, ops, list(io[:n_in]), list(io[n_in:]), total, patch)
+
+
+def _read_patch(blob: bytes, off: int) -> BlobPatchInfo:
+    n_stage, n_tiles, n_regions, _, t_off, r_off = struct.unpack_from("<HHHHII", blob, off)
+    base = struct.unpack_from("<I", blob, 44)[0]  # the section's offsets are data-section offsets
+    tensors = [struct.unpack_from("<HHII", blob, base + t_off + 12 * i) for i in range(n_regions)]
+    regions = [[struct.unpack_from("<hhhh", blob, base + r_off + 8 * (k * n_regions + i)) for i in range(n_regions)]
+               for k in range(n_tiles)]
+    return BlobPatchInfo(n_stage, [t[0] for t in tensors], [t[2] for t in tensors], [t[3] for t in tensors], regions)

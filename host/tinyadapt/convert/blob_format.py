@@ -17,6 +17,9 @@ NO_TENSOR = -1
 
 KIND_ACTIVATION = 0
 KIND_CONST = 1
+KIND_PATCH = 2
+
+FLAG_PATCH = 0x1
 
 DTYPES = {np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3, np.dtype(np.float32): 4}
 DTYPE_NUMPY = {v: k for k, v in DTYPES.items()}
