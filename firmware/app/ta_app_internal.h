@@ -1,0 +1,69 @@
+/*
+ * The app's state, shared by ta_app_main.c (lifecycle) and ta_commands.c
+ * (handlers). Not part of any public API.
+ */
+#ifndef TA_APP_INTERNAL_H
+#define TA_APP_INTERNAL_H
+
+#include <stdint.h>
+
+#include "ta_app_config.h"
+#include "ta_server.h"
+#include "tinyadapt/ta_app.h"
+#include "tinyadapt/ta_engine.h"
+#include "tinyadapt/ta_hal.h"
+
+typedef struct {
+    uint16_t opcode;
+    uint32_t count; /* counter units (instructions on QEMU) spent in the op */
+} ta_profile_entry_t;
+
+typedef struct ta_app {
+    const ta_hal_t *hal;
+    ta_app_config_t cfg;
+    ta_server_t server;
+
+    /* The selected model (slot >= 0) bound to the arena. */
+    ta_model_t model;
+    ta_engine_t engine;
+    int8_t slot;
+
+    /* LOAD_BEGIN .. LOAD_END into the RAM slot. */
+    uint8_t load_active;
+    uint32_t load_size;
+    uint32_t load_crc;
+
+    /* Counter extended to 64 bits: every read adds the 32-bit delta. */
+    uint32_t counter_last;
+    uint64_t counter_ticks;
+    uint64_t op_start;
+
+    /* Per-op profile of the last invoke. */
+    uint16_t n_recorded;  /* entries written by the hook */
+    uint16_t n_profiled;  /* entries INVOKE reported (0 unless asked) */
+    ta_profile_entry_t profile[TA_APP_MAX_PROFILE_OPS];
+
+    uint32_t invokes;
+    uint8_t reset_requested;
+} ta_app_t;
+
+/* The command set for every code in protocol version 1. */
+extern const ta_command_set_t ta_core_commands;
+
+/* The compiled-in model (slot 0): its blob and size, NULL / 0 when none. */
+const uint8_t *ta_builtin_model(uint32_t *size);
+
+/* Feature bits of this build (HELLO). */
+uint32_t ta_app_features(const ta_app_t *app);
+
+/* Select slot 0 or 1: load, repaint the arena, init the engine. */
+TA_CHECK_RESULT ta_status_t ta_app_select(ta_app_t *app, uint8_t slot);
+
+/* Run the selected model once; *count gets the counter units it took. */
+TA_CHECK_RESULT ta_status_t ta_app_invoke(ta_app_t *app, int profile, uint64_t *count);
+
+/* High-water marks in bytes (scans the painted areas). */
+uint32_t ta_app_arena_used(const ta_app_t *app);
+uint32_t ta_app_stack_used(const ta_app_t *app);
+
+#endif /* TA_APP_INTERNAL_H */

@@ -1,0 +1,188 @@
+/*
+ * POSIX port: the device app as a native process, for fast host tests of the
+ * protocol and the app without an emulator.
+ *
+ *   ta_posix [--pty] [--fd N] [--stdio] [--ram-slot FILE]
+ *
+ *   --pty (default)  open a pseudo-terminal, print "TA_PTY <path>" on stdout
+ *                    and serve on it; the host opens <path> like a serial port
+ *   --fd N           serve on an inherited file descriptor (socketpair, pipe)
+ *   --stdio          read stdin, write stdout; exits at end of input
+ *   --ram-slot FILE  place a model blob in slot 1 before serving (what QEMU's
+ *                    -device loader does for the emulated boards)
+ *
+ * The counter is CLOCK_MONOTONIC in nanoseconds (wall time, not instructions).
+ * RESET re-initialises the app in place. Exit status: 0, or 1 when the link
+ * closes or a setup step fails.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tinyadapt/ta_app.h"
+
+#ifndef TA_POSIX_ARENA_SIZE
+#define TA_POSIX_ARENA_SIZE (8u << 20)
+#endif
+#ifndef TA_POSIX_RAM_SLOT_SIZE
+#define TA_POSIX_RAM_SLOT_SIZE (8u << 20)
+#endif
+
+static uint8_t g_arena[TA_POSIX_ARENA_SIZE] __attribute__((aligned(16)));
+static uint8_t g_ram_slot[TA_POSIX_RAM_SLOT_SIZE] __attribute__((aligned(16)));
+
+typedef struct {
+    int rfd;
+    int wfd;
+} posix_link_t;
+
+static int32_t link_read(void *ctx, uint8_t *buf, uint32_t cap, uint32_t timeout_ms)
+{
+    posix_link_t *link = (posix_link_t *)ctx;
+    struct pollfd p = {link->rfd, POLLIN, 0};
+    const int wait = timeout_ms == TA_HAL_WAIT_FOREVER ? -1 : (timeout_ms > 0x7FFFFFFFu ? 0x7FFFFFFF : (int)timeout_ms);
+    for (;;) {
+        const int r = poll(&p, 1, wait);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            return TA_ERR_STATE;
+        }
+        if (r == 0) {
+            return 0;
+        }
+        const ssize_t n = read(link->rfd, buf, cap);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+            continue;
+        }
+        return n > 0 ? (int32_t)n : TA_ERR_STATE; /* 0: end of stream; EIO: pty closed */
+    }
+}
+
+static ta_status_t link_write(void *ctx, const uint8_t *buf, uint32_t len)
+{
+    posix_link_t *link = (posix_link_t *)ctx;
+    while (len > 0) {
+        const ssize_t n = write(link->wfd, buf, len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return TA_ERR_STATE;
+        }
+        buf += n;
+        len -= (uint32_t)n;
+    }
+    return TA_OK;
+}
+
+static uint32_t clock_ns(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+}
+
+/* Open a pty in raw mode; keep our own handle on the slave so the master never sees EOF. */
+static int open_pty(char *path, size_t path_cap)
+{
+    const int master = posix_openpt(O_RDWR | O_NOCTTY);
+    if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) {
+        return -1;
+    }
+    const char *name = ptsname(master);
+    if (name == NULL || strlen(name) >= path_cap) {
+        return -1;
+    }
+    strcpy(path, name);
+    const int slave = open(path, O_RDWR | O_NOCTTY);
+    if (slave < 0) {
+        return -1;
+    }
+    struct termios tio;
+    if (tcgetattr(slave, &tio) == 0) {
+        cfmakeraw(&tio);
+        tcsetattr(slave, TCSANOW, &tio);
+    }
+    return master; /* `slave` stays open for the life of the process */
+}
+
+static int load_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "ta_posix: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    const size_t n = fread(g_ram_slot, 1, sizeof(g_ram_slot), f);
+    const int too_big = fgetc(f) != EOF;
+    fclose(f);
+    if (too_big) {
+        fprintf(stderr, "ta_posix: %s is larger than the %u-byte RAM slot\n", path, TA_POSIX_RAM_SLOT_SIZE);
+        return -1;
+    }
+    (void)n;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static posix_link_t link = {-1, -1};
+    for (int i = 1; i < argc; ++i) {
+        if (strcmp(argv[i], "--fd") == 0 && i + 1 < argc) {
+            link.rfd = link.wfd = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--stdio") == 0) {
+            link.rfd = STDIN_FILENO;
+            link.wfd = STDOUT_FILENO;
+        } else if (strcmp(argv[i], "--pty") == 0) {
+            link.rfd = link.wfd = -1;
+        } else if (strcmp(argv[i], "--ram-slot") == 0 && i + 1 < argc) {
+            if (load_file(argv[++i]) != 0) {
+                return 1;
+            }
+        } else {
+            fprintf(stderr, "usage: %s [--pty | --fd N | --stdio] [--ram-slot FILE]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (link.rfd < 0) {
+        char path[256];
+        const int master = open_pty(path, sizeof(path));
+        if (master < 0) {
+            fprintf(stderr, "ta_posix: cannot open a pty: %s\n", strerror(errno));
+            return 1;
+        }
+        link.rfd = link.wfd = master;
+        printf("TA_PTY %s\n", path);
+        fflush(stdout);
+    }
+
+    static const ta_hal_t hal = {
+        .ctx = &link,
+        .read = link_read,
+        .write = link_write,
+        .flush = NULL,
+        .counter = clock_ns,
+        .counter_mul = 1,
+        .counter_div = 1,
+        .counter_hz = 1000000000u,
+        .counter_unit = TA_HAL_COUNT_NANOSECONDS,
+        .reset = NULL,
+        .board_name = "posix",
+        .core_name = "host",
+        .stack_lo = 0,
+        .stack_hi = 0,
+    };
+    const ta_app_config_t cfg = {g_arena, sizeof(g_arena), g_ram_slot, sizeof(g_ram_slot)};
+    const ta_status_t st = ta_app_main(&hal, &cfg);
+    fprintf(stderr, "ta_posix: link closed (%s)\n", ta_status_name(st));
+    return 1;
+}

@@ -1,0 +1,1 @@
+PORT_EXTRA_DIRS := stm32_common

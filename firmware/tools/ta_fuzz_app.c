@@ -1,0 +1,94 @@
+/*
+ * libFuzzer target for the whole device app: the fuzz input is the byte stream
+ * the host would send (frames, noise, model blobs inside LOAD_CHUNKs). The app
+ * runs over an in-memory HAL until the input is used up; every byte it sends
+ * back must split into well-formed response or NAK frames. Built with ASan and
+ * UBSan by `make -C firmware/ports fuzz`; any crash, sanitizer report or
+ * malformed reply aborts.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ta_cobs.h"
+#include "ta_frame.h"
+#include "tinyadapt/ta_app.h"
+
+static uint8_t g_arena[64 * 1024] __attribute__((aligned(16)));
+static uint8_t g_slot[64 * 1024] __attribute__((aligned(16)));
+
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    size_t pos;
+    uint8_t out[4096]; /* one outgoing frame being collected */
+    size_t out_len;
+} fuzz_link_t;
+
+static int32_t fuzz_read(void *ctx, uint8_t *buf, uint32_t cap, uint32_t timeout_ms)
+{
+    fuzz_link_t *l = (fuzz_link_t *)ctx;
+    (void)timeout_ms;
+    if (l->pos >= l->size) {
+        return TA_ERR_STATE; /* end of input: the link is closed, ta_app_main returns */
+    }
+    size_t n = l->size - l->pos;
+    n = n < cap ? n : cap;
+    n = n < 13 ? n : 13; /* odd-sized reads: frames straddle read boundaries */
+    memcpy(buf, l->data + l->pos, n);
+    l->pos += n;
+    return (int32_t)n;
+}
+
+static void check_frame(const uint8_t *wire, size_t len)
+{
+    uint8_t raw[4096];
+    const int32_t n = ta_cobs_decode(wire, (uint32_t)len, raw, sizeof(raw));
+    ta_frame_t f;
+    if (n < 0 || ta_frame_parse(raw, (uint32_t)n, 1024, &f) != TA_OK ||
+        (f.type != TA_FRAME_RESPONSE && f.type != TA_FRAME_NAK) || (f.status != 0 && f.len != 0)) {
+        fprintf(stderr, "ta_fuzz_app: the device sent a malformed frame (%zu bytes)\n", len);
+        abort();
+    }
+}
+
+static ta_status_t fuzz_write(void *ctx, const uint8_t *buf, uint32_t len)
+{
+    fuzz_link_t *l = (fuzz_link_t *)ctx;
+    for (uint32_t i = 0; i < len; ++i) {
+        if (buf[i] == 0) {
+            check_frame(l->out, l->out_len);
+            l->out_len = 0;
+        } else if (l->out_len < sizeof(l->out)) {
+            l->out[l->out_len++] = buf[i];
+        } else {
+            fprintf(stderr, "ta_fuzz_app: the device sent an overlong frame\n");
+            abort();
+        }
+    }
+    return TA_OK;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static fuzz_link_t link;
+    memset(&link, 0, sizeof(link));
+    link.data = data;
+    link.size = size;
+    const ta_hal_t hal = {
+        .ctx = &link,
+        .read = fuzz_read,
+        .write = fuzz_write,
+        .board_name = "fuzz",
+        .core_name = "host",
+    };
+    const ta_app_config_t cfg = {g_arena, sizeof(g_arena), g_slot, sizeof(g_slot)};
+    if (ta_app_main(&hal, &cfg) != TA_ERR_STATE || link.out_len != 0) {
+        fprintf(stderr, "ta_fuzz_app: the app stopped for another reason than the end of input\n");
+        abort();
+    }
+    return 0;
+}
