@@ -104,4 +104,40 @@ def check_blob(blob: bytes) -> None:
     offsets = {t.index: t.offset for t in info.tensors if t.index in acts}
     ops = [CheckOp(op.name, [t for t in op.inputs if t in acts], list(op.outputs),
                    (op.scratch_offset, op.scratch_size)) for op in info.ops]
+    if info.patch is not None:
+        ops = _patch_stage_ops(info, ops, sizes, offsets)
     check_layout(sizes, offsets, ops, info.inputs, info.outputs, info.arena_size)
+
+
+def _patch_stage_ops(info, ops: list[CheckOp], sizes: dict, offsets: dict) -> list[CheckOp]:
+    """Model a patch stage as what occupies the arena while it runs: one region buffer per
+    region tensor (live across the stage ops that touch it, from the start for the stage
+    inputs, which are copied in when a tile starts), and the full stage inputs and output,
+    live for the whole stage. Buffers get ids past the tensor indices."""
+    p = info.patch
+    n = p.n_stage_ops
+    region = {}
+    for k, (t, off, cap) in enumerate(zip(p.tensors, p.offsets, p.capacities)):
+        region[t] = len(info.tensors) + k
+        sizes[region[t]] = cap
+        offsets[region[t]] = off
+        for tile in p.regions:  # every tile's region fits its buffer
+            y0, y1, x0, x1 = tile[k]
+            rec = info.tensors[t]
+            assert (y1 - y0) * (x1 - x0) * rec.shape[3] * rec.dtype.itemsize <= cap
+    produced = {t for op in info.ops[:n] for t in op.outputs}
+    full = [t for t in p.tensors if info.tensors[t].kind == bf.KIND_ACTIVATION]
+    stage_in = [t for t in full if t not in produced]
+    stage_out = [t for t in full if t in produced]
+    staged = []
+    for i, op in enumerate(info.ops[:n]):
+        ins = [region[t] for t in op.inputs if t in region]
+        outs = [region[t] for t in op.outputs]
+        if i == 0:
+            ins += stage_in + stage_out + [region[t] for t in stage_in]
+        if i == n - 1:
+            ins += stage_in + stage_out
+        ins += [t for t in op.outputs if t in stage_out]
+        # In place never applies inside a stage: regions of one tile differ in shape.
+        staged.append(CheckOp(f"STAGE_{op.name}", ins, outs, (op.scratch_offset, op.scratch_size)))
+    return staged + ops[n:]

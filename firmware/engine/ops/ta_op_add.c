@@ -52,4 +52,5 @@ const ta_op_kernel_t ta_op_add = {
     .params_size = sizeof(ta_add_params_t),
     .prepare = prepare,
     .eval = eval,
+    .pointwise = 1,
 };

@@ -58,6 +58,18 @@ static ta_status_t eval(const ta_op_call_t *call)
                         (int8_t *)call->outputs[0].data);
 }
 
+/* In a patch stage the input is a region of the full map: shift the padding by the
+ * regions' origins, so that zero padding applies only at the real image border. */
+static ta_status_t eval_region(const ta_op_call_t *call, const ta_region_t *in, const ta_region_t *out)
+{
+    ta_conv_params_t p = *(const ta_conv_params_t *)call->params;
+    p.pad_top = in->y0 + p.pad_top - out->y0 * p.stride_h;
+    p.pad_left = in->x0 + p.pad_left - out->x0 * p.stride_w;
+    ta_op_call_t shifted = *call;
+    shifted.params = &p;
+    return eval(&shifted);
+}
+
 const ta_op_kernel_t ta_op_conv2d = {
     .opcode = TA_OP_CONV_2D,
     .name = "CONV_2D",
@@ -67,4 +79,5 @@ const ta_op_kernel_t ta_op_conv2d = {
     .params_size = sizeof(ta_conv_params_t),
     .prepare = prepare,
     .eval = eval,
+    .eval_region = eval_region,
 };

@@ -34,4 +34,5 @@ const ta_op_kernel_t ta_op_dequantize = {
     .params_size = sizeof(ta_dequantize_params_t),
     .prepare = prepare,
     .eval = eval,
+    .pointwise = 1,
 };

@@ -38,4 +38,5 @@ const ta_op_kernel_t ta_op_hard_swish = {
     .params_size = sizeof(ta_hard_swish_params_t),
     .prepare = prepare,
     .eval = eval,
+    .pointwise = 1,
 };

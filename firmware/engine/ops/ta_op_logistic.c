@@ -33,4 +33,5 @@ const ta_op_kernel_t ta_op_logistic = {
     .params_size = sizeof(ta_logistic_params_t),
     .prepare = prepare,
     .eval = eval,
+    .pointwise = 1,
 };

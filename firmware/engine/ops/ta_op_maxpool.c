@@ -41,6 +41,18 @@ static ta_status_t eval(const ta_op_call_t *call)
                          &out_dims, (int8_t *)call->outputs[0].data);
 }
 
+/* In a patch stage the input is a region of the full map: shift the padding by the
+ * regions' origins, so that zero padding applies only at the real image border. */
+static ta_status_t eval_region(const ta_op_call_t *call, const ta_region_t *in, const ta_region_t *out)
+{
+    ta_maxpool_params_t p = *(const ta_maxpool_params_t *)call->params;
+    p.pad_h = in->y0 + p.pad_h - out->y0 * p.stride_h;
+    p.pad_w = in->x0 + p.pad_w - out->x0 * p.stride_w;
+    ta_op_call_t shifted = *call;
+    shifted.params = &p;
+    return eval(&shifted);
+}
+
 const ta_op_kernel_t ta_op_maxpool = {
     .opcode = TA_OP_MAX_POOL_2D,
     .name = "MAX_POOL_2D",
@@ -50,4 +62,5 @@ const ta_op_kernel_t ta_op_maxpool = {
     .params_size = sizeof(ta_maxpool_params_t),
     .prepare = prepare,
     .eval = eval,
+    .eval_region = eval_region,
 };

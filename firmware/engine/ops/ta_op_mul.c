@@ -41,4 +41,5 @@ const ta_op_kernel_t ta_op_mul = {
     .params_size = sizeof(ta_mul_params_t),
     .prepare = prepare,
     .eval = eval,
+    .pointwise = 1,
 };

@@ -36,4 +36,5 @@ const ta_op_kernel_t ta_op_quantize = {
     .params_size = sizeof(ta_quantize_params_t),
     .prepare = prepare,
     .eval = eval,
+    .pointwise = 1,
 };

@@ -31,4 +31,5 @@ const ta_op_kernel_t ta_op_requantize = {
     .params_size = sizeof(ta_requantize_params_t),
     .prepare = prepare,
     .eval = eval,
+    .pointwise = 1,
 };

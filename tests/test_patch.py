@@ -1,0 +1,173 @@
+"""Patch-based inference: bit-identical to layer-by-layer execution (and so to TFLite
+Micro) for every valid split and grid of randomized models, odd sizes, residual ADDs,
+and the example models; memory plans checked by the independent checker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tinyadapt.convert import convert
+from tinyadapt.engine.host import HostEngine
+from tinyadapt.errors import PlanError
+from tests.support.arena_check import check_blob
+from tests.support.paths import REPO
+from tests.support.reference import run_tflm
+from tests.support.tflite_builder import ModelBuilder
+
+N_RANDOM_MODELS = 150
+GRIDS = (2, 3, 5)
+
+
+class Net:
+    """A random CNN prefix (conv / depthwise / pool / residual blocks) and a non-spatial tail."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        self.b = ModelBuilder()
+        h, w = int(rng.integers(5, 26)), int(rng.integers(5, 26))
+        c = int(rng.integers(1, 5))
+        self.x_shape = (1, h, w, c)
+        self.x = self.b.input(self.x_shape, np.int8, scale=0.05, zero_point=int(rng.integers(-20, 20)))
+        self.t, self.shape = self.x, self.x_shape
+
+    def act(self, shape, relu=False):
+        scale = float(self.rng.uniform(0.02, 0.2))
+        zp = -128 if relu else int(self.rng.integers(-30, 30))
+        return self.b.tensor(shape, np.int8, scale=scale, zero_point=zp)
+
+    def out_hw(self, k, s, d, padding):
+        _, h, w, _ = self.shape
+        eff = d * (k - 1) + 1
+        if padding == "SAME":
+            return -(-h // s), -(-w // s)
+        return (h - eff) // s + 1, (w - eff) // s + 1
+
+    def conv(self, cout, k, s=1, d=1, padding="SAME", depthwise=False, dm=1, relu=True):
+        oh, ow = self.out_hw(k, s, d, padding)
+        if oh < 1 or ow < 1:
+            return False
+        cin = self.shape[3]
+        cout = cin * dm if depthwise else cout
+        fshape = (1, k, k, cout) if depthwise else (cout, k, k, cin)
+        wq = self.rng.integers(-127, 128, size=fshape, dtype=np.int8)
+        ws = self.rng.uniform(0.002, 0.02, size=cout).astype(np.float32)
+        xs = self.b.quant(self.t)[0]
+        bias = self.b.const(self.rng.integers(-2000, 2000, size=cout).astype(np.int32),
+                            scale=(xs * ws).astype(np.float32), zero_point=np.zeros(cout, np.int64))
+        wt = self.b.const(wq, scale=ws, zero_point=np.zeros(cout, np.int64),
+                          quantized_dimension=3 if depthwise else 0)
+        y = self.act((1, oh, ow, cout), relu)
+        opts = dict(padding=padding, stride_h=s, stride_w=s, dilation_h=d, dilation_w=d,
+                    activation="RELU" if relu else "NONE")
+        if depthwise:
+            self.b.op("DEPTHWISE_CONV_2D", [self.t, wt, bias], [y], depth_multiplier=dm, **opts)
+        else:
+            self.b.op("CONV_2D", [self.t, wt, bias], [y], **opts)
+        self.t, self.shape = y, (1, oh, ow, cout)
+        return True
+
+    def pool(self, kind, k, s, padding):
+        oh, ow = self.out_hw(k, s, 1, padding)
+        if oh < 1 or ow < 1:
+            return False
+        sc, zp = self.b.quant(self.t)
+        y = self.b.tensor((1, oh, ow, self.shape[3]), np.int8, scale=sc, zero_point=zp)
+        self.b.op(kind, [self.t], [y], padding=padding, stride_h=s, stride_w=s, filter_h=k, filter_w=k)
+        self.t, self.shape = y, (1, oh, ow, self.shape[3])
+        return True
+
+    def residual(self):
+        skip, skip_shape = self.t, self.shape
+        c = skip_shape[3]
+        self.conv(c * 2, 1)
+        self.conv(0, 3, depthwise=True)
+        self.conv(c, 1, relu=False)
+        y = self.act(skip_shape)
+        self.b.op("ADD", [skip, self.t], [y])
+        self.t, self.shape = y, skip_shape
+
+    def tail(self, classes=5):
+        sc, zp = self.b.quant(self.t)
+        m = self.b.tensor((1, self.shape[3]), np.int8, scale=sc, zero_point=zp)
+        self.b.op("MEAN", [self.t], [m], axis=[1, 2], keep_dims=False)
+        wt = self.b.const(self.rng.integers(-127, 128, size=(classes, self.shape[3]), dtype=np.int8), scale=0.01,
+                          zero_point=0)
+        y = self.act((1, classes))
+        self.b.op("FULLY_CONNECTED", [m, wt, -1], [y])
+        self.b.output(y)
+        return self.b.build()
+
+
+def random_model(seed: int) -> tuple[bytes, tuple[int, ...]]:
+    rng = np.random.default_rng(seed)
+    net = Net(rng)
+    for _ in range(int(rng.integers(2, 7))):
+        choice = rng.integers(0, 5)
+        if choice == 0:
+            net.conv(int(rng.integers(1, 9)), int(rng.choice([1, 3, 5])), s=int(rng.choice([1, 2])),
+                     padding=str(rng.choice(["SAME", "VALID"])))
+        elif choice == 1:
+            d = int(rng.choice([1, 2]))
+            net.conv(0, 3, s=1 if d == 2 else int(rng.choice([1, 2])), d=d, depthwise=True,
+                     dm=int(rng.choice([1, 2])), padding=str(rng.choice(["SAME", "VALID"])))
+        elif choice == 2:
+            net.pool(str(rng.choice(["MAX_POOL_2D", "AVERAGE_POOL_2D"])), int(rng.choice([2, 3])),
+                     int(rng.choice([1, 2])), str(rng.choice(["SAME", "VALID"])))
+        else:
+            net.residual()
+    return net.tail(), net.x_shape
+
+
+def layer_by_layer(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
+    return HostEngine(convert(model_bytes).blob).invoke([x])[0]
+
+
+@pytest.mark.parametrize("seed", range(N_RANDOM_MODELS))
+def test_random_models_every_split_and_grid_bit_exact(seed):
+    model_bytes, x_shape = random_model(seed)
+    rng = np.random.default_rng(1000 + seed)
+    x = rng.integers(-128, 128, size=x_shape, dtype=np.int8)
+    base = convert(model_bytes)
+    expected = HostEngine(base.blob).invoke([x])[0]
+    assert np.array_equal(expected, run_tflm(model_bytes, [x])[0].reshape(expected.shape))
+    cases = 0
+    for stage_plan in {(p.stage.n_ops, p.grid) for p in base.patch_candidates() if p.grid in GRIDS}:
+        patched = convert(model_bytes, patch=stage_plan)
+        check_blob(patched.blob)
+        got = HostEngine(patched.blob).invoke([x])[0]
+        assert np.array_equal(got, expected), f"seed {seed}: split {stage_plan[0]} grid {stage_plan[1]}"
+        cases += 1
+    test_random_models_every_split_and_grid_bit_exact.cases = getattr(
+        test_random_models_every_split_and_grid_bit_exact, "cases", 0) + cases
+
+
+def test_mobilenet_patch_plans_bit_exact_and_smaller():
+    path = REPO / "models/mobilenetv2/mobilenetv2_96.tflite"
+    x = np.load(REPO / "models/mobilenetv2/mobilenetv2_96_sample.npz")["x"][:2]
+    base = convert(path)
+    expected = [HostEngine(base.blob).invoke([xi[None]])[0] for xi in x]
+    plans = base.patch_candidates()
+    assert min(p.peak_sram_bytes for p in plans) < base.peak_sram_bytes / 3
+    picks = [min(plans, key=lambda p: p.peak_sram_bytes)] + sorted(plans, key=lambda p: p.mac_overhead)[:2]
+    for p in picks:
+        patched = convert(path, patch=(p.stage.n_ops, p.grid))
+        assert patched.peak_sram_bytes == p.peak_sram_bytes <= base.peak_sram_bytes
+        check_blob(patched.blob)
+        engine = HostEngine(patched.blob)
+        for xi, e in zip(x, expected):
+            assert np.array_equal(engine.invoke([xi[None]])[0], e), (p.stage.n_ops, p.grid)
+
+
+def test_budget_picks_least_overhead_that_fits_or_says_what_would():
+    path = REPO / "models/mobilenetv2/mobilenetv2_96.tflite"
+    base = convert(path)
+    plans = base.patch_candidates()
+    budget = sorted(p.peak_sram_bytes for p in plans)[len(plans) // 3]
+    chosen = convert(path, budget=budget)
+    assert chosen.peak_sram_bytes <= budget
+    assert chosen.patch.mac_overhead == min(p.mac_overhead for p in plans if p.peak_sram_bytes <= budget)
+    assert convert(path, budget=base.peak_sram_bytes).patch is None  # fits layer by layer: no patching
+    smallest = min(p.peak_sram_bytes for p in plans)
+    with pytest.raises(PlanError, match=f"smallest achievable peak is {smallest} bytes"):
+        convert(path, budget=smallest - 1)
