@@ -10,11 +10,7 @@ from tinyadapt.convert.quant import activation_range, per_channel_multipliers, q
 @lowers("FULLY_CONNECTED")
 def lower_fully_connected(ctx, op):
     ctx.require(op, op.options.get("weights_format", 0) == 0, "shuffled weights format is not supported")
-    x = ctx.require_dtype(op, op.inputs[0], np.int8)
-    w = ctx.require_dtype(op, op.inputs[1], np.int8)
-    y = ctx.require_dtype(op, op.outputs[0], np.int8)
-    for t in (x, w, y):
-        ctx.require_quantized(op, t.index)
+    x, w, y = ctx.require_int8_quantized(op, op.inputs[0], op.inputs[1], op.outputs[0])
     ctx.require_const(op, w.index, "the weights")
     ctx.require(op, len(w.shape) == 2, f"weights must be 2-D, got {list(w.shape)}")
     out_depth, in_depth = w.shape
@@ -26,8 +22,9 @@ def lower_fully_connected(ctx, op):
     if w.per_channel:
         mult, shift = per_channel_multipliers(x.scale0, w.scale, y.scale0, out_depth)
     else:
-        # GetQuantizedConvolutionMultipler: the scale product is a float32 multiply, then double.
-        m, s = quantize_multiplier(float(np.float32(x.scale0) * np.float32(w.scale0)) / float(y.scale0))
+        # TFLM's GetQuantizedConvolutionMultipler multiplies the scales in double. (tflite-runtime
+        # 2.14 multiplies them in float32 first and can differ by one LSB: TFLM is our spec.)
+        m, s = quantize_multiplier(float(x.scale0) * float(w.scale0) / float(y.scale0))
         mult = np.full(out_depth, m, np.int32)
         shift = np.full(out_depth, s, np.int32)
     act_min, act_max = activation_range(op.options.get("activation", "NONE"), y.scale0, y.zp0)
