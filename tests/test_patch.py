@@ -171,3 +171,21 @@ def test_budget_picks_least_overhead_that_fits_or_says_what_would():
     smallest = min(p.peak_sram_bytes for p in plans)
     with pytest.raises(PlanError, match=f"smallest achievable peak is {smallest} bytes"):
         convert(path, budget=smallest - 1)
+
+
+@pytest.mark.parametrize("stride,padding", [(1, "SAME"), (2, "SAME"), (2, "VALID"), (1, "VALID")])
+def test_depthwise_runs_in_place_and_stays_bit_exact(stride, padding):
+    """Depthwise (multiplier 1) writes its output over its input, one channel plane at a time."""
+    rng = np.random.default_rng(stride * 10 + len(padding))
+    net = Net(rng)
+    net.conv(16, 1)
+    net.conv(0, 3, s=stride, padding=padding, depthwise=True)
+    net.conv(8, 1)
+    model_bytes = net.tail()
+    model = convert(model_bytes)
+    dw = next(i for i, op in enumerate(model.ops) if op.source.kind == "DEPTHWISE_CONV_2D")
+    assert dw in model.plan.in_place and model.plan.scratch_sizes[dw] > 0
+    check_blob(model.blob)
+    x = rng.integers(-128, 128, size=net.x_shape, dtype=np.int8)
+    ours = HostEngine(model.blob).invoke([x])[0]
+    assert np.array_equal(ours, run_tflm(model_bytes, [x])[0].reshape(ours.shape))

@@ -15,6 +15,8 @@ from tinyadapt.convert import blob_format as bf
 from tinyadapt.convert.blob import read_blob
 
 ELEMENTWISE = {"ADD", "SUB", "MUL", "LOGISTIC", "HARD_SWISH", "REQUANTIZE"}
+# Ops that may write a smaller output over their input (one channel plane saved in scratch).
+SHRINKING_IN_PLACE = {"DEPTHWISE_CONV_2D"}
 ALIASING = {"RESHAPE"}
 
 
@@ -52,6 +54,9 @@ def check_layout(sizes: dict[int, int], offsets: dict[int, int], ops: list[Check
             if same and op.kind in ALIASING:
                 legal.add(frozenset((t, out)))
             if same and op.kind in ELEMENTWISE and last[t] == i:
+                legal.add(frozenset((t, out)))
+            if (offsets[t] == offsets[out] and sizes[out] <= sizes[t] and op.kind in SHRINKING_IN_PLACE
+                    and last[t] == i and op.scratch is not None and op.scratch[1] > 0):
                 legal.add(frozenset((t, out)))
 
     for t, size in sizes.items():

@@ -14,6 +14,12 @@ static int is_i32_vector(const ta_tensor_rec_t *t, int32_t n)
     return t != NULL && t->dtype == TA_DTYPE_INT32 && ta_tensor_elems(t) == n;
 }
 
+/* Output planned over the input (patch views never are: each has its own region buffer). */
+static int runs_in_place(const ta_op_call_t *call)
+{
+    return call->inputs[IN_INPUT].data != NULL && call->inputs[IN_INPUT].data == call->outputs[0].data;
+}
+
 static ta_status_t prepare(const ta_op_call_t *call)
 {
     const ta_tensor_rec_t *in = TA_IN(call, IN_INPUT);
@@ -40,6 +46,12 @@ static ta_status_t prepare(const ta_op_call_t *call)
     for (int32_t c = 0; c < out_d.c; ++c) {
         TA_ENSURE(shift[c] >= -31 && shift[c] <= 31, TA_ERR_CORRUPT);
     }
+    if (runs_in_place(call)) {
+        /* The planner put the output over the input: only the one-plane-at-a-time kernel can do that. */
+        TA_ENSURE(p->depth_multiplier == 1 && in_d.n == 1 && (int64_t)out_d.h * out_d.w <= (int64_t)in_d.h * in_d.w &&
+                      call->scratch_size >= (uint32_t)in_d.h * (uint32_t)in_d.w,
+                  TA_ERR_CORRUPT);
+    }
     return TA_OK;
 }
 
@@ -48,6 +60,15 @@ static ta_status_t eval(const ta_op_call_t *call)
     const ta_dims_t in_d = dims_of(TA_IN(call, IN_INPUT));
     const ta_dims_t f_d = dims_of(TA_IN(call, IN_FILTER));
     const ta_dims_t out_d = dims_of(TA_OUT(call, 0));
+    if (runs_in_place(call)) {
+        return ta_depthwise_conv2d_inplace_s8((const ta_conv_params_t *)call->params, &in_d,
+                                              (int8_t *)call->outputs[0].data, &f_d,
+                                              (const int8_t *)call->inputs[IN_FILTER].data,
+                                              (const int32_t *)call->inputs[IN_BIAS].data,
+                                              (const int32_t *)call->inputs[IN_MULT].data,
+                                              (const int32_t *)call->inputs[IN_SHIFT].data, &out_d,
+                                              (int8_t *)call->scratch, (int32_t)call->scratch_size);
+    }
     return ta_depthwise_conv2d_s8((const ta_conv_params_t *)call->params, &in_d,
                                   (const int8_t *)call->inputs[IN_INPUT].data, &f_d,
                                   (const int8_t *)call->inputs[IN_FILTER].data,

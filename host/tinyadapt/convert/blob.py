@@ -49,7 +49,7 @@ def write_blob(tensors, ops, inputs, outputs, plan, patch=None) -> bytes:
         p_off = len(data)
         data.extend(op.params)
         op_recs.append(_OP.pack(op.opcode, len(op.inputs), len(op.outputs), io_off, p_off, len(op.params),
-                                plan.scratch_offsets.get(i, 0), op.scratch_bytes))
+                                plan.scratch_offsets.get(i, 0), plan.scratch_sizes.get(i, 0)))
     _pad4(data)
     patch_off = 0
     if patch is not None:

@@ -10,6 +10,7 @@ Validation failures raise ctx.unsupported(op, "why"), which becomes a one-line e
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Callable
@@ -50,6 +51,8 @@ class Lowered:
     scratch_bytes: int = 0
     alias_input: int | None = None    # position of an input whose bytes the output is (RESHAPE)
     inplace_input: int | None = None  # position of an input the output may overwrite if it dies here
+    inplace_smaller: bool = False     # ... even when the output is smaller than that input
+    inplace_scratch: int = 0          # scratch bytes the op needs only when it runs in place
     source: Op | None = field(default=None, repr=False)
 
 
@@ -69,6 +72,11 @@ def lowers(*kinds: str):
 def registry() -> dict[str, LowerFn]:
     from tinyadapt.convert import ops  # noqa: F401  (imports every op module)
     return _REGISTRY
+
+
+def dtype_name(t: Tensor) -> str:
+    """The tensor's element type as users know it ("int8", "float32"; a string for types numpy lacks)."""
+    return t.dtype if isinstance(t.dtype, str) else np.dtype(t.dtype).name
 
 
 def pack_i32(*values: int) -> bytes:
@@ -138,8 +146,7 @@ class LowerContext:
                 extra = " (float models are not supported: convert with full-integer int8 quantization)"
             elif not isinstance(t.dtype, str) and np.dtype(t.dtype) == np.int16:
                 extra = " (int16 activations are not supported)"
-            raise self.unsupported(op, f"{t.describe()} is {t.dtype if isinstance(t.dtype, str) else np.dtype(t.dtype).name}, "
-                                       f"expected {names}{extra}")
+            raise self.unsupported(op, f"{t.describe()} is {dtype_name(t)}, expected {names}{extra}")
         return t
 
     def require_quantized(self, op: Op, index: int) -> Tensor:
@@ -147,6 +154,29 @@ class LowerContext:
         if t is None or not t.quantized:
             raise self.unsupported(op, f"{t.describe() if t else 'an input'} has no quantization parameters")
         return t
+
+    def require_int8_quantized(self, op: Op, *indices: int) -> list[Tensor]:
+        """The tensors at `indices`, each int8 with quantization parameters. Every dtype is
+        checked before any quantization, so a float model is reported as such."""
+        tensors = [self.require_dtype(op, i, np.int8) for i in indices]
+        for t in tensors:
+            self.require_quantized(op, t.index)
+        return tensors
+
+    def require_per_tensor(self, op: Op, t: Tensor) -> None:
+        """One finite positive scale and an int8 zero point: what an op without per-channel
+        multipliers can requantize with."""
+        self.require_quantized(op, t.index)
+        self.require(op, not t.per_channel,
+                     f"{t.describe()} has per-channel quantization ({len(t.scale)} scales); "
+                     f"{op.kind} supports one scale per tensor")
+        s = float(t.scale0)
+        self.require(op, math.isfinite(s) and s > 0, f"{t.describe()} has scale {s}, which must be finite and positive")
+        self.require(op, -128 <= t.zp0 <= 127, f"{t.describe()} has zero point {t.zp0}, outside int8")
+
+    def require_same_shape(self, op: Op, x: Tensor, y: Tensor) -> None:
+        self.require(op, tuple(y.shape) == tuple(x.shape),
+                     f"output shape {list(y.shape)} differs from input shape {list(x.shape)}")
 
     def require_const(self, op: Op, index: int, what: str) -> Tensor:
         t = self.tensor(index)

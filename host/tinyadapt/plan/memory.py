@@ -37,6 +37,8 @@ class MemoryPlan:
     buffers: list[Buffer]
     tensor_offsets: dict[int, int]
     scratch_offsets: dict[int, int]
+    scratch_sizes: dict[int, int] = field(default_factory=dict)  # op index -> bytes
+    in_place: set[int] = field(default_factory=set)               # ops whose output overwrites an input
 
     def live_bytes(self, op_index: int) -> int:
         return sum(b.size for b in self.buffers if b.first <= op_index <= b.last)
@@ -86,6 +88,8 @@ def plan_memory(tensors, ops, inputs: list[int], outputs: list[int]) -> MemoryPl
         last[t] = n_ops  # outputs are read after the last op
 
     groups = _Groups()
+    scratch = {i: op.scratch_bytes for i, op in enumerate(ops) if op.scratch_bytes > 0}
+    in_place = set()
 
     def group_last(root: int) -> int:
         return max(last[t] for t in first if groups.find(t) == root)
@@ -99,12 +103,18 @@ def plan_memory(tensors, ops, inputs: list[int], outputs: list[int]) -> MemoryPl
                 continue
         if op.inplace_input is not None:
             src = op.inputs[op.inplace_input]
-            # Elementwise kernels read element k of every input before writing element k,
-            # so the output may take over an input whose last reader is this op.
-            if (src >= 0 and is_act[src] and src not in outputs
-                    and tensors[src].nbytes == tensors[out].nbytes
+            # Elementwise kernels read element k of every input before writing element k, and
+            # in-place depthwise saves each channel plane first, so the output may take over
+            # an input whose last reader is this op (if its scratch costs less than it saves).
+            size_ok = (tensors[src].nbytes == tensors[out].nbytes if src >= 0 and not op.inplace_smaller
+                       else src >= 0 and tensors[out].nbytes <= tensors[src].nbytes)
+            if (src >= 0 and is_act[src] and src not in outputs and size_ok
+                    and op.inplace_scratch < tensors[out].nbytes
                     and group_last(groups.find(src)) == i):
                 groups.union(src, out)
+                in_place.add(i)
+                if op.inplace_scratch:
+                    scratch[i] = scratch.get(i, 0) + op.inplace_scratch
 
     by_root: dict[int, Buffer] = {}
     for t in first:
@@ -117,9 +127,8 @@ def plan_memory(tensors, ops, inputs: list[int], outputs: list[int]) -> MemoryPl
         b.last = max(b.last, last[t])
         b.tensors.append(t)
     buffers = list(by_root.values())
-    for i, op in enumerate(ops):
-        if op.scratch_bytes > 0:
-            buffers.append(Buffer(size=_align(op.scratch_bytes), first=i, last=i, scratch_op=i))
+    for i, size in scratch.items():
+        buffers.append(Buffer(size=_align(size), first=i, last=i, scratch_op=i))
 
     best = None
     for key in (lambda b: (-b.size, b.first),
@@ -134,7 +143,7 @@ def plan_memory(tensors, ops, inputs: list[int], outputs: list[int]) -> MemoryPl
     tensor_offsets = {t: b.offset for b in buffers for t in b.tensors}
     scratch_offsets = {b.scratch_op: b.offset for b in buffers if b.scratch_op is not None}
     return MemoryPlan(arena_size=arena, buffers=buffers, tensor_offsets=tensor_offsets,
-                      scratch_offsets=scratch_offsets)
+                      scratch_offsets=scratch_offsets, scratch_sizes=scratch, in_place=in_place)
 
 
 def _first_fit(buffers: list[Buffer], key) -> tuple[list[int], int]:

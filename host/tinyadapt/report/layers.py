@@ -27,7 +27,8 @@ def layer_rows(model: ConvertedModel) -> list[dict]:
             "weight_bytes": int(sum(t.nbytes for t in consts)),
             "activation_bytes": int(sum(t.nbytes for t in acts)),
             "live_bytes": int(model.plan.live_bytes(i)),
-            "scratch_bytes": int(op.scratch_bytes),
+            "scratch_bytes": int(model.plan.scratch_sizes.get(i, 0)),
+            "in_place": i in model.plan.in_place,
         })
     return rows
 

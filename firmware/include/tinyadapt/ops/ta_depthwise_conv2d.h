@@ -44,4 +44,20 @@ ta_status_t ta_depthwise_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *i
                                    const int8_t *filter, const int32_t *bias, const int32_t *multiplier,
                                    const int32_t *shift, const ta_dims_t *out_dims, int8_t *output);
 
+/**
+ * Depthwise convolution with depth multiplier 1 computed in place: `buffer` holds the
+ * input [1, H, W, C] and receives the output [1, OH, OW, C] (OH*OW <= H*W) in its first
+ * bytes. Same arithmetic as ta_depthwise_conv2d_s8.
+ *
+ * @param[in,out] buffer       input, then output
+ * @param[in]     scratch      at least H*W bytes (one channel plane)
+ * @param[in]     scratch_size bytes available at `scratch`
+ * @return TA_OK, or TA_ERR_ARG for a NULL pointer, depth multiplier != 1, N != 1, an output
+ *         larger than the input, too little scratch, or invalid dims/params
+ */
+ta_status_t ta_depthwise_conv2d_inplace_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims, int8_t *buffer,
+                                           const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                                           const int32_t *multiplier, const int32_t *shift,
+                                           const ta_dims_t *out_dims, int8_t *scratch, int32_t scratch_size);
+
 #endif /* TA_DEPTHWISE_CONV2D_H */

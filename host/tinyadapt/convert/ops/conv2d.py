@@ -55,11 +55,7 @@ def _lower(ctx, op, depthwise: bool) -> Lowered:
     opts = op.options
     ctx.require(op, len(op.inputs) in (2, 3), f"expected 2 or 3 inputs, got {len(op.inputs)}")
     ctx.require(op, len(op.outputs) == 1, f"expected 1 output, got {len(op.outputs)}")
-    x = ctx.require_dtype(op, op.inputs[0], np.int8)
-    w = ctx.require_dtype(op, op.inputs[1], np.int8)
-    y = ctx.require_dtype(op, op.outputs[0], np.int8)
-    for t in (x, w, y):
-        ctx.require_quantized(op, t.index)
+    x, w, y = ctx.require_int8_quantized(op, op.inputs[0], op.inputs[1], op.outputs[0])
     ctx.require_const(op, w.index, "the filter")
     for t, what in ((x, "input"), (w, "filter"), (y, "output")):
         ctx.require(op, len(t.shape) == 4, f"{what} {t.describe()} must be 4-D (NHWC), got rank {len(t.shape)}")
@@ -143,6 +139,9 @@ def _lower(ctx, op, depthwise: bool) -> Lowered:
     act_min, act_max = activation_range(activation, y.scale0, y.zp0)
 
     macs = n * out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c)
+    # Depthwise with multiplier 1 can overwrite its input one channel plane at a time
+    # (ta_depthwise_conv2d_inplace_s8), needing one input plane of scratch.
+    in_place = depthwise and depth_multiplier == 1 and n == 1
     return Lowered(
         opcode=bf.OPCODES[kind],
         inputs=[ctx.ref(x.index), ctx.ref(w.index), ctx.ref(bias),
@@ -151,6 +150,9 @@ def _lower(ctx, op, depthwise: bool) -> Lowered:
         params=pack_i32(stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, depth_multiplier,
                         -x.zp0, y.zp0, act_min, act_max),
         macs=macs,
+        inplace_input=0 if in_place else None,
+        inplace_smaller=in_place,
+        inplace_scratch=in_h * in_w if in_place else 0,
     )
 
 
