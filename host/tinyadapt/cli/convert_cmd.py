@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tinyadapt.cli.files import atomic_write
+from tinyadapt.cli.plan_args import add_plan_arguments, plan_kwargs
 
 NAME = "convert"
 HELP = "convert a .tflite model into a tinyadapt model blob or C header"
@@ -21,7 +22,9 @@ examples:
   tinyadapt convert models/digits/digits_cnn.tflite                 # report only
   tinyadapt convert model.tflite -o model.tamb                      # write the blob
   tinyadapt convert model.tflite -o model.h --symbol g_model        # C header for firmware
-  tinyadapt convert model.tflite --json | jq .peak_sram_bytes       # machine-readable"""
+  tinyadapt convert model.tflite --json | jq .peak_sram_bytes       # machine-readable
+  tinyadapt convert model.tflite --budget 200000 -o model.tamb      # patch-based if needed to fit
+  tinyadapt convert model.tflite --patch 13,4 -o model.tamb         # first 13 ops on a 4x4 grid"""
 
 
 def add_arguments(p) -> None:
@@ -30,6 +33,7 @@ def add_arguments(p) -> None:
                    help="write the blob (.tamb / .bin) or, for a name ending in .h, a C header")
     p.add_argument("--symbol", default=None, help="C array name for a .h output (default: from the file name)")
     p.add_argument("--json", action="store_true", help="print the report as JSON (schema 1) instead of a table")
+    add_plan_arguments(p)
 
 
 def run(args) -> int:
@@ -38,7 +42,7 @@ def run(args) -> int:
     from tinyadapt.report.console import print_layers, stdout
     from tinyadapt.report.layers import convert_report
 
-    model = convert(args.model)
+    model = convert(args.model, **plan_kwargs(args))
     report = convert_report(model)
     if args.output:
         out = Path(args.output)

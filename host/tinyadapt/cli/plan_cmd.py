@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from tinyadapt.cli.plan_args import DEFAULT_RESERVE, board_budget
 from tinyadapt.errors import PlanError
 
 NAME = "plan"
@@ -25,9 +26,6 @@ examples:
 The budget for --board is the board's RAM less its model RAM slot, its stack and
 --reserve bytes for the firmware's own static data."""
 
-DEFAULT_RESERVE = 16 * 1024
-
-
 def add_arguments(p) -> None:
     p.add_argument("model", metavar="MODEL.tflite")
     g = p.add_mutually_exclusive_group()
@@ -37,13 +35,6 @@ def add_arguments(p) -> None:
                    help=f"RAM kept for the firmware's static data with --board (default {DEFAULT_RESERVE})")
     p.add_argument("--all", action="store_true", help="list every candidate, not just the best per split")
     p.add_argument("--json", action="store_true", help="print the plan as JSON (schema 1)")
-
-
-def board_budget(board_name: str, reserve: int) -> int:
-    from tinyadapt.device.boards import load_board
-
-    b = load_board(board_name)
-    return b.ram_size - b.ram_slot_size - b.stack_size - reserve
 
 
 def plan_report(model_path: str, budget: int | None) -> tuple[dict, list]:
