@@ -27,3 +27,28 @@ class EngineError(TinyAdaptError):
 
 class InputError(TinyAdaptError):
     """User data (an input array) does not match what the model expects."""
+
+
+class ProtocolError(TinyAdaptError):
+    """Bytes from a device do not follow the serial protocol (bad frame, unexpected answer)."""
+
+
+class DeviceError(TinyAdaptError):
+    """A device (emulated or real) is unreachable, stopped answering, or refused a command."""
+
+
+class DeviceCommandError(DeviceError):
+    """The device answered a command with an error status (`status` holds the ta_status_t)."""
+
+    def __init__(self, message: str, status: int = 0, command: str = ""):
+        super().__init__(message)
+        self.status = status
+        self.command = command
+
+
+class FlashError(TinyAdaptError):
+    """An image could not be written to a board (no probe, no pyOCD, flashing failed)."""
+
+
+class BuildError(TinyAdaptError):
+    """A firmware image could not be built, or the model does not fit the board's budget."""

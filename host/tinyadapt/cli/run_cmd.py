@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyadapt.cli.device_args import add_device_arguments, device_options, device_target
 from tinyadapt.cli.files import atomic_save_npy
 from tinyadapt.errors import InputError, TinyAdaptError
 
@@ -18,14 +19,19 @@ Run MODEL on the sample(s) in --input and write the model's raw output tensor(s)
 --output. The input holds one sample of the model's input shape and dtype, or a stack of
 samples along a new first axis; the output is stacked the same way, in the model's output
 dtype. The host target runs the tinyadapt C engine in-process (the same C code the device
-runs)."""
+runs); the qemu target builds the firmware for --board, starts it on QEMU and runs every
+sample over the serial protocol (with --json: instructions per sample, and the arena bytes
+the device actually touched as peak_sram_bytes); --port runs on a flashed board."""
 EPILOG = """\
 examples:
   tinyadapt run models/digits/digits_cnn.tflite --input x.npy --output y.npy
   tinyadapt run model.tflite --input x.npy --output y.npy --json
+  tinyadapt run model.tflite -i x.npy -o y.npy --target qemu --board qemu-an500 --json
+  tinyadapt run model.tflite -i x.npy -o y.npy --target qemu --board stm32f746g-disco   (F746 budget on QEMU)
+  tinyadapt run model.tflite -i x.npy -o y.npy --port /dev/ttyACM0                      (a flashed board)
   (a model with several inputs takes --input once per input; several outputs need --output y.npz)"""
 
-TARGETS = ["host"]
+TARGETS = ["host", "qemu", "device"]
 
 
 def add_arguments(p) -> None:
@@ -33,9 +39,10 @@ def add_arguments(p) -> None:
     p.add_argument("--input", "-i", action="append", required=True, metavar="X.npy",
                    help="input samples (repeat for each model input, in order)")
     p.add_argument("--output", "-o", required=True, metavar="Y.npy", help="where to save the outputs (.npy or .npz)")
-    p.add_argument("--target", default="host", choices=TARGETS + ["qemu"],
-                   help="where to run (default: host)")
+    p.add_argument("--target", default=None, choices=TARGETS,
+                   help="where to run: host (default), qemu (emulated board), device (a flashed board on --port)")
     p.add_argument("--json", action="store_true", help="print a JSON summary (schema 1)")
+    add_device_arguments(p, target=False, faults=True)
 
 
 def _load_npy(path: str) -> np.ndarray:
@@ -68,8 +75,11 @@ def run(args) -> int:
     from tinyadapt.session.run import run_samples
     from tinyadapt.session.samples import TensorSpec, as_samples
 
+    args.target = device_target(args, default="host")
     if args.target not in TARGETS:
         raise TinyAdaptError(f"target '{args.target}' is not available in this build (available: {', '.join(TARGETS)})")
+    if args.target == "host" and (args.board or args.inject_faults):
+        raise InputError("--board and --inject-faults are for --target qemu")
     blob, info = load_model_blob(args.model)
     meta = read_blob(blob)
     if len(args.input) != len(meta.inputs):
@@ -87,7 +97,8 @@ def run(args) -> int:
         raise InputError(f"the model has {len(meta.outputs)} outputs: use an .npz --output")
 
     t0 = time.perf_counter()
-    result = run_samples(args.target, blob, stacks, progress=not args.json and not args.quiet)
+    device = device_options(args, Path(args.model).stem) if args.target != "host" else None
+    result = run_samples(args.target, blob, stacks, progress=not args.json and not args.quiet, device=device)
     seconds = time.perf_counter() - t0
     outs = result.outputs if stacked[0] else [o[0] for o in result.outputs]
     if len(outs) == 1 and not args.output.endswith(".npz"):

@@ -15,9 +15,21 @@ class RunResult:
     extra: dict = field(default_factory=dict)   # target-specific figures (instructions, device memory)
 
 
-def run_samples(target: str, blob: bytes, stacks: list[np.ndarray], progress: bool = False) -> RunResult:
+TARGETS = ["host", "qemu", "device"]
+
+
+def run_samples(target: str, blob: bytes, stacks: list[np.ndarray], progress: bool = False,
+                device=None) -> RunResult:
+    """Run every sample of `stacks` (one [N, ...] array per model input) on `target`.
+
+    host: the C engine in-process; qemu: the firmware on an emulated board (`device`, a
+    tinyadapt.session.device.DeviceOptions, picks the board); device: a flashed board on
+    `device.port`.
+    """
+    if target in ("qemu", "device"):
+        return _run_on_device(target, blob, stacks, progress, device)
     if target != "host":
-        raise TinyAdaptError(f"unknown target '{target}'")
+        raise TinyAdaptError(f"unknown target '{target}' (targets: {', '.join(TARGETS)})")
     from tinyadapt.engine.host import HostEngine
 
     engine = HostEngine(blob)
@@ -28,6 +40,28 @@ def run_samples(target: str, blob: bytes, stacks: list[np.ndarray], progress: bo
         for j, o in enumerate(outs):
             per_output[j].append(o)
     return RunResult(outputs=[np.stack(o) for o in per_output])
+
+
+def _run_on_device(target: str, blob: bytes, stacks: list[np.ndarray], progress: bool, opts) -> RunResult:
+    from tinyadapt.session.device import open_device
+
+    n = len(stacks[0])
+    with open_device(blob, opts, target=target) as dev:
+        per_output: list[list[np.ndarray]] = [[] for _ in dev.blob_info.outputs]
+        counts = []
+        for k in _progress(range(n), n, progress, f"running on {dev.board or target}"):
+            outs, result = dev.run_sample([s[k] for s in stacks])
+            counts.append(int(result.instructions))
+            for j, o in enumerate(outs):
+                per_output[j].append(o)
+        metrics = dev.metrics()
+        extra = {"board": dev.board, "device": dev.info.board, "core": dev.info.core,
+                 "counter_unit": dev.counter_unit, "instructions": counts,
+                 "peak_sram_bytes": metrics.arena_used, "stack_used_bytes": metrics.stack_used,
+                 "link": {"retransmits": dev.link.stats.retransmits, "naks": dev.link.stats.naks,
+                          "timeouts": dev.link.stats.timeouts}}
+        extra.update(dev.extra)
+    return RunResult(outputs=[np.stack(o) for o in per_output], extra=extra)
 
 
 def _progress(it, total: int, enabled: bool, label: str):

@@ -1,0 +1,265 @@
+"""Typed protocol v1 commands on top of a Link (docs/PROTOCOL.md "Commands").
+
+    client = DeviceClient(link)
+    info = client.hello()                 # always first: resets the device's duplicate filter
+    client.load_model(blob)               # LOAD_BEGIN / LOAD_CHUNK... / LOAD_END into slot 1
+    model = client.select(1)              # sizes of inputs and outputs
+    outs, instructions = client.run([x_bytes])   # INFER when it fits one frame, else the long way
+    m = client.metrics()
+
+Every command whose response status is not TA_OK raises DeviceCommandError naming the
+command and the status; a dead link raises DeviceError (from the Link).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import zlib
+from dataclasses import asdict, dataclass, field
+
+from tinyadapt.device.frames import MAX_PAYLOAD, Cmd, Feature, Frame, cmd_name, status_name
+from tinyadapt.device.link import Link
+from tinyadapt.errors import DeviceCommandError, ProtocolError
+
+log = logging.getLogger(__name__)
+
+SLOT_BUILTIN = 0
+SLOT_RAM = 1
+
+_HELLO = struct.Struct("<BBBBIIIHBB")
+_METRICS = struct.Struct("<10I")
+_SELECT = struct.Struct("<IBBH")
+_PROFILE_ENTRY = struct.Struct("<HHI")
+
+# A slow INVOKE must not look like a dead device: its timeout grows with the slowest one seen.
+FIRST_INVOKE_TIMEOUT = 5.0
+HELLO_TIMEOUT = 2.0
+MAX_INVOKE_TIMEOUT = 60.0
+
+
+@dataclass
+class DeviceInfo:
+    proto_version: int
+    engine_version: str
+    n_slots: int
+    arena_size: int
+    ram_slot_size: int
+    features: Feature
+    max_payload: int
+    board: str
+    core: str
+
+    @property
+    def counter_unit(self) -> str:
+        if self.features & Feature.INSTR_COUNTER:
+            return "instructions"
+        if self.features & Feature.CYCLE_COUNTER:
+            return "cycles"
+        if self.features & Feature.TIME_COUNTER:
+            return "nanoseconds"
+        return "none"
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["features"] = [f.name for f in Feature if f & self.features]
+        d["counter_unit"] = self.counter_unit
+        return d
+
+
+@dataclass
+class ModelInfo:
+    arena_needed: int
+    n_ops: int
+    input_sizes: list[int]
+    output_sizes: list[int]
+
+
+@dataclass
+class Metrics:
+    frames_rx: int
+    frames_tx: int
+    crc_errors: int
+    naks_sent: int
+    duplicates: int
+    invokes: int
+    arena_used: int
+    arena_size: int
+    stack_used: int
+    stack_size: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class OpProfile:
+    index: int
+    opcode: int
+    instructions: int
+
+
+@dataclass
+class InvokeResult:
+    instructions: int
+    n_ops_profiled: int = 0
+    profile: list[OpProfile] = field(default_factory=list)
+
+
+class DeviceClient:
+    def __init__(self, link: Link):
+        self.link = link
+        self.info: DeviceInfo | None = None
+        self.model: ModelInfo | None = None
+        self.max_payload = MAX_PAYLOAD
+        self._invoke_timeout = FIRST_INVOKE_TIMEOUT
+        self._slow_invoke = 0.0
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _call(self, cmd: Cmd, payload: bytes = b"", timeout: float | None = None) -> bytes:
+        frame: Frame = self.link.request(cmd, payload, timeout=timeout)
+        if frame.status != 0:
+            raise DeviceCommandError(f"device refused {cmd.name}: {status_name(frame.status)}",
+                                     status=frame.status, command=cmd.name)
+        return frame.payload
+
+    def _timed_call(self, cmd: Cmd, payload: bytes) -> bytes:
+        """INVOKE / INFER: wait the base timeout plus three times the slowest one seen.
+
+        Only answers to a first transmission are timed: a retried request's time is mostly
+        waiting, and letting it in would make every later wait longer still."""
+        out = self._call(cmd, payload, timeout=self._invoke_timeout)
+        if self.link.stats.last_attempts == 1:
+            self._slow_invoke = max(self._slow_invoke, self.link.stats.last_rtt)
+            self._invoke_timeout = min(self.link.timeout + 3 * self._slow_invoke, MAX_INVOKE_TIMEOUT)
+        return out
+
+    @staticmethod
+    def _expect(cmd: Cmd, payload: bytes, size: int, exact: bool = True) -> None:
+        if len(payload) < size or (exact and len(payload) != size):
+            raise ProtocolError(f"{cmd.name} response of {len(payload)} bytes, expected {size}")
+
+    # -- commands --------------------------------------------------------------------------
+    def hello(self, timeout: float | None = None) -> DeviceInfo:
+        """HELLO; the first one may wait for the device to boot (it paints its arena and stack),
+        so it gets at least HELLO_TIMEOUT seconds per attempt."""
+        p = self._call(Cmd.HELLO, timeout=timeout or max(self.link.timeout, HELLO_TIMEOUT))
+        self._expect(Cmd.HELLO, p, _HELLO.size, exact=False)
+        (proto, major, minor, n_slots, arena, ram_slot, features, max_payload, board_len,
+         core_len) = _HELLO.unpack_from(p)
+        self._expect(Cmd.HELLO, p, _HELLO.size + board_len + core_len)
+        board = p[_HELLO.size:_HELLO.size + board_len].decode(errors="replace")
+        core = p[_HELLO.size + board_len:].decode(errors="replace")
+        if proto != 1:
+            raise ProtocolError(f"the device speaks protocol version {proto}, this host speaks 1")
+        self.info = DeviceInfo(proto, f"{major}.{minor}", n_slots, arena, ram_slot, Feature(features),
+                               max_payload, board, core)
+        self.max_payload = min(max_payload, MAX_PAYLOAD)
+        log.info("device: %s (%s), engine %s, arena %d B, RAM slot %d B, max payload %d",
+                 board, core, self.info.engine_version, arena, ram_slot, max_payload)
+        return self.info
+
+    def reset(self) -> None:
+        self._call(Cmd.RESET)
+        self.model = None
+
+    def load_model(self, blob: bytes, slot: int = SLOT_RAM, progress=None) -> None:
+        """Write a model blob into `slot` over the link (about 20 KiB/s into QEMU)."""
+        crc = zlib.crc32(blob) & 0xFFFFFFFF
+        self._call(Cmd.LOAD_BEGIN, struct.pack("<B3xII", slot, len(blob), crc))
+        step = self.max_payload - 4
+        for off in range(0, len(blob), step):
+            self._call(Cmd.LOAD_CHUNK, struct.pack("<I", off) + blob[off:off + step])
+            if progress:
+                progress(min(off + step, len(blob)), len(blob))
+        self._call(Cmd.LOAD_END, timeout=max(self.link.timeout, 2.0))
+
+    def select(self, slot: int) -> ModelInfo:
+        p = self._call(Cmd.SELECT, struct.pack("<B", slot), timeout=max(self.link.timeout, 2.0))
+        self._expect(Cmd.SELECT, p, _SELECT.size, exact=False)
+        arena, n_in, n_out, n_ops = _SELECT.unpack_from(p)
+        self._expect(Cmd.SELECT, p, _SELECT.size + 4 * (n_in + n_out))
+        sizes = struct.unpack_from(f"<{n_in + n_out}I", p, _SELECT.size)
+        self.model = ModelInfo(arena, n_ops, list(sizes[:n_in]), list(sizes[n_in:]))
+        return self.model
+
+    def input_write(self, index: int, data: bytes, offset: int = 0) -> None:
+        step = self.max_payload - 8
+        for off in range(0, len(data), step):
+            self._call(Cmd.INPUT_WRITE, struct.pack("<B3xI", index, offset + off) + data[off:off + step])
+
+    def invoke(self, profile: bool = False) -> InvokeResult:
+        p = self._timed_call(Cmd.INVOKE, struct.pack("<B", 1 if profile else 0))
+        self._expect(Cmd.INVOKE, p, 12)
+        instructions, n_prof = struct.unpack("<QI", p)
+        result = InvokeResult(instructions, n_prof)
+        if profile and n_prof:
+            result.profile = self.profile_read(0, n_prof)
+        return result
+
+    def output_read(self, index: int, size: int, offset: int = 0) -> bytes:
+        out = bytearray()
+        step = self.max_payload
+        while len(out) < size:
+            n = min(step, size - len(out))
+            p = self._call(Cmd.OUTPUT_READ, struct.pack("<B3xIH", index, offset + len(out), n))
+            self._expect(Cmd.OUTPUT_READ, p, n)
+            out += p
+        return bytes(out)
+
+    def profile_read(self, first: int, count: int) -> list[OpProfile]:
+        per = self.max_payload // _PROFILE_ENTRY.size
+        out: list[OpProfile] = []
+        while len(out) < count:
+            n = min(per, count - len(out))
+            start = first + len(out)
+            p = self._call(Cmd.PROFILE_READ, struct.pack("<HH", start, n))
+            self._expect(Cmd.PROFILE_READ, p, n * _PROFILE_ENTRY.size)
+            for k in range(n):
+                opcode, _pad, instr = _PROFILE_ENTRY.unpack_from(p, k * _PROFILE_ENTRY.size)
+                out.append(OpProfile(start + k, opcode, instr))
+        return out
+
+    def infer(self, data: bytes) -> tuple[int, bytes]:
+        """One INFER: input 0 in, (instructions, output 0) back."""
+        p = self._timed_call(Cmd.INFER, data)
+        self._expect(Cmd.INFER, p, 8, exact=False)
+        (instructions,) = struct.unpack_from("<Q", p)
+        return instructions, p[8:]
+
+    def metrics(self) -> Metrics:
+        p = self._call(Cmd.METRICS)
+        self._expect(Cmd.METRICS, p, _METRICS.size)
+        return Metrics(*_METRICS.unpack(p))
+
+    # -- one sample ------------------------------------------------------------------------
+    def can_infer(self) -> bool:
+        m = self.model
+        return (m is not None and len(m.input_sizes) == 1 and len(m.output_sizes) == 1
+                and m.input_sizes[0] <= self.max_payload and 8 + m.output_sizes[0] <= self.max_payload)
+
+    def run(self, inputs: list[bytes], profile: bool = False) -> tuple[list[bytes], InvokeResult]:
+        """Run one sample on the selected model: INFER when it fits a frame, else
+        INPUT_WRITE / INVOKE / OUTPUT_READ."""
+        if self.model is None:
+            raise ProtocolError("no model selected on the device (call select() first)")
+        m = self.model
+        if len(inputs) != len(m.input_sizes):
+            raise ProtocolError(f"the device model takes {len(m.input_sizes)} input(s), {len(inputs)} given")
+        for i, (x, size) in enumerate(zip(inputs, m.input_sizes)):
+            if len(x) != size:
+                raise ProtocolError(f"input {i}: {len(x)} bytes given, the device model takes {size}")
+        if self.can_infer() and not profile:
+            instructions, out = self.infer(inputs[0])
+            if len(out) != m.output_sizes[0]:
+                raise ProtocolError(f"INFER returned {len(out)} output bytes, expected {m.output_sizes[0]}")
+            return [out], InvokeResult(instructions)
+        for i, x in enumerate(inputs):
+            self.input_write(i, x)
+        result = self.invoke(profile=profile)
+        outs = [self.output_read(i, size) for i, size in enumerate(m.output_sizes)]
+        return outs, result
+
+
+__all__ = ["DeviceClient", "DeviceInfo", "ModelInfo", "Metrics", "InvokeResult", "OpProfile", "SLOT_BUILTIN",
+           "SLOT_RAM", "cmd_name"]

@@ -1,0 +1,134 @@
+"""`--port` against a real serial device file: the firmware app built natively (POSIX port) and
+served on a pseudo-terminal, which pyserial opens like /dev/ttyACM0. Covers the serial
+backend (termios, not a socket), model loading with LOAD_* over the link, and a device that
+dies mid-stream on a tty."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def posix_binary():
+    from tinyadapt.device.build import DEVICE_BUILD_DIR, PORTS_MAKEFILE_DIR
+
+    if shutil.which("cc") is None:
+        pytest.skip("no native C compiler (cc) to build the POSIX port")
+    proc = subprocess.run(["make", "-s", "-C", str(PORTS_MAKEFILE_DIR), "posix", f"BUILD={DEVICE_BUILD_DIR}"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"the POSIX port does not build yet: {(proc.stderr or proc.stdout).strip().splitlines()[-1:]}")
+    return DEVICE_BUILD_DIR / "posix" / "ta_posix"
+
+
+class PtyDevice:
+    def __init__(self, binary: Path):
+        self.proc = subprocess.Popen([str(binary), "--pty"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("TA_PTY "), line
+        self.path = line.split()[1]
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()          # by PID: only the process this test started
+        self.proc.wait()
+
+
+@pytest.fixture
+def pty_device(posix_binary):
+    devs = []
+
+    def start():
+        devs.append(PtyDevice(posix_binary))
+        return devs[-1]
+
+    yield start
+    for d in devs:
+        d.kill()
+
+
+def cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "tinyadapt", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+def ok(*args):
+    proc = cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_run_on_a_serial_port_matches_host(tmp_path, pty_device, digits):
+    model, x, _ = digits
+    dev = pty_device()
+    np.save(tmp_path / "x.npy", x[:100].reshape(100, 1, 8, 8, 1))
+    rep = json.loads(ok("run", model, "-i", tmp_path / "x.npy", "-o", tmp_path / "d.npy", "--port", dev.path,
+                        "--json").stdout)
+    ok("run", model, "-i", tmp_path / "x.npy", "-o", tmp_path / "h.npy")
+    assert np.array_equal(np.load(tmp_path / "d.npy"), np.load(tmp_path / "h.npy"))
+    assert rep["target"] == "device" and rep["counter_unit"] == "nanoseconds" and len(rep["instructions"]) == 100
+    counters = json.loads(ok("metrics", "--port", dev.path, "--json").stdout)
+    assert counters["metrics"]["invokes"] == 100 and "TIME_COUNTER" in counters["device"]["features"]
+
+
+def test_device_dying_mid_stream_on_a_tty_then_resume_on_another(tmp_path, pty_device, digits):
+    model, x, y = digits
+    n = 40 * len(x)
+    np.save(tmp_path / "x.npy", np.concatenate([x] * 40))
+    np.save(tmp_path / "y.npy", np.concatenate([y] * 40))
+    state = tmp_path / "s.json"
+    dev = pty_device()
+    proc = subprocess.Popen([sys.executable, "-m", "tinyadapt", "stream", "--model", model, "--data",
+                             tmp_path / "x.npy", "--labels", tmp_path / "y.npy", "--state", state, "--port", dev.path],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        done = 0
+        while done < 500 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            try:
+                done = json.loads(state.read_text())["done"]
+            except (OSError, ValueError):
+                pass
+        assert proc.poll() is None, proc.communicate()[1]
+        t0 = time.monotonic()
+        os.kill(dev.proc.pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and "stopped answering" in lines[0], err
+    assert elapsed < 5
+    first = json.loads(state.read_text())
+    assert 0 < first["done"] < n
+    dev2 = pty_device()
+    rep = json.loads(ok("stream", "--resume", state, "--port", dev2.path, "--output", tmp_path / "o.npy",
+                        "--json").stdout)
+    assert rep["complete"] and rep["answered"] == n - first["done"]
+    assert rep["device_metrics"]["invokes"] == rep["answered"]
+    np.save(tmp_path / "xh.npy", np.load(tmp_path / "x.npy").reshape(n, 1, 8, 8, 1))
+    ok("run", model, "-i", tmp_path / "xh.npy", "-o", tmp_path / "h.npy")
+    assert np.array_equal(np.load(tmp_path / "o.npy"), np.load(tmp_path / "h.npy"))
+
+
+def test_fault_injection_is_refused_on_a_serial_port(tmp_path, pty_device, digits):
+    dev = pty_device()
+    proc = cli("stream", "--model", digits[0], "--data", tmp_path / "none.npy", "--port", dev.path,
+               "--inject-faults", "0.01")
+    assert proc.returncode == 1 and "--inject-faults works with --target qemu only" in proc.stderr
