@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tinyadapt.cli.device_args import add_board_argument
+from tinyadapt.cli.plan_args import add_plan_arguments
 
 NAME = "build"
 HELP = "build the firmware image for a board (with a model compiled in) and check it fits"
@@ -30,6 +31,7 @@ def add_arguments(p) -> None:
                    help="build for the QEMU board with the same core, with this board's memory budget")
     p.add_argument("--kernels", default="ref", metavar="DIR", help="kernel backend: ref or dsp (default ref)")
     p.add_argument("--json", action="store_true", help="print the size report as JSON (schema 1)")
+    add_plan_arguments(p, with_board=False)
 
 
 def run(args) -> int:
@@ -41,7 +43,7 @@ def run(args) -> int:
     board = load_board(args.board)
     blob = None
     if args.model:
-        blob, _ = load_model_blob(args.model)
+        blob, _ = load_model_blob(args.model, args)
     result = build_image(board, blob=blob, name=Path(args.model).stem if args.model else "model",
                          emulate=args.emulate or board.emulated, kernels=args.kernels)
     report = {"schema": 1, "model": args.model, **result.report()}

@@ -10,6 +10,7 @@ import numpy as np
 
 from tinyadapt.cli.device_args import add_device_arguments, device_options, device_target
 from tinyadapt.errors import InputError
+from tinyadapt.cli.plan_args import add_plan_arguments
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def add_arguments(p) -> None:
     p.add_argument("--html", metavar="REPORT.html", help="write an HTML report with the profile plot")
     p.add_argument("--png", metavar="REPORT.png", help="write the profile plot as PNG")
     add_device_arguments(p)
+    add_plan_arguments(p, with_board=False)
 
 
 def _sample(path: str | None, blob_info) -> list[np.ndarray]:
@@ -92,7 +94,7 @@ def _profile(args, target: str) -> dict:
     from tinyadapt.report.device import device_report
     from tinyadapt.session.device import open_device
 
-    blob, _ = load_model_blob(args.model)
+    blob, _ = load_model_blob(args.model, args)
     blob_info = read_blob(blob)
     macs = None
     if Path(args.model).suffix == ".tflite":

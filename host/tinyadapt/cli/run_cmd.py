@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyadapt.cli.device_args import add_device_arguments, device_options, device_target
+from tinyadapt.cli.plan_args import add_plan_arguments
 from tinyadapt.cli.files import atomic_save_npy
 from tinyadapt.errors import InputError, TinyAdaptError
 
@@ -43,6 +44,7 @@ def add_arguments(p) -> None:
                    help="where to run: host (default), qemu (emulated board), device (a flashed board on --port)")
     p.add_argument("--json", action="store_true", help="print a JSON summary (schema 1)")
     add_device_arguments(p, target=False, faults=True)
+    add_plan_arguments(p, with_board=False)
 
 
 def _load_npy(path: str) -> np.ndarray:
@@ -57,8 +59,10 @@ def _load_npy(path: str) -> np.ndarray:
     return x
 
 
-def load_model_blob(path: str) -> tuple[bytes, dict]:
-    """A .tflite (converted now) or an existing blob; returns (blob, info for JSON)."""
+def load_model_blob(path: str, args=None) -> tuple[bytes, dict]:
+    """A .tflite (converted now, planned under the command's budget or board) or an existing
+    blob; returns (blob, info for JSON)."""
+    from tinyadapt.cli.plan_args import plan_kwargs
     from tinyadapt.convert import convert
 
     if Path(path).suffix in (".tamb", ".bin"):
@@ -66,8 +70,11 @@ def load_model_blob(path: str) -> tuple[bytes, dict]:
             return Path(path).read_bytes(), {}
         except OSError as exc:
             raise TinyAdaptError(f"cannot read {path}: {exc.strerror}") from None
-    model = convert(path)
-    return model.blob, {"peak_sram_bytes": model.peak_sram_bytes}
+    model = convert(path, **(plan_kwargs(args, board=getattr(args, "board", None)) if args is not None else {}))
+    info = {"peak_sram_bytes": model.peak_sram_bytes, "layer_by_layer_peak_bytes": model.layer_by_layer_peak_bytes,
+            "patch": ({"split_ops": model.patch.stage.n_ops, "grid": [model.patch.grid, model.patch.grid],
+                       "mac_overhead": round(model.patch.mac_overhead, 4)} if model.patch else None)}
+    return model.blob, info
 
 
 def run(args) -> int:
@@ -80,7 +87,7 @@ def run(args) -> int:
         raise TinyAdaptError(f"target '{args.target}' is not available in this build (available: {', '.join(TARGETS)})")
     if args.target == "host" and (args.board or args.inject_faults):
         raise InputError("--board and --inject-faults are for --target qemu")
-    blob, info = load_model_blob(args.model)
+    blob, info = load_model_blob(args.model, args)
     meta = read_blob(blob)
     if len(args.input) != len(meta.inputs):
         raise InputError(f"the model has {len(meta.inputs)} input(s), {len(args.input)} --input given")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tinyadapt.cli.device_args import add_device_arguments, device_options, device_target
 from tinyadapt.errors import DeviceError, InputError
+from tinyadapt.cli.plan_args import add_plan_arguments
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def add_arguments(p) -> None:
     p.add_argument("--limit", type=int, metavar="N", help="stop after N samples (resume later)")
     p.add_argument("--json", action="store_true", help="print a JSON summary (schema 1)")
     add_device_arguments(p, faults=True)
+    add_plan_arguments(p, with_board=False)
 
 
 def run(args) -> int:
@@ -67,7 +69,7 @@ def run(args) -> int:
         raise InputError("--limit must be at least 1")
     target = device_target(args)
     opts = device_options(args, Path(args.model).stem)
-    blob, _info = load_model_blob(args.model)
+    blob, _info = load_model_blob(args.model, args)
     blob_info = read_blob(blob)
     samples = load_stream_data(args.data, blob_info)
     labels = load_labels(args.labels, len(samples)) if args.labels else None
