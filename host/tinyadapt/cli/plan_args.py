@@ -40,5 +40,7 @@ def plan_kwargs(args, board: str | None = None) -> dict:
     elif getattr(args, "budget", None) is not None:
         kwargs["budget"] = args.budget
     elif getattr(args, "budget_board", None) or board:
-        kwargs["budget"] = board_budget(getattr(args, "budget_board", None) or board, args.reserve)
+        name = getattr(args, "budget_board", None) or board
+        kwargs["budget"] = board_budget(name, args.reserve)
+        kwargs["budget_name"] = name
     return kwargs

@@ -37,7 +37,7 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON (schema 1)")
 
 
-def plan_report(model_path: str, budget: int | None) -> tuple[dict, list]:
+def plan_report(model_path: str, budget: int | None, budget_name: str = "the") -> tuple[dict, list]:
     from tinyadapt.convert import choose_patch, convert
 
     model = convert(model_path)
@@ -46,7 +46,7 @@ def plan_report(model_path: str, budget: int | None) -> tuple[dict, list]:
     chosen, error = None, None
     if budget is not None and layer > budget:
         try:
-            chosen = choose_patch(model.source, layer, plans, budget)
+            chosen = choose_patch(model.source, layer, plans, budget, budget_name)
         except PlanError as exc:
             error = str(exc)
     rows = [{"split_ops": p.stage.n_ops, "split_after": model.ops[p.stage.n_ops - 1].source.kind,
@@ -72,7 +72,7 @@ def plan_report(model_path: str, budget: int | None) -> tuple[dict, list]:
 
 def run(args) -> int:
     budget = board_budget(args.board, args.reserve) if args.board else args.budget
-    report, _ = plan_report(args.model, budget)
+    report, _ = plan_report(args.model, budget, args.board or "the")
     if args.json:
         print(json.dumps(report, indent=2))
         return 0 if report["fits"] else 1

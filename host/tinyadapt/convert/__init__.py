@@ -52,7 +52,7 @@ def supported_ops() -> list[str]:
 
 
 def convert(source: str | Path | bytes, name: str | None = None, *, budget: int | None = None,
-            patch: tuple[int, int] | None = None) -> ConvertedModel:
+            budget_name: str = "the", patch: tuple[int, int] | None = None) -> ConvertedModel:
     """Read, validate, lower and plan a .tflite model; raises a TinyAdaptError subclass on bad input.
 
     budget: peak SRAM bytes allowed; when layer-by-layer execution needs more, the patch
@@ -93,7 +93,7 @@ def convert(source: str | Path | bytes, name: str | None = None, *, budget: int 
         chosen = _forced_patch(label, ctx.tensors, ops, inputs, outputs, *patch)
     elif budget is not None and plan.arena_size > budget:
         chosen = choose_patch(label, plan.arena_size,
-                              candidate_plans(ctx.tensors, ops, inputs, outputs), budget)
+                              candidate_plans(ctx.tensors, ops, inputs, outputs), budget, budget_name)
     blob = write_blob(ctx.tensors, ops, inputs, outputs, chosen.memory if chosen else plan, chosen)
     return ConvertedModel(source=label, graph=graph, tensors=ctx.tensors, ops=ops, inputs=inputs,
                           outputs=outputs, plan=chosen.memory if chosen else plan, blob=blob,
@@ -111,16 +111,18 @@ def _forced_patch(label, tensors, ops, inputs, outputs, n_stage_ops: int, grid: 
     return plan_patch(tensors, ops, inputs, outputs, stages[n_stage_ops], grid)
 
 
-def choose_patch(label: str, layer_peak: int, plans: list[PatchPlan], budget: int) -> PatchPlan:
-    """The least MAC overhead among plans within budget, or a PlanError saying what would fit."""
+def choose_patch(label: str, layer_peak: int, plans: list[PatchPlan], budget: int,
+                 budget_name: str = "the") -> PatchPlan:
+    """The least MAC overhead among plans within budget, or a PlanError saying what would fit.
+    budget_name names whose budget it is in the message ("the", or a board)."""
     fitting = [p for p in plans if p.peak_sram_bytes <= budget]
     if fitting:
         return min(fitting, key=lambda p: (p.mac_overhead, p.peak_sram_bytes))
+    where = f"does not fit {budget_name} {budget}-byte SRAM budget for the activation arena"
     if not plans:
-        raise PlanError(f"{label}: needs {layer_peak} bytes of SRAM layer by layer, over the {budget}-byte "
-                        "budget, and no prefix of the model can run patch by patch")
+        raise PlanError(f"{label}: {where}: it needs {layer_peak} bytes layer by layer, and no prefix of the "
+                        "model can run patch by patch")
     best = min(plans, key=lambda p: p.peak_sram_bytes)
     smallest = min(best.peak_sram_bytes, layer_peak)
-    raise PlanError(f"{label}: does not fit a {budget}-byte SRAM budget: layer by layer needs {layer_peak}, "
-                    f"the smallest achievable peak is {smallest} bytes (patch stage of {best.stage.n_ops} ops, "
-                    f"{best.grid}x{best.grid} tiles)")
+    raise PlanError(f"{label}: {where}: layer by layer needs {layer_peak}, the smallest achievable peak is "
+                    f"{smallest} bytes (patch stage of {best.stage.n_ops} ops, {best.grid}x{best.grid} tiles)")

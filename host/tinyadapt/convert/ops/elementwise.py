@@ -14,8 +14,6 @@ TFLite Micro's Prepare:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from tinyadapt.convert import blob_format as bf
@@ -24,16 +22,6 @@ from tinyadapt.convert.quant import activation_range, quantize_multiplier
 
 MAX_RANK = 6      # TA_BCAST_DIMS
 LEFT_SHIFT = 20   # CalculateOpDataAdd/Sub: 20 for int8 (15 is int16's)
-
-
-def _check_quant(ctx, op, t) -> None:
-    ctx.require_quantized(op, t.index)
-    ctx.require(op, not t.per_channel,
-                f"{t.describe()} has per-channel quantization ({len(t.scale)} scales); "
-                f"{op.kind} takes one scale per tensor")
-    s = float(t.scale0)
-    ctx.require(op, math.isfinite(s) and s > 0, f"{t.describe()} has scale {s}, which must be finite and positive")
-    ctx.require(op, -128 <= t.zp0 <= 127, f"{t.describe()} has zero point {t.zp0}, outside int8")
 
 
 def _strip(shape) -> tuple[int, ...]:
@@ -50,7 +38,7 @@ def _operands(ctx, op):
     b = ctx.require_dtype(op, op.inputs[1], np.int8)
     y = ctx.require_dtype(op, op.outputs[0], np.int8)
     for t in (a, b, y):
-        _check_quant(ctx, op, t)
+        ctx.require_per_tensor(op, t)
         ctx.require(op, len(t.shape) <= MAX_RANK,
                     f"{t.describe()} has rank {len(t.shape)}; tinyadapt broadcasts up to {MAX_RANK} dimensions")
         ctx.require(op, all(d > 0 for d in t.shape), f"{t.describe()} is empty")

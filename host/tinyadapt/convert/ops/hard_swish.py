@@ -32,12 +32,8 @@ def hard_swish_params(input_scale: np.float32, output_scale: np.float32) -> tupl
 
 @lowers("HARD_SWISH")
 def lower_hard_swish(ctx, op):
-    x = ctx.require_dtype(op, op.inputs[0], np.int8)
-    y = ctx.require_dtype(op, op.outputs[0], np.int8)
-    for t in (x, y):
-        ctx.require_quantized(op, t.index)
-    ctx.require(op, tuple(y.shape) == tuple(x.shape),
-                f"output shape {list(y.shape)} differs from input shape {list(x.shape)}")
+    x, y = ctx.require_int8_quantized(op, op.inputs[0], op.outputs[0])
+    ctx.require_same_shape(op, x, y)
     rel_m, rel_e, out_m, out_e = hard_swish_params(x.scale0, y.scale0)
     ctx.require(op, out_e <= 0,
                 f"output scale {float(y.scale0):g} is too small for input scale {float(x.scale0):g}: "

@@ -35,12 +35,8 @@ def logistic_params(input_scale: np.float32) -> tuple[int, int, int] | None:
 
 @lowers("LOGISTIC")
 def lower_logistic(ctx, op):
-    x = ctx.require_dtype(op, op.inputs[0], np.int8)
-    y = ctx.require_dtype(op, op.outputs[0], np.int8)
-    for t in (x, y):
-        ctx.require_quantized(op, t.index)
-    ctx.require(op, tuple(y.shape) == tuple(x.shape),
-                f"output shape {list(y.shape)} differs from input shape {list(x.shape)}")
+    x, y = ctx.require_int8_quantized(op, op.inputs[0], op.outputs[0])
+    ctx.require_same_shape(op, x, y)
     # TFLM checks only the zero point; it computes the output on a 1/256 scale whatever scale
     # the model declares (tflite-runtime also requires 1/256), and so does tinyadapt.
     ctx.require(op, y.zp0 == -128,

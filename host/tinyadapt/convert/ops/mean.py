@@ -23,10 +23,7 @@ def mean_multiplier(input_scale: np.float32, output_scale: np.float32, count: in
 @lowers("MEAN")
 def lower_mean(ctx, op):
     ctx.require(op, len(op.inputs) == 2, f"expected 2 inputs (data, axis), got {len(op.inputs)}")
-    x = ctx.require_dtype(op, op.inputs[0], np.int8)
-    y = ctx.require_dtype(op, op.outputs[0], np.int8)
-    for t in (x, y):
-        ctx.require_quantized(op, t.index)
+    x, y = ctx.require_int8_quantized(op, op.inputs[0], op.outputs[0])
     axis_t = ctx.tensor(op.inputs[1])
     ctx.require(op, axis_t is not None, "the axis input is missing")
     ctx.require(op, not isinstance(axis_t.dtype, str) and np.dtype(axis_t.dtype) == np.int32,

@@ -10,23 +10,18 @@ device divides / multiplies by exactly the scale TFLM uses.
 
 from __future__ import annotations
 
-import math
 import struct
 
 import numpy as np
 
 from tinyadapt.convert import blob_format as bf
-from tinyadapt.convert.lowering import Lowered, lowers, pack_i32
+from tinyadapt.convert.lowering import Lowered, dtype_name, lowers, pack_i32
 from tinyadapt.convert.quant import quantize_multiplier
 
 
 def f32_bits(x) -> int:
     """The IEEE-754 binary32 bit pattern of x as a signed int32 (a *_params_t scale_bits field)."""
     return struct.unpack("<i", struct.pack("<f", float(np.float32(x))))[0]
-
-
-def _dtype_name(t) -> str:
-    return t.dtype if isinstance(t.dtype, str) else np.dtype(t.dtype).name
 
 
 def _io(ctx, op):
@@ -40,27 +35,17 @@ def _io(ctx, op):
     return x, y
 
 
-def _per_tensor(ctx, op, t) -> None:
-    ctx.require_quantized(op, t.index)
-    ctx.require(op, not t.per_channel,
-                f"{t.describe()} has per-channel quantization ({len(t.scale)} scales); "
-                f"{op.kind} supports one scale per tensor")
-    s = float(t.scale0)
-    ctx.require(op, math.isfinite(s) and s > 0, f"{t.describe()} has scale {s}, which must be finite and positive")
-    ctx.require(op, -128 <= t.zp0 <= 127, f"{t.describe()} has zero point {t.zp0}, outside int8")
-
-
 @lowers("QUANTIZE")
 def lower_quantize(ctx, op):
     x, y = _io(ctx, op)
-    src, dst = _dtype_name(x), _dtype_name(y)
+    src, dst = dtype_name(x), dtype_name(y)
     ctx.require(op, dst == "int8",
                 f"QUANTIZE to {dst} ({y.describe()}) is not supported: tinyadapt quantizes "
                 "float32 -> int8 and requantizes int8 -> int8")
     ctx.require(op, src in ("float32", "int8"),
                 f"QUANTIZE from {src} ({x.describe()}) is not supported: tinyadapt quantizes "
                 "float32 -> int8 and requantizes int8 -> int8")
-    _per_tensor(ctx, op, y)
+    ctx.require_per_tensor(op, y)
     n = int(np.prod(y.shape, dtype=np.int64))
     if src == "float32":
         return Lowered(
@@ -70,7 +55,7 @@ def lower_quantize(ctx, op):
             params=pack_i32(y.zp0, f32_bits(y.scale0)),  # ta_quantize_params_t
             macs=n,
         )
-    _per_tensor(ctx, op, x)
+    ctx.require_per_tensor(op, x)
     real = float(x.scale0) / float(y.scale0)
     mult, shift = quantize_multiplier(real)
     ctx.require(op, shift <= 31, f"requantization multiplier {real:.6g} (input scale / output scale) is too large")
@@ -87,12 +72,12 @@ def lower_quantize(ctx, op):
 @lowers("DEQUANTIZE")
 def lower_dequantize(ctx, op):
     x, y = _io(ctx, op)
-    src, dst = _dtype_name(x), _dtype_name(y)
+    src, dst = dtype_name(x), dtype_name(y)
     ctx.require(op, src == "int8",
                 f"DEQUANTIZE from {src} ({x.describe()}) is not supported: tinyadapt dequantizes int8 -> float32")
     ctx.require(op, dst == "float32",
                 f"DEQUANTIZE to {dst} ({y.describe()}) is not supported: tinyadapt dequantizes int8 -> float32")
-    _per_tensor(ctx, op, x)
+    ctx.require_per_tensor(op, x)
     return Lowered(
         opcode=bf.OPCODES["DEQUANTIZE"],
         inputs=[ctx.ref(x.index)],

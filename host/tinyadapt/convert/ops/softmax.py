@@ -29,13 +29,9 @@ def softmax_params(beta: float, input_scale: np.float32) -> tuple[int, int, int]
 
 @lowers("SOFTMAX")
 def lower_softmax(ctx, op):
-    x = ctx.require_dtype(op, op.inputs[0], np.int8)
-    y = ctx.require_dtype(op, op.outputs[0], np.int8)
-    for t in (x, y):
-        ctx.require_quantized(op, t.index)
+    x, y = ctx.require_int8_quantized(op, op.inputs[0], op.outputs[0])
     ctx.require(op, len(x.shape) >= 1, "the input must have at least one dimension")
-    ctx.require(op, tuple(y.shape) == tuple(x.shape),
-                f"output shape {list(y.shape)} differs from input shape {list(x.shape)}")
+    ctx.require_same_shape(op, x, y)
     ctx.require(op, y.zp0 == -128 and y.scale0 == np.float32(1.0 / 256.0),
                 f"int8 softmax output must have scale 1/256 and zero point -128 (TFLite Micro's requirement), "
                 f"got scale {float(y.scale0):g} and zero point {y.zp0}")
