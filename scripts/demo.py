@@ -1,8 +1,17 @@
-"""The tinyadapt demo: a real int8 model on the tinyadapt engine, checked against TFLite Micro.
+"""The tinyadapt demo: real int8 models on an emulated microcontroller, checked against
+TensorFlow Lite Micro.
 
-Converts the digits CNN (models/digits), runs its held-out test split on the host target
-(the C engine in-process), runs the same samples on TensorFlow Lite Micro, and prints
-accuracy, peak SRAM next to TFLM's arena, and whether every output is bit-identical.
+1. Convert the digits CNN (models/digits) and plan its memory.
+2. Run its held-out test split on the host target (the C engine in-process) and on
+   TensorFlow Lite Micro: accuracy, peak SRAM next to TFLM's arena, bit-exactness.
+3. Build firmware with the model compiled in for an emulated Cortex-M4 board (QEMU
+   mps2-an386), boot it, stream the test split over a real serial link, and report what
+   the device measured: accuracy, instructions per inference, arena and stack high-water
+   marks, flash and RAM use.
+4. Patch-based inference (MCUNetV2): MobileNetV2 0.35 at 144x144 does not fit the
+   STM32F746G-DISCO's SRAM layer by layer; the planner runs its first stage tile by
+   tile, and the emulated board (QEMU mps2-an500, Cortex-M7, linked with the F746's
+   budgets) runs it bit-exactly.
 """
 
 from __future__ import annotations
@@ -16,52 +25,125 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "host"))
+sys.path.insert(0, str(REPO / "models" / "mobilenetv2"))
 
+from tinyadapt.cli.plan_args import board_budget  # noqa: E402
 from tinyadapt.convert import convert  # noqa: E402
+from tinyadapt.device.boards import load_board  # noqa: E402
+from tinyadapt.device.build import build_image  # noqa: E402
 from tinyadapt.engine.host import HostEngine  # noqa: E402
 from tinyadapt.reference import run_tflm, tflm_arena_head  # noqa: E402
 from tinyadapt.report.console import human_bytes, print_layers, stdout  # noqa: E402
 from tinyadapt.report.layers import convert_report  # noqa: E402
+from tinyadapt.session.device import DeviceOptions, open_device  # noqa: E402
+
+QEMU_BOARD = "qemu-an386"
+PATCH_BOARD = "stm32f746g-disco"
+
+
+def verdict(ok: bool, what: str) -> str:
+    return f"[bold green]{what}[/]" if ok else f"[bold red]NOT {what}[/]"
+
+
+def host_vs_tflm(model, model_bytes: bytes, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, bool]:
+    stdout.rule("2. Host target vs TensorFlow Lite Micro")
+    shape = model.input_tensors()[0].shape
+    engine = HostEngine(model.blob)
+    t0 = time.perf_counter()
+    ours = np.stack([engine.invoke([xi.reshape(shape)])[0].ravel() for xi in x])
+    t_ours = time.perf_counter() - t0
+    ref = np.stack([run_tflm(model_bytes, [xi.reshape(shape)])[0].ravel() for xi in x])
+    exact = bool(np.array_equal(ours, ref))
+    head = tflm_arena_head(model_bytes)
+    stdout.print(f"accuracy   tinyadapt {np.mean(ours.argmax(1) == y):.2%}   TFLite Micro {np.mean(ref.argmax(1) == y):.2%}"
+                 f"   ({len(x)} held-out digits)")
+    stdout.print(f"peak SRAM  tinyadapt {model.peak_sram_bytes:,} B   TFLite Micro arena head {head:,} B")
+    stdout.print(f"host time  {1e6 * t_ours / len(x):.0f} us per inference")
+    stdout.print(verdict(exact, f"bit-exact: all {len(x)} outputs identical to TensorFlow Lite Micro"))
+    return ours, exact
+
+
+def on_qemu(model, x: np.ndarray, y: np.ndarray, host_out: np.ndarray) -> bool:
+    stdout.rule(f"3. On an emulated Cortex-M4 ({QEMU_BOARD}, QEMU mps2-an386)")
+    build = build_image(load_board(QEMU_BOARD), blob=model.blob, name="digits")
+    rep = build.report()
+    stdout.print(f"firmware   {build.elf.relative_to(REPO)}: flash {rep['flash']['used_bytes']:,} B "
+                 f"({rep['flash']['percent']:.1f} % of {human_bytes(rep['flash']['budget_bytes'])}), "
+                 f"static RAM {rep['ram']['static_bytes']:,} B, stack {rep['ram']['stack_bytes']:,} B")
+    shape = model.input_tensors()[0].shape
+    outs, instructions = [], []
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    t0 = time.perf_counter()
+    with open_device(model.blob, DeviceOptions(board=QEMU_BOARD, model_name="digits")) as dev, \
+            Progress(TextColumn("streaming over the serial link"), BarColumn(), MofNCompleteColumn(),
+                     TextColumn("{task.fields[acc]}"), console=stdout, transient=True) as bar:
+        task = bar.add_task("stream", total=len(x), acc="")
+        for i, xi in enumerate(x):
+            o, result = dev.run_sample([xi.reshape(shape)])
+            outs.append(o[0].ravel())
+            instructions.append(result.instructions)
+            bar.update(task, advance=1, acc=f"accuracy {np.mean(np.argmax(outs, 1) == y[:i + 1]):.1%}")
+        metrics = dev.metrics()
+    seconds = time.perf_counter() - t0
+    outs = np.stack(outs)
+    exact = bool(np.array_equal(outs, host_out))
+    ins = np.array(instructions)
+    stdout.print(f"accuracy   {np.mean(outs.argmax(1) == y):.2%} on the device ({len(x)} samples, "
+                 f"{len(x) / seconds:.0f} samples/s over the link)")
+    stdout.print(f"latency    {ins.mean():,.0f} instructions per inference (min {ins.min():,}, max {ins.max():,}); "
+                 f"{1e3 * ins.mean() / 25e6:.1f} ms at the board's 25 MHz, one instruction per cycle")
+    stdout.print(f"memory     arena high-water {metrics.arena_used:,} B (planned {model.peak_sram_bytes:,} B), "
+                 f"stack high-water {metrics.stack_used:,} B")
+    stdout.print(verdict(exact, "bit-exact: device outputs identical to the host target (and so to TFLM)"))
+    return exact and metrics.arena_used <= model.peak_sram_bytes
+
+
+def patch_demo() -> bool:
+    from synth import build_mobilenetv2
+
+    stdout.rule(f"4. Patch-based inference on the {PATCH_BOARD} budget (QEMU Cortex-M7)")
+    board = load_board(PATCH_BOARD)
+    budget = board_budget(PATCH_BOARD)
+    model_bytes = build_mobilenetv2(0.35, 144, classes=10)
+    layered = convert(model_bytes, name="MobileNetV2-0.35 144x144")
+    model = convert(model_bytes, name="MobileNetV2-0.35 144x144", budget=budget, budget_name=PATCH_BOARD)
+    p = model.patch
+    stdout.print(f"board      {board.description}")
+    stdout.print(f"budget     {budget:,} B of SRAM for activations (RAM less model slot, stack and firmware data)")
+    stdout.print(f"layer by layer  {layered.peak_sram_bytes:,} B: does not fit "
+                 f"(TFLite Micro's arena head: {tflm_arena_head(model_bytes):,} B)")
+    stdout.print(f"patch-based     {model.peak_sram_bytes:,} B: first {p.stage.n_ops} ops on a {p.grid}x{p.grid} grid, "
+                 f"MAC overhead {100 * p.mac_overhead:.1f} %")
+    x = np.random.default_rng(0).integers(-128, 128, size=model.input_tensors()[0].shape, dtype=np.int8)
+    host = HostEngine(model.blob).invoke([x])[0]
+    with open_device(model.blob, DeviceOptions(board=PATCH_BOARD, model_name="mbv2_035_144", timeout=120.0)) as dev:
+        out, result = dev.run_sample([x])
+        metrics = dev.metrics()
+    exact = bool(np.array_equal(out[0], host)) and bool(np.array_equal(host, HostEngine(layered.blob).invoke([x])[0]))
+    stdout.print(f"on QEMU    {result.instructions:,} instructions, arena high-water {metrics.arena_used:,} B")
+    stdout.print(verdict(exact, "bit-exact: patch-based on the device = host = layer-by-layer"))
+    return exact
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(REPO / "models/digits/digits_cnn.tflite"))
     ap.add_argument("--data", default=str(REPO / "models/digits/digits_test.npz"))
+    ap.add_argument("--no-qemu", action="store_true", help="host target only")
     args = ap.parse_args()
 
     model_path = Path(args.model)
     data = np.load(args.data)
     x, y = data["x"], data["y"]
-    stdout.rule(f"tinyadapt demo: {model_path.name} on {len(x)} held-out samples")
-
+    stdout.rule(f"1. Convert {model_path.name}")
     model = convert(model_path)
     print_layers(convert_report(model))
-
-    engine = HostEngine(model.blob)
-    t0 = time.perf_counter()
-    ours = np.stack([engine.invoke([x[i:i + 1]])[0][0] for i in range(len(x))])
-    t_ours = time.perf_counter() - t0
-    model_bytes = model_path.read_bytes()
-    t0 = time.perf_counter()
-    ref = np.stack([run_tflm(model_bytes, [x[i:i + 1]])[0][0] for i in range(len(x))])
-    t_ref = time.perf_counter() - t0
-
-    mismatches = int(np.sum(np.any(ours.reshape(len(x), -1) != ref.reshape(len(x), -1), axis=1)))
-    acc_ours = float(np.mean(np.argmax(ours.reshape(len(x), -1), axis=1) == y))
-    acc_ref = float(np.mean(np.argmax(ref.reshape(len(x), -1), axis=1) == y))
-    head = tflm_arena_head(model_bytes)
-
-    stdout.print()
-    stdout.print(f"accuracy   tinyadapt {acc_ours:.2%}   TFLite Micro {acc_ref:.2%}")
-    stdout.print(f"peak SRAM  tinyadapt {human_bytes(model.peak_sram_bytes)} ({model.peak_sram_bytes} B)   "
-                 f"TFLite Micro arena head {human_bytes(head)} ({head} B)")
-    stdout.print(f"host time  tinyadapt {t_ours * 1e3:.0f} ms   TFLite Micro {t_ref * 1e3:.0f} ms (Python interpreter)")
-    if mismatches == 0:
-        stdout.print(f"[bold green]bit-exact[/]: all {len(x)} outputs identical to TensorFlow Lite Micro")
-        return 0
-    stdout.print(f"[bold red]NOT bit-exact[/]: {mismatches} of {len(x)} outputs differ from TensorFlow Lite Micro")
-    return 1
+    host_out, ok = host_vs_tflm(model, model_path.read_bytes(), x, y)
+    if not args.no_qemu:
+        ok = on_qemu(model, x, y, host_out) and ok
+        ok = patch_demo() and ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
