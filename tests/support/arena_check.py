@@ -55,7 +55,8 @@ def check_layout(sizes: dict[int, int], offsets: dict[int, int], ops: list[Check
                 legal.add(frozenset((t, out)))
             if same and op.kind in ELEMENTWISE and last[t] == i:
                 legal.add(frozenset((t, out)))
-            if (offsets[t] == offsets[out] and sizes[out] <= sizes[t] and op.kind in SHRINKING_IN_PLACE
+            if (offsets[t] == offsets[out] and sizes[out] <= sizes[t]
+                    and op.kind.removeprefix("STAGE_") in SHRINKING_IN_PLACE
                     and last[t] == i and op.scratch is not None and op.scratch[1] > 0):
                 legal.add(frozenset((t, out)))
 

@@ -194,8 +194,17 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
         if op.outputs[0] == stage.output:
             outs_extra = [stage.output]  # copied out of its region after the producer runs
             ins += outs_extra
+        # A depthwise op may also overwrite its input region in place (one plane of scratch:
+        # the largest input region's area).
+        in_place = op.inplace_input is not None and op.inplace_smaller and op.inputs[op.inplace_input] in region_ids
+        plane = 0
+        if in_place:
+            k = order.index(op.inputs[op.inplace_input])
+            plane = max(_area(tile_regions[k]) for tile_regions in regions)
         plan_ops.append(Lowered(opcode=op.opcode, inputs=ins, outputs=outs, params=op.params,
-                                scratch_bytes=op.scratch_bytes))
+                                scratch_bytes=op.scratch_bytes,
+                                inplace_input=op.inplace_input if in_place else None,
+                                inplace_smaller=in_place, inplace_scratch=plane))
     memory = plan_memory(plan_tensors, plan_ops, inputs, outputs)
     return PatchPlan(stage=stage, grid=grid, tiles=tiles, region_tensors=order, regions=regions, capacities=caps,
                      region_offsets=[memory.tensor_offsets[region_ids[t]] for t in order], memory=memory,
