@@ -1,46 +1,11 @@
-#include "tinyadapt/internal/ta_broadcast.h"
-#include "tinyadapt/internal/ta_op_check.h"
 #include "tinyadapt/ops/ta_add.h"
 #include "tinyadapt/ta_op.h"
 
-/* A multiplier below one, as QuantizeMultiplierSmallerThanOneExp makes it. */
-static int valid_smaller_than_one(int32_t multiplier, int32_t shift)
-{
-    return multiplier >= 0 && shift >= -31 && shift <= 0;
-}
-
-static ta_status_t prepare(const ta_op_call_t *call)
-{
-    const ta_tensor_rec_t *in1 = TA_IN(call, 0);
-    const ta_tensor_rec_t *in2 = TA_IN(call, 1);
-    const ta_tensor_rec_t *out = TA_OUT(call, 0);
-    TA_ENSURE(in1 != NULL && in2 != NULL && out != NULL, TA_ERR_CORRUPT);
-    TA_ENSURE(in1->dtype == TA_DTYPE_INT8 && in2->dtype == TA_DTYPE_INT8 && out->dtype == TA_DTYPE_INT8,
-              TA_ERR_UNSUPPORTED);
-    ta_broadcast_t bc;
-    TA_ENSURE(ta_broadcast_init(&bc, in1->ndim, in1->dims, in2->ndim, in2->dims, out->ndim, out->dims) == TA_OK,
-              TA_ERR_SHAPE);
-    const ta_add_params_t *p = (const ta_add_params_t *)call->params;
-    TA_ENSURE(ta_nn_valid_input_offset(p->input1_offset) && ta_nn_valid_input_offset(p->input2_offset) &&
-                  ta_nn_valid_output_offset(p->output_offset) && ta_nn_valid_act_range(p->act_min, p->act_max),
-              TA_ERR_CORRUPT);
-    /* 255 << 22, rescaled by multipliers below one, keeps the sum of two inside int32. */
-    TA_ENSURE(p->left_shift >= 0 && p->left_shift <= 22, TA_ERR_CORRUPT);
-    TA_ENSURE(valid_smaller_than_one(p->input1_multiplier, p->input1_shift) &&
-                  valid_smaller_than_one(p->input2_multiplier, p->input2_shift) &&
-                  valid_smaller_than_one(p->output_multiplier, p->output_shift),
-              TA_ERR_CORRUPT);
-    return TA_OK;
-}
+#include "ta_elementwise_common.h"
 
 static ta_status_t eval(const ta_op_call_t *call)
 {
-    const ta_tensor_rec_t *in1 = TA_IN(call, 0);
-    const ta_tensor_rec_t *in2 = TA_IN(call, 1);
-    const ta_tensor_rec_t *out = TA_OUT(call, 0);
-    return ta_add_s8((const ta_add_params_t *)call->params, in1->ndim, in1->dims,
-                     (const int8_t *)call->inputs[0].data, in2->ndim, in2->dims,
-                     (const int8_t *)call->inputs[1].data, out->ndim, out->dims, (int8_t *)call->outputs[0].data);
+    return ta_add_sub_eval(call, ta_add_s8);
 }
 
 const ta_op_kernel_t ta_op_add = {
@@ -50,7 +15,7 @@ const ta_op_kernel_t ta_op_add = {
     .max_inputs = 2,
     .n_outputs = 1,
     .params_size = sizeof(ta_add_params_t),
-    .prepare = prepare,
+    .prepare = ta_add_sub_prepare,
     .eval = eval,
     .pointwise = 1,
 };

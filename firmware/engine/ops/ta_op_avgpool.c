@@ -1,56 +1,16 @@
 #include "tinyadapt/ops/ta_avgpool.h"
 #include "tinyadapt/ta_op.h"
 
-static ta_dims_t nhwc(const ta_tensor_rec_t *t)
-{
-    const ta_dims_t d = {t->dims[0], t->dims[1], t->dims[2], t->dims[3]};
-    return d;
-}
-
-/* Along one spatial axis: every window must overlap the input (so the average never
- * divides by zero) and every index the kernel forms must fit in an int32. */
-static int axis_ok(int32_t in, int32_t out, int32_t stride, int32_t filter, int32_t pad)
-{
-    if (stride <= 0 || filter <= 0 || pad < 0 || pad >= filter) {
-        return 0;
-    }
-    const int64_t last_origin = (int64_t)(out - 1) * stride - pad;
-    return last_origin < in && last_origin + filter <= INT32_MAX && (int64_t)in + pad <= INT32_MAX;
-}
-
-static ta_status_t prepare(const ta_op_call_t *call)
-{
-    const ta_tensor_rec_t *in = TA_IN(call, 0);
-    const ta_tensor_rec_t *out = TA_OUT(call, 0);
-    TA_ENSURE(in != NULL && out != NULL, TA_ERR_CORRUPT);
-    TA_ENSURE(in->dtype == TA_DTYPE_INT8 && out->dtype == TA_DTYPE_INT8, TA_ERR_UNSUPPORTED);
-    TA_ENSURE(in->ndim == 4 && out->ndim == 4, TA_ERR_SHAPE);
-    TA_ENSURE(out->dims[0] == in->dims[0] && out->dims[3] == in->dims[3], TA_ERR_SHAPE);
-    const ta_avgpool_params_t *p = (const ta_avgpool_params_t *)call->params;
-    TA_ENSURE(axis_ok(in->dims[1], out->dims[1], p->stride_h, p->filter_h, p->pad_h), TA_ERR_CORRUPT);
-    TA_ENSURE(axis_ok(in->dims[2], out->dims[2], p->stride_w, p->filter_w, p->pad_w), TA_ERR_CORRUPT);
-    TA_ENSURE(p->act_min <= p->act_max && p->act_min >= -128 && p->act_max <= 127, TA_ERR_CORRUPT);
-    return TA_OK;
-}
+#include "ta_pool_common.h"
 
 static ta_status_t eval(const ta_op_call_t *call)
 {
-    const ta_dims_t in_dims = nhwc(TA_IN(call, 0));
-    const ta_dims_t out_dims = nhwc(TA_OUT(call, 0));
-    return ta_avgpool_s8((const ta_avgpool_params_t *)call->params, &in_dims, (const int8_t *)call->inputs[0].data,
-                         &out_dims, (int8_t *)call->outputs[0].data);
+    return ta_pool_eval(call, ta_avgpool_s8);
 }
 
-/* In a patch stage the input is a region of the full map: shift the padding by the
- * regions' origins, so that zero padding applies only at the real image border. */
 static ta_status_t eval_region(const ta_op_call_t *call, const ta_region_t *in, const ta_region_t *out)
 {
-    ta_avgpool_params_t p = *(const ta_avgpool_params_t *)call->params;
-    p.pad_h = in->y0 + p.pad_h - out->y0 * p.stride_h;
-    p.pad_w = in->x0 + p.pad_w - out->x0 * p.stride_w;
-    ta_op_call_t shifted = *call;
-    shifted.params = &p;
-    return eval(&shifted);
+    return ta_pool_eval_region(call, in, out, eval);
 }
 
 const ta_op_kernel_t ta_op_avgpool = {
@@ -60,7 +20,7 @@ const ta_op_kernel_t ta_op_avgpool = {
     .max_inputs = 1,
     .n_outputs = 1,
     .params_size = sizeof(ta_avgpool_params_t),
-    .prepare = prepare,
+    .prepare = ta_pool_prepare,
     .eval = eval,
     .eval_region = eval_region,
 };

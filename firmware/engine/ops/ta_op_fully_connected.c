@@ -4,11 +4,6 @@
 
 enum { IN_INPUT, IN_FILTER, IN_BIAS, IN_MULT, IN_SHIFT };
 
-static int is_i32_vector(const ta_tensor_rec_t *t, int32_t n)
-{
-    return t != NULL && t->dtype == TA_DTYPE_INT32 && ta_tensor_elems(t) == n;
-}
-
 static ta_status_t prepare(const ta_op_call_t *call)
 {
     const ta_tensor_rec_t *in = TA_IN(call, IN_INPUT);
@@ -24,9 +19,9 @@ static ta_status_t prepare(const ta_op_call_t *call)
     TA_ENSURE(ta_tensor_elems(in) % in_depth == 0, TA_ERR_SHAPE);
     const int32_t batches = ta_tensor_elems(in) / in_depth;
     TA_ENSURE(ta_tensor_dim_r(out, 0) == out_depth && ta_tensor_elems(out) == batches * out_depth, TA_ERR_SHAPE);
-    TA_ENSURE(bias == NULL || is_i32_vector(bias, out_depth), TA_ERR_SHAPE);
-    TA_ENSURE(is_i32_vector(TA_IN(call, IN_MULT), out_depth), TA_ERR_SHAPE);
-    TA_ENSURE(is_i32_vector(TA_IN(call, IN_SHIFT), out_depth), TA_ERR_SHAPE);
+    TA_ENSURE(bias == NULL || ta_nn_is_i32_vector(bias, out_depth), TA_ERR_SHAPE);
+    TA_ENSURE(ta_nn_is_i32_vector(TA_IN(call, IN_MULT), out_depth), TA_ERR_SHAPE);
+    TA_ENSURE(ta_nn_is_i32_vector(TA_IN(call, IN_SHIFT), out_depth), TA_ERR_SHAPE);
     const ta_fc_params_t *p = (const ta_fc_params_t *)call->params;
     TA_ENSURE(ta_nn_valid_input_offset(p->input_offset) && ta_nn_valid_input_offset(p->filter_offset) &&
                   ta_nn_valid_output_offset(p->output_offset) && ta_nn_valid_act_range(p->act_min, p->act_max),

@@ -2,6 +2,8 @@
 #include "tinyadapt/ops/ta_hard_swish.h"
 #include "tinyadapt/ta_op.h"
 
+#include "ta_elementwise_common.h"
+
 static int valid_q15(int32_t m)
 {
     return m >= 0 && m <= INT16_MAX;
@@ -9,11 +11,7 @@ static int valid_q15(int32_t m)
 
 static ta_status_t prepare(const ta_op_call_t *call)
 {
-    const ta_tensor_rec_t *in = TA_IN(call, 0);
-    const ta_tensor_rec_t *out = TA_OUT(call, 0);
-    TA_ENSURE(in != NULL && out != NULL, TA_ERR_CORRUPT);
-    TA_ENSURE(in->dtype == TA_DTYPE_INT8 && out->dtype == TA_DTYPE_INT8, TA_ERR_UNSUPPORTED);
-    TA_ENSURE(ta_tensor_elems(in) == ta_tensor_elems(out), TA_ERR_SHAPE);
+    TA_TRY(ta_unary_check_io(call, TA_DTYPE_INT8, TA_DTYPE_INT8));
     const ta_hard_swish_params_t *p = (const ta_hard_swish_params_t *)call->params;
     TA_ENSURE(ta_nn_valid_input_offset(p->input_offset) && ta_nn_valid_output_offset(p->output_offset) &&
                   valid_q15(p->reluish_multiplier) && valid_q15(p->output_multiplier) &&

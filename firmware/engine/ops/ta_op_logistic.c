@@ -2,15 +2,13 @@
 #include "tinyadapt/ops/ta_logistic.h"
 #include "tinyadapt/ta_op.h"
 
+#include "ta_elementwise_common.h"
+
 static ta_status_t prepare(const ta_op_call_t *call)
 {
-    const ta_tensor_rec_t *in = TA_IN(call, 0);
-    const ta_tensor_rec_t *out = TA_OUT(call, 0);
-    TA_ENSURE(in != NULL && out != NULL, TA_ERR_CORRUPT);
-    TA_ENSURE(in->dtype == TA_DTYPE_INT8 && out->dtype == TA_DTYPE_INT8, TA_ERR_UNSUPPORTED);
-    TA_ENSURE(ta_tensor_elems(in) == ta_tensor_elems(out), TA_ERR_SHAPE);
+    TA_TRY(ta_unary_check_io(call, TA_DTYPE_INT8, TA_DTYPE_INT8));
     /* The kernel's output starts at -128 (TFLM requires that zero point). */
-    TA_ENSURE(out->zero_point == -128, TA_ERR_UNSUPPORTED);
+    TA_ENSURE(TA_OUT(call, 0)->zero_point == -128, TA_ERR_UNSUPPORTED);
     const ta_logistic_params_t *p = (const ta_logistic_params_t *)call->params;
     TA_ENSURE(ta_nn_valid_input_offset(p->input_offset) && p->input_range_radius >= 0 &&
                   ta_nn_valid_requant(p->input_multiplier, p->input_left_shift),

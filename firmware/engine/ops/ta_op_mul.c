@@ -1,19 +1,12 @@
-#include "tinyadapt/internal/ta_broadcast.h"
 #include "tinyadapt/internal/ta_op_check.h"
 #include "tinyadapt/ops/ta_mul.h"
 #include "tinyadapt/ta_op.h"
 
+#include "ta_elementwise_common.h"
+
 static ta_status_t prepare(const ta_op_call_t *call)
 {
-    const ta_tensor_rec_t *in1 = TA_IN(call, 0);
-    const ta_tensor_rec_t *in2 = TA_IN(call, 1);
-    const ta_tensor_rec_t *out = TA_OUT(call, 0);
-    TA_ENSURE(in1 != NULL && in2 != NULL && out != NULL, TA_ERR_CORRUPT);
-    TA_ENSURE(in1->dtype == TA_DTYPE_INT8 && in2->dtype == TA_DTYPE_INT8 && out->dtype == TA_DTYPE_INT8,
-              TA_ERR_UNSUPPORTED);
-    ta_broadcast_t bc;
-    TA_ENSURE(ta_broadcast_init(&bc, in1->ndim, in1->dims, in2->ndim, in2->dims, out->ndim, out->dims) == TA_OK,
-              TA_ERR_SHAPE);
+    TA_TRY(ta_binary_check_io(call));
     const ta_mul_params_t *p = (const ta_mul_params_t *)call->params;
     TA_ENSURE(ta_nn_valid_input_offset(p->input1_offset) && ta_nn_valid_input_offset(p->input2_offset) &&
                   ta_nn_valid_output_offset(p->output_offset) && ta_nn_valid_act_range(p->act_min, p->act_max) &&

@@ -4,13 +4,11 @@
 #include "tinyadapt/ops/ta_quantize.h"
 #include "tinyadapt/ta_op.h"
 
+#include "ta_elementwise_common.h"
+
 static ta_status_t prepare(const ta_op_call_t *call)
 {
-    const ta_tensor_rec_t *in = TA_IN(call, 0);
-    const ta_tensor_rec_t *out = TA_OUT(call, 0);
-    TA_ENSURE(in != NULL && out != NULL, TA_ERR_CORRUPT);
-    TA_ENSURE(in->dtype == TA_DTYPE_FLOAT32 && out->dtype == TA_DTYPE_INT8, TA_ERR_UNSUPPORTED);
-    TA_ENSURE(ta_tensor_elems(in) == ta_tensor_elems(out), TA_ERR_SHAPE);
+    TA_TRY(ta_unary_check_io(call, TA_DTYPE_FLOAT32, TA_DTYPE_INT8));
     /* The FPU faults on a misaligned float load. */
     TA_ENSURE(((uintptr_t)call->inputs[0].data & 3u) == 0, TA_ERR_CORRUPT);
     const ta_quantize_params_t *p = (const ta_quantize_params_t *)call->params;

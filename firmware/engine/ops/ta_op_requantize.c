@@ -2,13 +2,11 @@
 #include "tinyadapt/ops/ta_requantize.h"
 #include "tinyadapt/ta_op.h"
 
+#include "ta_elementwise_common.h"
+
 static ta_status_t prepare(const ta_op_call_t *call)
 {
-    const ta_tensor_rec_t *in = TA_IN(call, 0);
-    const ta_tensor_rec_t *out = TA_OUT(call, 0);
-    TA_ENSURE(in != NULL && out != NULL, TA_ERR_CORRUPT);
-    TA_ENSURE(in->dtype == TA_DTYPE_INT8 && out->dtype == TA_DTYPE_INT8, TA_ERR_UNSUPPORTED);
-    TA_ENSURE(ta_tensor_elems(in) == ta_tensor_elems(out), TA_ERR_SHAPE);
+    TA_TRY(ta_unary_check_io(call, TA_DTYPE_INT8, TA_DTYPE_INT8));
     const ta_requantize_params_t *p = (const ta_requantize_params_t *)call->params;
     TA_ENSURE(ta_nn_valid_output_offset(p->input_zero_point) && ta_nn_valid_output_offset(p->output_zero_point) &&
                   ta_nn_valid_requant(p->multiplier, p->shift),

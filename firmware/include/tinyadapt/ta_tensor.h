@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "tinyadapt/ta_dims.h"
 #include "tinyadapt/ta_model_format.h"
 
 typedef struct {
@@ -28,6 +29,13 @@ static inline int32_t ta_tensor_elems(const ta_tensor_rec_t *rec)
 static inline int32_t ta_tensor_dim_r(const ta_tensor_rec_t *rec, int i)
 {
     return i < rec->ndim ? rec->dims[rec->ndim - 1 - i] : 1;
+}
+
+/* A 4-D record's shape as the NHWC kernel argument (the op's prepare has checked ndim == 4). */
+static inline ta_dims_t ta_tensor_nhwc(const ta_tensor_rec_t *rec)
+{
+    const ta_dims_t d = {rec->dims[0], rec->dims[1], rec->dims[2], rec->dims[3]};
+    return d;
 }
 
 #endif /* TA_TENSOR_H */

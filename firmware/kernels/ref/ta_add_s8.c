@@ -24,18 +24,13 @@ ta_status_t ta_add_s8(const ta_add_params_t *p, int32_t ndim1, const int32_t *di
     if (p == NULL || input1 == NULL || input2 == NULL || output == NULL) {
         return TA_ERR_ARG;
     }
-    ta_broadcast_t bc;
-    TA_TRY(ta_broadcast_init(&bc, ndim1, dims1, ndim2, dims2, ndim_out, dims_out));
-    const int32_t n = bc.dims[TA_BCAST_DIMS - 1];
-    const size_t s1 = (size_t)bc.stride1[TA_BCAST_DIMS - 1];
-    const size_t s2 = (size_t)bc.stride2[TA_BCAST_DIMS - 1];
-    int32_t idx[TA_BCAST_DIMS - 1] = {0};
-    size_t off1 = 0, off2 = 0, out = 0;
+    ta_broadcast_iter_t it;
+    TA_TRY(ta_broadcast_iter_init(&it, ndim1, dims1, ndim2, dims2, ndim_out, dims_out));
     do {
-        for (int32_t k = 0; k < n; ++k) {
-            output[out + (size_t)k] = add_one(p, input1[off1 + (size_t)k * s1], input2[off2 + (size_t)k * s2]);
+        for (int32_t k = 0; k < it.row; ++k) {
+            output[it.out + (size_t)k] =
+                add_one(p, input1[it.in1 + (size_t)k * it.step1], input2[it.in2 + (size_t)k * it.step2]);
         }
-        out += (size_t)n;
-    } while (ta_broadcast_next_row(&bc, idx, &off1, &off2));
+    } while (ta_broadcast_next_row(&it));
     return TA_OK;
 }

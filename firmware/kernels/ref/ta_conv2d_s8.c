@@ -4,15 +4,6 @@
 
 #include "tinyadapt/internal/ta_fixedpoint.h"
 
-/* The reference accumulates in int32 and, on overflow, wraps on every
- * target it runs on; unsigned arithmetic gives the same bits without C's
- * undefined behaviour for a filter deep enough (or a bias large enough) to
- * overflow. */
-static inline int32_t wrap_add(int32_t a, int32_t b)
-{
-    return (int32_t)((uint32_t)a + (uint32_t)b);
-}
-
 ta_status_t ta_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
                          const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
                          const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
@@ -23,13 +14,8 @@ ta_status_t ta_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims, co
         return TA_ERR_ARG;
     }
     if (!ta_conv_args_ok(p, in_dims, filter_dims, out_dims) || filter_dims->c != in_dims->c ||
-        filter_dims->n != out_dims->c) {
+        filter_dims->n != out_dims->c || !ta_conv_shifts_ok(shift, out_dims->c)) {
         return TA_ERR_ARG;
-    }
-    for (int32_t oc = 0; oc < out_dims->c; ++oc) {
-        if (shift[oc] < -31 || shift[oc] > 31) {
-            return TA_ERR_ARG; /* the requantizing shifts would be undefined */
-        }
     }
     const int32_t in_h = in_dims->h, in_w = in_dims->w, depth = in_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
@@ -60,14 +46,14 @@ ta_status_t ta_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims, co
                             const int8_t *x = image + ((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)depth;
                             const int8_t *wk = w + ((size_t)ky * (size_t)k_w + (size_t)kx) * (size_t)depth;
                             for (int32_t ic = 0; ic < depth; ++ic) {
-                                acc = wrap_add(acc, (int32_t)wk[ic] * ((int32_t)x[ic] + p->input_offset));
+                                acc = ta_nn_add_wrap(acc, (int32_t)wk[ic] * ((int32_t)x[ic] + p->input_offset));
                             }
                         }
                     }
                     if (bias != NULL) {
-                        acc = wrap_add(acc, bias[oc]);
+                        acc = ta_nn_add_wrap(acc, bias[oc]);
                     }
-                    acc = wrap_add(ta_nn_requantize(acc, multiplier[oc], shift[oc]), p->output_offset);
+                    acc = ta_nn_add_wrap(ta_nn_requantize(acc, multiplier[oc], shift[oc]), p->output_offset);
                     out[oc] = (int8_t)ta_nn_clamp(acc, p->act_min, p->act_max);
                 }
             }

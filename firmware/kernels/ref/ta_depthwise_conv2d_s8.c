@@ -4,12 +4,6 @@
 
 #include "tinyadapt/internal/ta_fixedpoint.h"
 
-/* Wrapping int32 addition: see ta_conv2d_s8.c. */
-static inline int32_t wrap_add(int32_t a, int32_t b)
-{
-    return (int32_t)((uint32_t)a + (uint32_t)b);
-}
-
 ta_status_t ta_depthwise_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims,
                                    const int8_t *input, const ta_dims_t *filter_dims,
                                    const int8_t *filter, const int32_t *bias, const int32_t *multiplier,
@@ -21,13 +15,8 @@ ta_status_t ta_depthwise_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *i
     }
     if (!ta_conv_args_ok(p, in_dims, filter_dims, out_dims) || p->depth_multiplier < 1 ||
         filter_dims->n != 1 || filter_dims->c != out_dims->c ||
-        (int64_t)in_dims->c * p->depth_multiplier != out_dims->c) {
+        (int64_t)in_dims->c * p->depth_multiplier != out_dims->c || !ta_conv_shifts_ok(shift, out_dims->c)) {
         return TA_ERR_ARG;
-    }
-    for (int32_t oc = 0; oc < out_dims->c; ++oc) {
-        if (shift[oc] < -31 || shift[oc] > 31) {
-            return TA_ERR_ARG; /* the requantizing shifts would be undefined */
-        }
     }
     const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
@@ -58,13 +47,13 @@ ta_status_t ta_depthwise_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *i
                                 }
                                 const int32_t x = image[((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)in_c + (size_t)ic];
                                 const int32_t w = filter[((size_t)ky * (size_t)k_w + (size_t)kx) * (size_t)out_c + (size_t)oc];
-                                acc = wrap_add(acc, w * (x + p->input_offset));
+                                acc = ta_nn_add_wrap(acc, w * (x + p->input_offset));
                             }
                         }
                         if (bias != NULL) {
-                            acc = wrap_add(acc, bias[oc]);
+                            acc = ta_nn_add_wrap(acc, bias[oc]);
                         }
-                        acc = wrap_add(ta_nn_requantize(acc, multiplier[oc], shift[oc]), p->output_offset);
+                        acc = ta_nn_add_wrap(ta_nn_requantize(acc, multiplier[oc], shift[oc]), p->output_offset);
                         out[oc] = (int8_t)ta_nn_clamp(acc, p->act_min, p->act_max);
                     }
                 }

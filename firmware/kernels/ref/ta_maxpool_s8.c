@@ -4,20 +4,11 @@
 
 #include "tinyadapt/internal/ta_fixedpoint.h"
 
-/* The part [*start, *end) of a window of `size` taps at `origin` that lies in [0, extent). */
-static void clip_window(int32_t origin, int32_t size, int32_t extent, int32_t *start, int32_t *end)
-{
-    *start = origin < 0 ? -origin : 0;
-    *end = extent - origin < size ? extent - origin : size;
-}
-
 ta_status_t ta_maxpool_s8(const ta_maxpool_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
                           const ta_dims_t *out_dims, int8_t *output)
 {
     if (p == NULL || in_dims == NULL || out_dims == NULL || input == NULL || output == NULL ||
-        in_dims->n <= 0 || in_dims->h <= 0 || in_dims->w <= 0 || in_dims->c <= 0 || out_dims->h <= 0 ||
-        out_dims->w <= 0 || out_dims->n != in_dims->n || out_dims->c != in_dims->c || p->stride_h <= 0 ||
-        p->stride_w <= 0) {
+        !ta_pool_args_ok(p, in_dims, out_dims)) {
         return TA_ERR_ARG;
     }
     const int32_t depth = in_dims->c;
@@ -25,11 +16,11 @@ ta_status_t ta_maxpool_s8(const ta_maxpool_params_t *p, const ta_dims_t *in_dims
         for (int32_t oy = 0; oy < out_dims->h; ++oy) {
             int32_t fy0, fy1;
             const int32_t iy0 = oy * p->stride_h - p->pad_h;
-            clip_window(iy0, p->filter_h, in_dims->h, &fy0, &fy1);
+            ta_pool_clip_window(iy0, p->filter_h, in_dims->h, &fy0, &fy1);
             for (int32_t ox = 0; ox < out_dims->w; ++ox) {
                 int32_t fx0, fx1;
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
-                clip_window(ix0, p->filter_w, in_dims->w, &fx0, &fx1);
+                ta_pool_clip_window(ix0, p->filter_w, in_dims->w, &fx0, &fx1);
                 int8_t *out = output + (((size_t)b * out_dims->h + oy) * out_dims->w + ox) * depth;
                 for (int32_t ch = 0; ch < depth; ++ch) {
                     /* An empty window yields INT8_MIN before the clamp, as in TFLM. */

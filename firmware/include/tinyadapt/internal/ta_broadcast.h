@@ -9,14 +9,11 @@
  *
  * Kernels walk the output in row-major order, one innermost row at a time:
  *
- *     ta_broadcast_t bc;   TA_TRY(ta_broadcast_init(&bc, ...));
- *     int32_t idx[TA_BCAST_DIMS - 1] = {0};
- *     size_t off1 = 0, off2 = 0, out = 0;
+ *     ta_broadcast_iter_t it;   TA_TRY(ta_broadcast_iter_init(&it, ...));
  *     do {
- *         for (k = 0; k < bc.dims[TA_BCAST_DIMS - 1]; ++k)
- *             output[out + k] = f(in1[off1 + k * bc.stride1[5]], in2[off2 + k * bc.stride2[5]]);
- *         out += bc.dims[TA_BCAST_DIMS - 1];
- *     } while (ta_broadcast_next_row(&bc, idx, &off1, &off2));
+ *         for (k = 0; k < it.row; ++k)
+ *             output[it.out + k] = f(in1[it.in1 + k * it.step1], in2[it.in2 + k * it.step2]);
+ *     } while (ta_broadcast_next_row(&it));
  *
  * Output element k is written right after its operands are read, and an input
  * with the output's element count has index k at output index k, so the
@@ -83,23 +80,47 @@ static inline ta_status_t ta_broadcast_init(ta_broadcast_t *b, int32_t ndim1, co
     return TA_OK;
 }
 
-/*
- * Advance the row counter `idx` (all dims but the innermost) and the two input
- * offsets to the next innermost row; 0 once every row has been visited.
- */
-static inline int ta_broadcast_next_row(const ta_broadcast_t *b, int32_t idx[TA_BCAST_DIMS - 1], size_t *off1,
-                                        size_t *off2)
+/* A walk over the output's innermost rows, with where each row's operands start. */
+typedef struct {
+    ta_broadcast_t bc;
+    int32_t idx[TA_BCAST_DIMS - 1]; /* the current row's index in every dim but the innermost */
+    int32_t row;                    /* elements per row: the output's innermost extent */
+    size_t step1, step2;            /* input strides along a row (0: the element is repeated) */
+    size_t in1, in2, out;           /* first element of the current row in input1, input2 and output */
+} ta_broadcast_iter_t;
+
+/* ta_broadcast_init(), positioned on the first row. */
+static inline ta_status_t ta_broadcast_iter_init(ta_broadcast_iter_t *it, int32_t ndim1, const int32_t *dims1,
+                                                 int32_t ndim2, const int32_t *dims2, int32_t ndim_out,
+                                                 const int32_t *dims_out)
 {
+    TA_ENSURE(it != NULL, TA_ERR_ARG);
+    TA_TRY(ta_broadcast_init(&it->bc, ndim1, dims1, ndim2, dims2, ndim_out, dims_out));
+    for (int d = 0; d < TA_BCAST_DIMS - 1; ++d) {
+        it->idx[d] = 0;
+    }
+    it->row = it->bc.dims[TA_BCAST_DIMS - 1];
+    it->step1 = (size_t)it->bc.stride1[TA_BCAST_DIMS - 1];
+    it->step2 = (size_t)it->bc.stride2[TA_BCAST_DIMS - 1];
+    it->in1 = it->in2 = it->out = 0;
+    return TA_OK;
+}
+
+/* Move to the next row; 0 once every row has been visited. */
+static inline int ta_broadcast_next_row(ta_broadcast_iter_t *it)
+{
+    const ta_broadcast_t *b = &it->bc;
+    it->out += (size_t)it->row;
     for (int d = TA_BCAST_DIMS - 2; d >= 0; --d) {
-        if (++idx[d] < b->dims[d]) {
-            *off1 += (size_t)b->stride1[d];
-            *off2 += (size_t)b->stride2[d];
+        if (++it->idx[d] < b->dims[d]) {
+            it->in1 += (size_t)b->stride1[d];
+            it->in2 += (size_t)b->stride2[d];
             return 1;
         }
         /* Wrap this dimension back to index 0 and carry into the next outer one. */
-        idx[d] = 0;
-        *off1 -= (size_t)b->stride1[d] * (size_t)(b->dims[d] - 1);
-        *off2 -= (size_t)b->stride2[d] * (size_t)(b->dims[d] - 1);
+        it->idx[d] = 0;
+        it->in1 -= (size_t)b->stride1[d] * (size_t)(b->dims[d] - 1);
+        it->in2 -= (size_t)b->stride2[d] * (size_t)(b->dims[d] - 1);
     }
     return 0;
 }

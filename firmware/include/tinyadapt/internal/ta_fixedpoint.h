@@ -55,7 +55,8 @@ static inline int32_t ta_nn_requantize_greater_than_one(int32_t x, int32_t multi
 }
 
 /* Two's-complement wrapping add: what the reference kernels' int32 accumulators do in
- * practice, without the undefined behaviour (a corrupt bias must not be UB). */
+ * practice, without the undefined behaviour when a deep filter or a corrupt bias
+ * overflows them. */
 static inline int32_t ta_nn_add_wrap(int32_t a, int32_t b)
 {
     return (int32_t)((uint32_t)a + (uint32_t)b);

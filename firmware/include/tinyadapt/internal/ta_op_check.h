@@ -7,9 +7,11 @@
 #ifndef TA_OP_CHECK_H
 #define TA_OP_CHECK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "tinyadapt/ta_status.h"
+#include "tinyadapt/ta_tensor.h"
 
 /* -zero_point of an int8 tensor. */
 static inline int ta_nn_valid_input_offset(int32_t offset) { return offset >= -127 && offset <= 128; }
@@ -26,6 +28,12 @@ static inline int ta_nn_valid_act_range(int32_t lo, int32_t hi)
 static inline int ta_nn_valid_requant(int32_t multiplier, int32_t shift)
 {
     return multiplier >= 0 && shift >= -31 && shift <= 31;
+}
+
+/* A per-channel int32 table (bias, multipliers, shifts) of n entries; false when the input is absent. */
+static inline int ta_nn_is_i32_vector(const ta_tensor_rec_t *t, int32_t n)
+{
+    return t != NULL && t->dtype == TA_DTYPE_INT32 && ta_tensor_elems(t) == n;
 }
 
 static inline ta_status_t ta_nn_check_requant_array(const int32_t *multiplier, const int32_t *shift, int32_t n)

@@ -15,20 +15,12 @@
 
 #include <stdint.h>
 
+#include "tinyadapt/ops/ta_pool.h"
 #include "tinyadapt/ta_dims.h"
 #include "tinyadapt/ta_status.h"
 
-/* Stored in the blob: every field is an int32 so the layout is fixed. */
-typedef struct {
-    int32_t stride_h;
-    int32_t stride_w;
-    int32_t filter_h;
-    int32_t filter_w;
-    int32_t pad_h;   /* rows of padding above the input (TFLM puts the odd one below) */
-    int32_t pad_w;   /* columns of padding left of the input */
-    int32_t act_min; /* fused activation clamp, in output quanta */
-    int32_t act_max;
-} ta_avgpool_params_t;
+/* The blob struct is shared with MAX_POOL_2D (ta_pool.h); this name keeps the kernel's signature. */
+typedef ta_pool_params_t ta_avgpool_params_t;
 
 /**
  * @param[in]  p        window geometry and activation clamp

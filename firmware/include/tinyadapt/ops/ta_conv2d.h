@@ -71,6 +71,18 @@ static inline int ta_conv_args_ok(const ta_conv_params_t *p, const ta_dims_t *in
     return reach_h + pad_h <= INT32_MAX && reach_w + pad_w <= INT32_MAX;
 }
 
+/* Every per-channel shift in [-31, 31], beyond which requantizing would shift by an
+ * undefined amount. Returns 1 when valid. */
+static inline int ta_conv_shifts_ok(const int32_t *shift, int32_t n)
+{
+    for (int32_t c = 0; c < n; ++c) {
+        if (shift[c] < -31 || shift[c] > 31) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /**
  * int8 2-D convolution, NHWC, per-output-channel requantization.
  *
