@@ -66,6 +66,8 @@ ta_status_t ta_patch_prepare(const ta_engine_t *engine)
         TA_ENSURE(call.n_outputs == 1 && is_activation(&call.outputs[0]), TA_ERR_CORRUPT);
         const int out_slot = region_slot(m, (int16_t)(call.outputs[0].rec - m->tensors));
         TA_ENSURE(out_slot >= 0, TA_ERR_CORRUPT);
+        /* A windowed op reads its input 0 through a region view: it must be an activation. */
+        TA_ENSURE(k->pointwise || (call.n_inputs > 0 && is_activation(&call.inputs[0])), TA_ERR_CORRUPT);
         int views = 1;
         for (int in = 0; in < call.n_inputs; ++in) {
             if (!is_activation(&call.inputs[in])) {
