@@ -21,7 +21,6 @@ sys.path.insert(0, str(REPO / "host"))
 from tinyadapt.convert import convert  # noqa: E402
 from tinyadapt.errors import TinyAdaptError  # noqa: E402
 from tinyadapt.reference import tflm_arena_allocations  # noqa: E402
-from tinyadapt.report.console import stdout  # noqa: E402
 
 
 def model_paths() -> list[Path]:
@@ -48,7 +47,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    from rich.console import Console
     from rich.table import Table
+
+    stdout = Console(width=160)
 
     table = Table(title="peak activation SRAM, bytes (same .tflite, same run)")
     for col in ("model", "ops", "MACs", "tinyadapt peak", "TFLM arena head", "TFLM / tinyadapt"):

@@ -104,9 +104,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    from rich.console import Console
     from rich.table import Table
 
-    from tinyadapt.report.console import stdout
+    stdout = Console(width=200)  # a wide table: do not fold it to a narrow terminal
 
     t = Table(title=f"peak SRAM (bytes) and patching overhead; patch plan = smallest peak with MAC overhead <= "
                     f"{args.max_overhead:.0%}")

@@ -118,10 +118,11 @@ static void copy_window(const ta_engine_t *e, int slot, const ta_region_t *g, in
     for (int32_t y = g->y0; y < g->y1; ++y) {
         uint8_t *f = full + ((size_t)y * (size_t)t->dims[2] + (size_t)g->x0) * pixel;
         uint8_t *r = region + (size_t)(y - g->y0) * row;
+        /* memmove: a corrupt plan may overlap the two; it gets garbage, never undefined behaviour. */
         if (into_region) {
-            memcpy(r, f, row);
+            memmove(r, f, row);
         } else {
-            memcpy(f, r, row);
+            memmove(f, r, row);
         }
     }
 }
