@@ -24,7 +24,7 @@ ta_status_t ta_fully_connected_s8(const ta_fc_params_t *p, int32_t batches, int3
             if (bias != NULL) {
                 acc = ta_nn_add_wrap(acc, bias[o]);
             }
-            acc = ta_nn_requantize(acc, multiplier[o], shift[o]) + p->output_offset;
+            acc = ta_nn_add_wrap(ta_nn_requantize(acc, multiplier[o], shift[o]), p->output_offset);
             output[(size_t)b * out_depth + o] = (int8_t)ta_nn_clamp(acc, p->act_min, p->act_max);
         }
     }

@@ -1,0 +1,443 @@
+/*
+ * In-place depthwise convolution (depth multiplier 1) for cores with the DSP extension:
+ * the same function, arguments, checks and output bits as
+ * kernels/ref/ta_depthwise_conv2d_inplace_s8.c, which stays the specification (and
+ * explains why the output may overwrite the input one channel plane at a time).
+ * MobileNets run every depthwise layer through this kernel (the planner puts the output
+ * over the input), so this is the depthwise kernel that matters for them.
+ *
+ * The plane-at-a-time order is what makes the in-place trick work, so it stays; the
+ * gain comes from what a single plane allows:
+ *  - the channel's filter, bias and requantization constants are fixed for the whole
+ *    plane: worked out once per channel;
+ *  - the plane is contiguous, so for a 3x3 filter (dilation 1) one word load holds a
+ *    filter row's three taps (and one spare byte). With the row's weights packed as
+ *    {w0, w2} and {w1, 0}, SXTAB16 (which also adds the input offset) and one SMLAD + one
+ *    SMLABB do the row. At stride 1 the same word also serves the next output pixel:
+ *    x1*w0 + x3*w2 is an SMLAD of the odd lanes, x2*w1 an SMLATB of the even ones.
+ * Planes whose zero-point-padded copy fits DWI_PAD_MAX bytes (up to about 30x30) are
+ * copied, padded, to the stack, so every output pixel takes the fast path; bigger planes
+ * use the scratch the planner gives (one plane, no padding) and loop over the taps inside
+ * the plane for the pixels at its edges. Other filter sizes loop over the taps too, and a
+ * multiplier of INT32_MIN (only the reference's saturating requantization is right there)
+ * takes the reference arithmetic.
+ */
+#include "tinyadapt/ops/ta_depthwise_conv2d.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "tinyadapt/internal/ta_fixedpoint.h"
+#include "tinyadapt/internal/ta_nn_simd.h"
+
+/* scratch[i] = buffer[i * ch + c] for the plane's n pixels, four per word store. */
+static void dwi_gather(int8_t *scratch, const int8_t *src, int32_t n, int32_t ch)
+{
+    const size_t s = (size_t)ch;
+    int32_t i = 0;
+    for (; i + 3 < n; i += 4, src += 4 * s) {
+        const uint32_t v = (uint32_t)(uint8_t)src[0] | ((uint32_t)(uint8_t)src[s] << 8) |
+                           ((uint32_t)(uint8_t)src[2 * s] << 16) | ((uint32_t)(uint8_t)src[3 * s] << 24);
+        ta_nn_write_s8x4(scratch + i, (int32_t)v);
+    }
+    for (; i < n; ++i, src += s) {
+        scratch[i] = *src;
+    }
+}
+
+typedef struct {
+    ta_nn_requant_t q;
+    int32_t bias, output_offset, act_min, act_max;
+} dwi_chan_t;
+
+static inline int8_t dwi_finish(int32_t acc, const dwi_chan_t *k)
+{
+    const int32_t v = ta_nn_add_wrap(ta_nn_requant(acc, &k->q), k->output_offset);
+    return (int8_t)ta_nn_clamp(v, k->act_min, k->act_max);
+}
+
+/* One output pixel from the taps that lie inside the plane (any filter size). */
+static inline int32_t dwi_taps(const ta_conv_params_t *p, const int8_t *plane, int32_t in_h, int32_t in_w,
+                               const int8_t *filter, int32_t k_h, int32_t k_w, int32_t ch, int32_t y0, int32_t x0,
+                               int32_t acc)
+{
+    int32_t ky0, ky1, kx0, kx1;
+    if (!ta_nn_valid_taps(y0, p->dilation_h, k_h, in_h, &ky0, &ky1) ||
+        !ta_nn_valid_taps(x0, p->dilation_w, k_w, in_w, &kx0, &kx1)) {
+        return acc;
+    }
+    for (int32_t ky = ky0; ky <= ky1; ++ky) {
+        const int8_t *row = plane + (size_t)(y0 + ky * p->dilation_h) * (size_t)in_w;
+        const int8_t *w = filter + (size_t)ky * (size_t)k_w * (size_t)ch;
+        for (int32_t kx = kx0; kx <= kx1; ++kx) {
+            const int32_t x = row[x0 + kx * p->dilation_w];
+            acc = ta_nn_add_wrap(acc, (int32_t)w[(size_t)kx * (size_t)ch] * (x + p->input_offset));
+        }
+    }
+    return acc;
+}
+
+/* The weights of one channel's 3x3 filter, as the plane kernels use them. */
+typedef struct {
+    int32_t w[9];   /* w[ky * 3 + kx] */
+    int32_t w02[3]; /* per filter row: {w0, w2} in the int16 halves */
+    int32_t w1[3];  /* per filter row: w1 */
+} dwi_w3_t;
+
+/* Filter rows ky0..ky0+rows-1 of one output pixel whose taps x0..x0+2 are all inside the
+ * row: one (unaligned) word per row holds them (and one spare byte, never used). */
+static inline int32_t dwi_one(const int8_t *r, int32_t in_w, int32_t rows, const int32_t *w02, const int32_t *w1,
+                              int32_t off2, int32_t acc)
+{
+    for (int32_t i = 0; i < rows; ++i, r += in_w) {
+        const int32_t v = ta_nn_read_s8x4(r);
+        acc = ta_nn_smlad(ta_nn_sxtab16(off2, v), w02[i], acc);      /* x0*w0 + x2*w2 */
+        acc = ta_nn_smlabb(ta_nn_sxtab16_ror8(off2, v), w1[i], acc); /* x1*w1 */
+    }
+    return acc;
+}
+
+/* Two neighbouring output pixels at stride 1: columns x0..x0+3 of each row, one word. */
+static inline void dwi_two(const int8_t *r, int32_t in_w, int32_t rows, const int32_t *w02, const int32_t *w1,
+                           int32_t off2, int32_t *a, int32_t *b)
+{
+    int32_t s = *a, t = *b;
+    for (int32_t i = 0; i < rows; ++i, r += in_w) {
+        const int32_t v = ta_nn_read_s8x4(r);
+        const int32_t e02 = ta_nn_sxtab16(off2, v), e13 = ta_nn_sxtab16_ror8(off2, v);
+        s = ta_nn_smlad(e02, w02[i], s); /* x0*w0 + x2*w2 */
+        s = ta_nn_smlabb(e13, w1[i], s); /* x1*w1 */
+        t = ta_nn_smlad(e13, w02[i], t); /* x1*w0 + x3*w2 */
+        t = ta_nn_smlatb(e02, w1[i], t); /* x2*w1 */
+    }
+    *a = s;
+    *b = t;
+}
+
+/* A pixel with taps outside the plane's columns: only the ones inside, one by one. */
+static inline int32_t dwi_edge(const int8_t *r, int32_t in_w, int32_t rows, const int32_t *w, int32_t x0,
+                               int32_t off, int32_t acc)
+{
+    const int32_t kx0 = x0 < 0 ? -x0 : 0;
+    const int32_t kx1 = x0 + 2 >= in_w ? in_w - 1 - x0 : 2;
+    for (int32_t i = 0; i < rows; ++i, r += in_w, w += 3) {
+        for (int32_t kx = kx0; kx <= kx1; ++kx) {
+            acc = ta_nn_add_wrap(acc, w[kx] * ((int32_t)r[x0 + kx] + off));
+        }
+    }
+    return acc;
+}
+
+/* Stride 1, all three filter rows inside the plane: n pixel pairs from x0 on, rows `w`
+ * bytes apart. The rows are unrolled, so that the six packed weights and the pointers
+ * get registers of their own; r2 (a constant) picks the requantization. */
+static TA_NN_ALWAYS_INLINE void dwi_pairs_body(const int8_t *r, int32_t in_w, int32_t n, const dwi_w3_t *wt,
+                                               const dwi_chan_t *k, const ta_nn_act2_t *act, int32_t off2, int8_t *o,
+                                               size_t out_step, const int r2)
+{
+    const int32_t a02 = wt->w02[0], a1 = wt->w1[0], b02 = wt->w02[1], b1 = wt->w1[1];
+    const int32_t c02 = wt->w02[2], c1 = wt->w1[2];
+    const size_t w = (size_t)in_w;
+    for (; n > 0; --n, r += 2, o += 2 * out_step) {
+        int32_t s = k->bias, t = k->bias;
+        int32_t v = ta_nn_read_s8x4(r), e02 = ta_nn_sxtab16(off2, v), e13 = ta_nn_sxtab16_ror8(off2, v);
+        s = ta_nn_smlabb(e13, a1, ta_nn_smlad(e02, a02, s)); /* x0*w0 + x2*w2 + x1*w1 */
+        t = ta_nn_smlatb(e02, a1, ta_nn_smlad(e13, a02, t)); /* x1*w0 + x3*w2 + x2*w1 */
+        v = ta_nn_read_s8x4(r + w);
+        e02 = ta_nn_sxtab16(off2, v);
+        e13 = ta_nn_sxtab16_ror8(off2, v);
+        s = ta_nn_smlabb(e13, b1, ta_nn_smlad(e02, b02, s));
+        t = ta_nn_smlatb(e02, b1, ta_nn_smlad(e13, b02, t));
+        v = ta_nn_read_s8x4(r + 2 * w);
+        e02 = ta_nn_sxtab16(off2, v);
+        e13 = ta_nn_sxtab16_ror8(off2, v);
+        s = ta_nn_smlabb(e13, c1, ta_nn_smlad(e02, c02, s));
+        t = ta_nn_smlatb(e02, c1, ta_nn_smlad(e13, c02, t));
+        const int32_t out = ta_nn_finish2(s, &k->q, t, &k->q, act, r2);
+        o[0] = (int8_t)out;
+        o[out_step] = (int8_t)(out >> 16);
+    }
+}
+
+/* Any stride, all three filter rows inside the plane: n pixels, `step` columns apart,
+ * each from one word per row (rows unrolled, two pixels at a time share the clamp). */
+static TA_NN_ALWAYS_INLINE int32_t dwi_one3(const int8_t *r, size_t w, int32_t a02, int32_t a1, int32_t b02,
+                                            int32_t b1, int32_t c02, int32_t c1, int32_t off2, int32_t acc)
+{
+    int32_t v = ta_nn_read_s8x4(r);
+    acc = ta_nn_smlabb(ta_nn_sxtab16_ror8(off2, v), a1, ta_nn_smlad(ta_nn_sxtab16(off2, v), a02, acc));
+    v = ta_nn_read_s8x4(r + w);
+    acc = ta_nn_smlabb(ta_nn_sxtab16_ror8(off2, v), b1, ta_nn_smlad(ta_nn_sxtab16(off2, v), b02, acc));
+    v = ta_nn_read_s8x4(r + 2 * w);
+    return ta_nn_smlabb(ta_nn_sxtab16_ror8(off2, v), c1, ta_nn_smlad(ta_nn_sxtab16(off2, v), c02, acc));
+}
+
+static TA_NN_ALWAYS_INLINE void dwi_singles_body(const int8_t *r, int32_t in_w, int32_t n, int32_t step,
+                                                 const dwi_w3_t *wt, const dwi_chan_t *k, const ta_nn_act2_t *act,
+                                                 int32_t off2, int8_t *o, size_t out_step, const int r2)
+{
+    const int32_t a02 = wt->w02[0], a1 = wt->w1[0], b02 = wt->w02[1], b1 = wt->w1[1];
+    const int32_t c02 = wt->w02[2], c1 = wt->w1[2];
+    const size_t w = (size_t)in_w;
+    for (; n > 1; n -= 2, r += 2 * step, o += 2 * out_step) {
+        const int32_t s = dwi_one3(r, w, a02, a1, b02, b1, c02, c1, off2, k->bias);
+        const int32_t t = dwi_one3(r + step, w, a02, a1, b02, b1, c02, c1, off2, k->bias);
+        const int32_t out = ta_nn_finish2(s, &k->q, t, &k->q, act, r2);
+        o[0] = (int8_t)out;
+        o[out_step] = (int8_t)(out >> 16);
+    }
+    if (n > 0) {
+        const int32_t s = dwi_one3(r, w, a02, a1, b02, b1, c02, c1, off2, k->bias);
+        *o = (int8_t)ta_nn_finish2(s, &k->q, 0, &k->q, act, r2);
+    }
+}
+
+static TA_NN_NOINLINE void dwi_pairs_r2(const int8_t *r, int32_t in_w, int32_t n, const dwi_w3_t *wt,
+                                        const dwi_chan_t *k, const ta_nn_act2_t *act, int32_t off2, int8_t *o,
+                                        size_t out_step)
+{
+    dwi_pairs_body(r, in_w, n, wt, k, act, off2, o, out_step, 1);
+}
+
+static TA_NN_NOINLINE void dwi_pairs_any(const int8_t *r, int32_t in_w, int32_t n, const dwi_w3_t *wt,
+                                         const dwi_chan_t *k, const ta_nn_act2_t *act, int32_t off2, int8_t *o,
+                                         size_t out_step)
+{
+    dwi_pairs_body(r, in_w, n, wt, k, act, off2, o, out_step, 0);
+}
+
+static TA_NN_NOINLINE void dwi_singles_r2(const int8_t *r, int32_t in_w, int32_t n, int32_t step,
+                                          const dwi_w3_t *wt, const dwi_chan_t *k, const ta_nn_act2_t *act,
+                                          int32_t off2, int8_t *o, size_t out_step)
+{
+    dwi_singles_body(r, in_w, n, step, wt, k, act, off2, o, out_step, 1);
+}
+
+static TA_NN_NOINLINE void dwi_singles_any(const int8_t *r, int32_t in_w, int32_t n, int32_t step,
+                                           const dwi_w3_t *wt, const dwi_chan_t *k, const ta_nn_act2_t *act,
+                                           int32_t off2, int8_t *o, size_t out_step)
+{
+    dwi_singles_body(r, in_w, n, step, wt, k, act, off2, o, out_step, 0);
+}
+
+/* n output pixels of one row whose taps all lie inside the (padded) plane. */
+static void dwi_row(const int8_t *r, int32_t row_stride, int32_t n, int32_t step, const dwi_w3_t *wt,
+                    const dwi_chan_t *k, const ta_nn_act2_t *act, int32_t off2, int8_t *o, size_t out_step)
+{
+    const int r2 = ta_nn_requant_is_r2(&k->q);
+    if (step == 1 && n >= 2) {
+        if (r2) {
+            dwi_pairs_r2(r, row_stride, n / 2, wt, k, act, off2, o, out_step);
+        } else {
+            dwi_pairs_any(r, row_stride, n / 2, wt, k, act, off2, o, out_step);
+        }
+        r += n & ~1;
+        o += (size_t)(n & ~1) * out_step;
+        n &= 1;
+    }
+    if (n > 0) {
+        if (r2) {
+            dwi_singles_r2(r, row_stride, n, step, wt, k, act, off2, o, out_step);
+        } else {
+            dwi_singles_any(r, row_stride, n, step, wt, k, act, off2, o, out_step);
+        }
+    }
+}
+
+/* Small planes: a copy of the plane with the zero point all around (x + offset = 0: a
+ * padded tap adds nothing, as the reference's skipped taps), big enough for every tap of
+ * every output pixel and the spare byte of each word read, on the stack. Then every
+ * pixel takes the fast path: no edges, which on a 6x6 plane are more than half the pixels. */
+#define DWI_PAD_MAX 1024
+
+typedef struct {
+    int32_t row0, col0; /* plane coordinates of the copy's first row and column (<= 0) */
+    int32_t rows, cols;
+} dwi_pad_t;
+
+static int dwi_pad_geometry(const ta_conv_params_t *p, int32_t in_h, int32_t in_w, int32_t out_h, int32_t out_w,
+                            dwi_pad_t *g)
+{
+    const int64_t last_y = (int64_t)(out_h - 1) * p->stride_h - p->pad_top + 2;  /* lowest row read */
+    const int64_t last_x = (int64_t)(out_w - 1) * p->stride_w - p->pad_left + 3; /* rightmost byte read */
+    g->row0 = p->pad_top > 0 ? -p->pad_top : 0;
+    g->col0 = p->pad_left > 0 ? -p->pad_left : 0;
+    const int64_t rows = (last_y > in_h - 1 ? last_y : in_h - 1) - g->row0 + 1;
+    const int64_t cols = (last_x > in_w - 1 ? last_x : in_w - 1) - g->col0 + 1;
+    if (rows * cols > DWI_PAD_MAX) {
+        return 0;
+    }
+    g->rows = (int32_t)rows;
+    g->cols = (int32_t)cols;
+    return 1;
+}
+
+static void dwi_plane_padded(const ta_conv_params_t *p, const int8_t *src, int32_t in_h, int32_t in_w, int32_t ch,
+                             const dwi_pad_t *g, int8_t *pad, const dwi_w3_t *wt, const dwi_chan_t *k,
+                             int32_t out_h, int32_t out_w, int8_t *out)
+{
+    memset(pad, -p->input_offset, (size_t)g->rows * (size_t)g->cols);
+    for (int32_t y = 0; y < in_h; ++y) {
+        dwi_gather(pad + (size_t)(y - g->row0) * (size_t)g->cols - g->col0, src + (size_t)y * (size_t)in_w * (size_t)ch,
+                   in_w, ch);
+    }
+    const ta_nn_act2_t act = ta_nn_act2_make(k->output_offset, k->act_min, k->act_max);
+    const int32_t off2 = ta_nn_dup16(p->input_offset);
+    const size_t out_step = (size_t)ch;
+    const int8_t *r = pad + (size_t)(-p->pad_top - g->row0) * (size_t)g->cols + (size_t)(-p->pad_left - g->col0);
+    for (int32_t oy = 0; oy < out_h; ++oy, r += (size_t)p->stride_h * (size_t)g->cols) {
+        dwi_row(r, g->cols, out_w, p->stride_w, wt, k, &act, off2, out + (size_t)oy * (size_t)out_w * out_step,
+                out_step);
+    }
+}
+
+/* 3x3, dilation 1, one channel plane: output row by output row, each split into left
+ * edge, interior (two pixels at a time) and right edge. Rows above or below the plane
+ * just drop out of the filter rows used. */
+static void dwi_plane_3x3(const ta_conv_params_t *p, const int8_t *plane, int32_t in_h, int32_t in_w,
+                          int32_t plane_room, const dwi_w3_t *wt, const dwi_chan_t *k, int32_t out_h, int32_t out_w,
+                          int8_t *out, size_t out_step)
+{
+    const int32_t off = p->input_offset, off2 = ta_nn_dup16(off);
+    const int32_t sw = p->stride_w, pl = p->pad_left;
+    const ta_nn_act2_t act = ta_nn_act2_make(k->output_offset, k->act_min, k->act_max);
+    /* Interior columns: ox_lo..ox_hi have taps x0..x0+2 inside [0, in_w) (64-bit: in_w + pad
+     * is not bounded by ta_conv_args_ok). */
+    const int32_t ox_lo = pl > 0 ? (int32_t)(((int64_t)pl + sw - 1) / sw) : 0;
+    const int64_t last = (int64_t)in_w - 3 + pl;
+    const int32_t ox_hi = last < 0 ? -1 : (last / sw > out_w - 1 ? out_w - 1 : (int32_t)(last / sw));
+    for (int32_t oy = 0; oy < out_h; ++oy) {
+        const int32_t y0 = oy * p->stride_h - p->pad_top;
+        const int32_t ky0 = y0 < 0 ? -y0 : 0;
+        const int32_t ky1 = y0 + 2 >= in_h ? in_h - 1 - y0 : 2;
+        const int32_t rows = ky1 - ky0 + 1;
+        int8_t *o = out + (size_t)oy * (size_t)out_w * out_step;
+        if (rows <= 0) {
+            const int32_t v = ta_nn_clamp2(ta_nn_requant(k->bias, &k->q), 0, &act);
+            for (int32_t ox = 0; ox < out_w; ++ox, o += out_step) {
+                *o = (int8_t)v;
+            }
+            continue;
+        }
+        const int8_t *r = plane + (size_t)(y0 + ky0) * (size_t)in_w;
+        const int32_t *w02 = wt->w02 + ky0, *w1 = wt->w1 + ky0, *w = wt->w + 3 * ky0;
+        /* A word read at the plane's last row may run one byte past it: allowed when the
+         * scratch has that byte, else the last interior pixel goes the slow way. */
+        int32_t hi = ox_hi;
+        if (y0 + ky1 == in_h - 1 && plane_room <= in_h * in_w && hi >= ox_lo &&
+            (int64_t)hi * sw - pl + 3 >= in_w) {
+            --hi;
+        }
+        int32_t ox = 0;
+        for (; ox < out_w && ox < ox_lo; ++ox, o += out_step) {
+            const int32_t acc = dwi_edge(r, in_w, rows, w, ox * sw - pl, off, k->bias);
+            *o = (int8_t)ta_nn_clamp2(ta_nn_requant(acc, &k->q), 0, &act);
+        }
+        if (rows == 3 && ox <= hi) {
+            /* all three filter rows: the out-of-line row loops (pairs at stride 1) */
+            const int32_t n = hi - ox + 1;
+            dwi_row(r + (ox * sw - pl), in_w, n, sw, wt, k, &act, off2, o, out_step);
+            ox += n;
+            o += (size_t)n * out_step;
+        }
+        if (sw == 1) {
+            for (; ox + 1 <= ox_hi; ox += 2, o += 2 * out_step) {
+                int32_t a = k->bias, b = k->bias;
+                dwi_two(r + (ox - pl), in_w, rows, w02, w1, off2, &a, &b);
+                const int32_t v = ta_nn_clamp2(ta_nn_requant(a, &k->q), ta_nn_requant(b, &k->q), &act);
+                o[0] = (int8_t)v;
+                o[out_step] = (int8_t)(v >> 16);
+            }
+        } else {
+            for (; ox + 1 <= hi; ox += 2, o += 2 * out_step) {
+                const int32_t x0 = ox * sw - pl;
+                const int32_t a = dwi_one(r + x0, in_w, rows, w02, w1, off2, k->bias);
+                const int32_t b = dwi_one(r + x0 + sw, in_w, rows, w02, w1, off2, k->bias);
+                const int32_t v = ta_nn_clamp2(ta_nn_requant(a, &k->q), ta_nn_requant(b, &k->q), &act);
+                o[0] = (int8_t)v;
+                o[out_step] = (int8_t)(v >> 16);
+            }
+        }
+        for (; ox <= hi; ++ox, o += out_step) {
+            const int32_t acc = dwi_one(r + (ox * sw - pl), in_w, rows, w02, w1, off2, k->bias);
+            *o = (int8_t)ta_nn_clamp2(ta_nn_requant(acc, &k->q), 0, &act);
+        }
+        for (; ox < out_w; ++ox, o += out_step) {
+            const int32_t acc = dwi_edge(r, in_w, rows, w, ox * sw - pl, off, k->bias);
+            *o = (int8_t)ta_nn_clamp2(ta_nn_requant(acc, &k->q), 0, &act);
+        }
+    }
+}
+
+ta_status_t ta_depthwise_conv2d_inplace_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims, int8_t *buffer,
+                                           const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                                           const int32_t *multiplier, const int32_t *shift,
+                                           const ta_dims_t *out_dims, int8_t *scratch, int32_t scratch_size)
+{
+    /* The reference's argument checks, unchanged. */
+    if (p == NULL || in_dims == NULL || buffer == NULL || filter_dims == NULL || filter == NULL ||
+        multiplier == NULL || shift == NULL || out_dims == NULL || scratch == NULL) {
+        return TA_ERR_ARG;
+    }
+    if (!ta_conv_args_ok(p, in_dims, filter_dims, out_dims) || p->depth_multiplier != 1 || in_dims->n != 1 ||
+        filter_dims->n != 1 || filter_dims->c != out_dims->c || in_dims->c != out_dims->c ||
+        (int64_t)out_dims->h * out_dims->w > (int64_t)in_dims->h * in_dims->w ||
+        (int64_t)in_dims->h * in_dims->w > scratch_size || !ta_conv_shifts_ok(shift, out_dims->c)) {
+        return TA_ERR_ARG;
+    }
+    const int32_t in_h = in_dims->h, in_w = in_dims->w, ch = in_dims->c;
+    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
+    const int32_t out_h = out_dims->h, out_w = out_dims->w;
+    /* The fast requantization's precondition; and the word reads' (3x3 only, dilation 1). */
+    const int fast = ta_nn_requant_fast_ok(multiplier, shift, ch);
+    const int is_3x3 = fast && k_h == 3 && k_w == 3 && p->dilation_h == 1 && p->dilation_w == 1;
+
+    dwi_pad_t pad_geometry = {0, 0, 0, 0};
+    const int padded = is_3x3 && dwi_pad_geometry(p, in_h, in_w, out_h, out_w, &pad_geometry);
+    int8_t pad[DWI_PAD_MAX];
+
+    for (int32_t c = 0; c < ch; ++c) {
+        if (!padded) {
+            dwi_gather(scratch, buffer + c, in_h * in_w, ch);
+        }
+        dwi_chan_t k;
+        k.q = ta_nn_requant_make(multiplier[c], shift[c]);
+        k.bias = bias != NULL ? bias[c] : 0;
+        k.output_offset = p->output_offset;
+        k.act_min = p->act_min;
+        k.act_max = p->act_max;
+        const int8_t *w = filter + c;
+        if (is_3x3) {
+            dwi_w3_t wt;
+            for (int i = 0; i < 9; ++i) {
+                wt.w[i] = w[(size_t)i * (size_t)ch];
+            }
+            for (int ky = 0; ky < 3; ++ky) {
+                wt.w02[ky] = (int32_t)(((uint32_t)wt.w[3 * ky + 2] << 16) | ((uint32_t)wt.w[3 * ky] & 0xFFFFu));
+                wt.w1[ky] = wt.w[3 * ky + 1];
+            }
+            if (padded) {
+                /* The copy is taken before channel c's first output byte is written. */
+                dwi_plane_padded(p, buffer + c, in_h, in_w, ch, &pad_geometry, pad, &wt, &k, out_h, out_w, buffer + c);
+            } else {
+                dwi_plane_3x3(p, scratch, in_h, in_w, scratch_size, &wt, &k, out_h, out_w, buffer + c, (size_t)ch);
+            }
+            continue;
+        }
+        int8_t *out = buffer + c;
+        for (int32_t oy = 0; oy < out_h; ++oy) {
+            const int32_t y0 = oy * p->stride_h - p->pad_top;
+            for (int32_t ox = 0; ox < out_w; ++ox, out += ch) {
+                const int32_t x0 = ox * p->stride_w - p->pad_left;
+                const int32_t acc = dwi_taps(p, scratch, in_h, in_w, w, k_h, k_w, ch, y0, x0, k.bias);
+                if (fast) {
+                    *out = dwi_finish(acc, &k);
+                } else {
+                    const int32_t v = ta_nn_add_wrap(ta_nn_requantize(acc, multiplier[c], shift[c]), p->output_offset);
+                    *out = (int8_t)ta_nn_clamp(v, p->act_min, p->act_max);
+                }
+            }
+        }
+    }
+    return TA_OK;
+}

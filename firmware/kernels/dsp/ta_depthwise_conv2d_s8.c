@@ -1,0 +1,338 @@
+/*
+ * DEPTHWISE_CONV_2D int8 for cores with the DSP extension (Cortex-M4/M7): the same
+ * function, arguments, checks and output bits as kernels/ref/ta_depthwise_conv2d_s8.c,
+ * which stays the specification.
+ *
+ * Each output channel has its own filter, so there is no long dot product to run SMLAD
+ * on; instead four neighbouring channels go through one word per operand, each lane
+ * multiplied with SMLABB/SMLATT:
+ *   dw_channels    depth multiplier 1: four channels of one pixel (a word of input, a
+ *                  word of filter per tap). 3x3 filters (MobileNet) have the taps of an
+ *                  interior pixel unrolled; borders and other sizes loop over the taps
+ *                  that fall inside the input, worked out once per pixel, not tested per tap.
+ *   dw_multiplier  depth multiplier > 1: the outputs of one input channel are adjacent
+ *                  (oc = ic * dm + m), so four of them share one input byte per tap
+ *                  (micro_speech: 1 channel -> 8, 10x8 filter).
+ *   dw_generic     the reference loop, for a multiplier of INT32_MIN (where only the
+ *                  reference's saturating requantization is right).
+ * The loops run channel groups outermost, so each group's requantization constants are
+ * worked out once per call. Sums are taken in another order than the reference's;
+ * int32 addition wraps, so the bits are the same (tinyadapt/internal/ta_nn_simd.h).
+ */
+#include "tinyadapt/ops/ta_depthwise_conv2d.h"
+
+#include <stddef.h>
+
+#include "tinyadapt/internal/ta_fixedpoint.h"
+#include "tinyadapt/internal/ta_nn_simd.h"
+
+typedef struct {
+    int32_t output_offset, act_min, act_max;
+} dw_out_t;
+
+static inline int8_t dw_finish(int32_t acc, const ta_nn_requant_t *q, const dw_out_t *o)
+{
+    const int32_t v = ta_nn_add_wrap(ta_nn_requant(acc, q), o->output_offset);
+    return (int8_t)ta_nn_clamp(v, o->act_min, o->act_max);
+}
+
+/* One tap for four channels: a[i] += (x_i + off) * w_i, x and w read as one word each. */
+#define DW_TAP4(xp, wp)                                                       \
+    do {                                                                      \
+        const int32_t xv_ = ta_nn_read_s8x4(xp), wv_ = ta_nn_read_s8x4(wp);   \
+        const int32_t x02_ = ta_nn_sxtab16(off2, xv_);                        \
+        const int32_t x13_ = ta_nn_sxtab16_ror8(off2, xv_);                   \
+        const int32_t w02_ = ta_nn_sxtb16(wv_), w13_ = ta_nn_sxtb16_ror8(wv_); \
+        a0 = ta_nn_smlabb(x02_, w02_, a0);                                    \
+        a2 = ta_nn_smlatt(x02_, w02_, a2);                                    \
+        a1 = ta_nn_smlabb(x13_, w13_, a1);                                    \
+        a3 = ta_nn_smlatt(x13_, w13_, a3);                                    \
+    } while (0)
+
+/* Depth multiplier 1: channels c..c+3 of every output pixel, then the next four. */
+static void dw_channels(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
+                        const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                        const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims, int8_t *output)
+{
+    const int32_t in_h = in_dims->h, in_w = in_dims->w, ch = in_dims->c;
+    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
+    const int32_t out_h = out_dims->h, out_w = out_dims->w;
+    const size_t row_bytes = (size_t)in_w * (size_t)ch;
+    const dw_out_t o = {p->output_offset, p->act_min, p->act_max};
+    const int32_t off = p->input_offset, off2 = ta_nn_dup16(p->input_offset);
+    const int is_3x3 = k_h == 3 && k_w == 3 && p->dilation_h == 1 && p->dilation_w == 1;
+    const size_t x_tap = (size_t)p->dilation_w * (size_t)ch; /* next filter column, in the input */
+    const size_t y_tap = (size_t)p->dilation_h * row_bytes;  /* next filter row, in the input */
+    const size_t w_row = (size_t)k_w * (size_t)ch;           /* next filter row, in the filter */
+
+    int32_t c = 0;
+    for (; c + 3 < ch; c += 4) {
+        ta_nn_requant_t q[4];
+        int32_t b[4];
+        for (int i = 0; i < 4; ++i) {
+            q[i] = ta_nn_requant_make(multiplier[c + i], shift[c + i]);
+            b[i] = bias != NULL ? bias[c + i] : 0;
+        }
+        for (int32_t n = 0; n < out_dims->n; ++n) {
+            const int8_t *image = input + (size_t)n * (size_t)in_h * row_bytes + (size_t)c;
+            int8_t *out = output + (size_t)n * (size_t)out_h * (size_t)out_w * (size_t)ch + (size_t)c;
+            for (int32_t oy = 0; oy < out_h; ++oy) {
+                const int32_t y0 = oy * p->stride_h - p->pad_top;
+                int32_t ky0, ky1;
+                const int rows = ta_nn_valid_taps(y0, p->dilation_h, k_h, in_h, &ky0, &ky1);
+                for (int32_t ox = 0; ox < out_w; ++ox, out += ch) {
+                    const int32_t x0 = ox * p->stride_w - p->pad_left;
+                    int32_t kx0, kx1;
+                    const int cols = ta_nn_valid_taps(x0, p->dilation_w, k_w, in_w, &kx0, &kx1);
+                    int32_t a0 = b[0], a1 = b[1], a2 = b[2], a3 = b[3];
+                    if (rows && cols) {
+                        /* the first valid tap, in the input and in the filter */
+                        const int8_t *xr = image + (size_t)(y0 + ky0 * p->dilation_h) * row_bytes +
+                                           (size_t)(x0 + kx0 * p->dilation_w) * (size_t)ch;
+                        const int8_t *wr = filter + (size_t)ky0 * w_row + (size_t)kx0 * (size_t)ch + (size_t)c;
+                        if (is_3x3 && ky0 == 0 && ky1 == 2 && kx0 == 0 && kx1 == 2) {
+                            for (int ky = 0; ky < 3; ++ky, xr += y_tap, wr += w_row) {
+                                DW_TAP4(xr, wr);
+                                DW_TAP4(xr + ch, wr + ch);
+                                DW_TAP4(xr + 2 * (size_t)ch, wr + 2 * (size_t)ch);
+                            }
+                        } else {
+                            for (int32_t ky = ky0; ky <= ky1; ++ky, xr += y_tap, wr += w_row) {
+                                const int8_t *xp = xr, *wp = wr;
+                                for (int32_t kx = kx0; kx <= kx1; ++kx, xp += x_tap, wp += ch) {
+                                    DW_TAP4(xp, wp);
+                                }
+                            }
+                        }
+                    }
+                    out[0] = dw_finish(a0, &q[0], &o);
+                    out[1] = dw_finish(a1, &q[1], &o);
+                    out[2] = dw_finish(a2, &q[2], &o);
+                    out[3] = dw_finish(a3, &q[3], &o);
+                }
+            }
+        }
+    }
+    /* The last ch % 4 channels, one at a time. */
+    for (; c < ch; ++c) {
+        const ta_nn_requant_t q = ta_nn_requant_make(multiplier[c], shift[c]);
+        const int32_t b = bias != NULL ? bias[c] : 0;
+        for (int32_t n = 0; n < out_dims->n; ++n) {
+            const int8_t *image = input + (size_t)n * (size_t)in_h * row_bytes + (size_t)c;
+            int8_t *out = output + (size_t)n * (size_t)out_h * (size_t)out_w * (size_t)ch + (size_t)c;
+            for (int32_t oy = 0; oy < out_h; ++oy) {
+                const int32_t y0 = oy * p->stride_h - p->pad_top;
+                int32_t ky0, ky1;
+                const int rows = ta_nn_valid_taps(y0, p->dilation_h, k_h, in_h, &ky0, &ky1);
+                for (int32_t ox = 0; ox < out_w; ++ox, out += ch) {
+                    const int32_t x0 = ox * p->stride_w - p->pad_left;
+                    int32_t kx0, kx1;
+                    int32_t acc = b;
+                    if (rows && ta_nn_valid_taps(x0, p->dilation_w, k_w, in_w, &kx0, &kx1)) {
+                        const int8_t *xr = image + (size_t)(y0 + ky0 * p->dilation_h) * row_bytes +
+                                           (size_t)(x0 + kx0 * p->dilation_w) * (size_t)ch;
+                        const int8_t *wr = filter + (size_t)ky0 * w_row + (size_t)kx0 * (size_t)ch + (size_t)c;
+                        for (int32_t ky = ky0; ky <= ky1; ++ky, xr += y_tap, wr += w_row) {
+                            const int8_t *xp = xr, *wp = wr;
+                            for (int32_t kx = kx0; kx <= kx1; ++kx, xp += x_tap, wp += ch) {
+                                acc = ta_nn_add_wrap(acc, (int32_t)*wp * ((int32_t)*xp + off));
+                            }
+                        }
+                    }
+                    *out = dw_finish(acc, &q, &o);
+                }
+            }
+        }
+    }
+}
+
+/* Output channels oc..oc+L-1 (all of input channel ic, L = 1, 2 or 4, a constant at
+ * each call: compiled once per L) of every output pixel. */
+static TA_NN_ALWAYS_INLINE void dw_multiplier_group(const ta_conv_params_t *p, const ta_dims_t *in_dims,
+                                                    const int8_t *input, const ta_dims_t *filter_dims,
+                                                    const int8_t *filter, const ta_dims_t *out_dims, int8_t *output,
+                                                    int32_t ic, int32_t oc, const int32_t *b,
+                                                    const ta_nn_requant_t *q, const ta_nn_act2_t *act, const int L)
+{
+    const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c;
+    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
+    const int32_t out_h = out_dims->h, out_w = out_dims->w, out_c = out_dims->c;
+    const size_t row_bytes = (size_t)in_w * (size_t)in_c;
+    const int32_t off = p->input_offset;
+    const size_t x_tap = (size_t)p->dilation_w * (size_t)in_c;
+    const size_t y_tap = (size_t)p->dilation_h * row_bytes;
+    const size_t w_row = (size_t)k_w * (size_t)out_c;
+    for (int32_t n = 0; n < out_dims->n; ++n) {
+        const int8_t *image = input + (size_t)n * (size_t)in_h * row_bytes + (size_t)ic;
+        int8_t *out = output + (size_t)n * (size_t)out_h * (size_t)out_w * (size_t)out_c + (size_t)oc;
+        for (int32_t oy = 0; oy < out_h; ++oy) {
+            const int32_t y0 = oy * p->stride_h - p->pad_top;
+            int32_t ky0, ky1;
+            const int rows = ta_nn_valid_taps(y0, p->dilation_h, k_h, in_h, &ky0, &ky1);
+            for (int32_t ox = 0; ox < out_w; ++ox, out += out_c) {
+                const int32_t x0 = ox * p->stride_w - p->pad_left;
+                int32_t kx0, kx1;
+                int32_t a0 = b[0], a1 = L > 1 ? b[1] : 0, a2 = L > 2 ? b[2] : 0, a3 = L > 3 ? b[3] : 0;
+                if (rows && ta_nn_valid_taps(x0, p->dilation_w, k_w, in_w, &kx0, &kx1)) {
+                    const int8_t *xr = image + (size_t)(y0 + ky0 * p->dilation_h) * row_bytes +
+                                       (size_t)(x0 + kx0 * p->dilation_w) * (size_t)in_c;
+                    const int8_t *wr = filter + (size_t)ky0 * w_row + (size_t)kx0 * (size_t)out_c + (size_t)oc;
+                    const int32_t cols = kx1 - kx0 + 1;
+                    for (int32_t ky = ky0; ky <= ky1; ++ky, xr += y_tap, wr += w_row) {
+                        const int8_t *xp = xr, *wp = wr;
+                        for (int32_t kx = cols; kx > 0; --kx, xp += x_tap, wp += out_c) {
+                            const int32_t xv = (int32_t)*xp + off;
+                            if (L == 4) {
+                                /* SMLAxB: a filter lane times the input value in the low half */
+                                const int32_t wv = ta_nn_read_s8x4(wp);
+                                const int32_t w02 = ta_nn_sxtb16(wv), w13 = ta_nn_sxtb16_ror8(wv);
+                                a0 = ta_nn_smlabb(w02, xv, a0);
+                                a2 = ta_nn_smlatb(w02, xv, a2);
+                                a1 = ta_nn_smlabb(w13, xv, a1);
+                                a3 = ta_nn_smlatb(w13, xv, a3);
+                            } else {
+                                a0 = ta_nn_add_wrap(a0, xv * wp[0]);
+                                if (L > 1) {
+                                    a1 = ta_nn_add_wrap(a1, xv * wp[1]);
+                                }
+                            }
+                        }
+                    }
+                }
+                const int32_t v01 = ta_nn_clamp2(ta_nn_requant(a0, &q[0]), L > 1 ? ta_nn_requant(a1, &q[1]) : 0, act);
+                out[0] = (int8_t)v01;
+                if (L > 1) {
+                    out[1] = (int8_t)(v01 >> 16);
+                }
+                if (L > 2) {
+                    const int32_t v23 = ta_nn_clamp2(ta_nn_requant(a2, &q[2]), ta_nn_requant(a3, &q[3]), act);
+                    out[2] = (int8_t)v23;
+                    out[3] = (int8_t)(v23 >> 16);
+                }
+            }
+        }
+    }
+}
+
+/* One out-of-line copy per L, each with the registers to itself. */
+#define DW_GROUP(L)                                                                                              \
+    static TA_NN_NOINLINE void dw_multiplier_group##L(                                                          \
+        const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input, const ta_dims_t *filter_dims, \
+        const int8_t *filter, const ta_dims_t *out_dims, int8_t *output, int32_t ic, int32_t oc, const int32_t *b, \
+        const ta_nn_requant_t *q, const ta_nn_act2_t *act)                                                       \
+    {                                                                                                            \
+        dw_multiplier_group(p, in_dims, input, filter_dims, filter, out_dims, output, ic, oc, b, q, act, L);     \
+    }
+DW_GROUP(1)
+DW_GROUP(2)
+DW_GROUP(4)
+#undef DW_GROUP
+
+/* Depth multiplier > 1: output channels ic*dm + m, m = 0..dm-1, read the same input
+ * byte; four of them at a time take one word of filter per tap. Channel groups are the
+ * outer loop, so their requantization constants are worked out once. */
+static void dw_multiplier(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
+                          const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                          const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
+                          int8_t *output)
+{
+    const int32_t dm = p->depth_multiplier;
+    const ta_nn_act2_t act = ta_nn_act2_make(p->output_offset, p->act_min, p->act_max);
+    for (int32_t ic = 0; ic < in_dims->c; ++ic) {
+        int32_t m = 0;
+        while (m < dm) {
+            const int32_t oc = ic * dm + m;
+            const int32_t lanes = dm - m >= 4 ? 4 : (dm - m >= 2 ? 2 : 1);
+            ta_nn_requant_t q[4];
+            int32_t b[4];
+            for (int32_t i = 0; i < lanes; ++i) {
+                q[i] = ta_nn_requant_make(multiplier[oc + i], shift[oc + i]);
+                b[i] = bias != NULL ? bias[oc + i] : 0;
+            }
+            if (lanes == 4) {
+                dw_multiplier_group4(p, in_dims, input, filter_dims, filter, out_dims, output, ic, oc, b, q, &act);
+            } else if (lanes == 2) {
+                dw_multiplier_group2(p, in_dims, input, filter_dims, filter, out_dims, output, ic, oc, b, q, &act);
+            } else {
+                dw_multiplier_group1(p, in_dims, input, filter_dims, filter, out_dims, output, ic, oc, b, q, &act);
+            }
+            m += lanes;
+        }
+    }
+}
+
+/* The reference loop, for what the fast paths do not cover. */
+static void dw_generic(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
+                       const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                       const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims, int8_t *output)
+{
+    const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c;
+    const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
+    const int32_t out_h = out_dims->h, out_w = out_dims->w, out_c = out_dims->c;
+    const int32_t dm = p->depth_multiplier;
+
+    for (int32_t b = 0; b < out_dims->n; ++b) {
+        const int8_t *image = input + (size_t)b * (size_t)in_h * (size_t)in_w * (size_t)in_c;
+        for (int32_t oy = 0; oy < out_h; ++oy) {
+            const int32_t y0 = oy * p->stride_h - p->pad_top;
+            for (int32_t ox = 0; ox < out_w; ++ox) {
+                const int32_t x0 = ox * p->stride_w - p->pad_left;
+                int8_t *out = output + (((size_t)b * (size_t)out_h + (size_t)oy) * (size_t)out_w + (size_t)ox) *
+                                           (size_t)out_c;
+                for (int32_t ic = 0; ic < in_c; ++ic) {
+                    for (int32_t m = 0; m < dm; ++m) {
+                        const int32_t oc = ic * dm + m;
+                        int32_t acc = 0;
+                        for (int32_t ky = 0; ky < k_h; ++ky) {
+                            const int32_t iy = y0 + ky * p->dilation_h;
+                            if (iy < 0 || iy >= in_h) {
+                                continue;
+                            }
+                            for (int32_t kx = 0; kx < k_w; ++kx) {
+                                const int32_t ix = x0 + kx * p->dilation_w;
+                                if (ix < 0 || ix >= in_w) {
+                                    continue;
+                                }
+                                const int32_t x = image[((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)in_c + (size_t)ic];
+                                const int32_t w = filter[((size_t)ky * (size_t)k_w + (size_t)kx) * (size_t)out_c + (size_t)oc];
+                                acc = ta_nn_add_wrap(acc, w * (x + p->input_offset));
+                            }
+                        }
+                        if (bias != NULL) {
+                            acc = ta_nn_add_wrap(acc, bias[oc]);
+                        }
+                        acc = ta_nn_add_wrap(ta_nn_requantize(acc, multiplier[oc], shift[oc]), p->output_offset);
+                        out[oc] = (int8_t)ta_nn_clamp(acc, p->act_min, p->act_max);
+                    }
+                }
+            }
+        }
+    }
+}
+
+ta_status_t ta_depthwise_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims,
+                                   const int8_t *input, const ta_dims_t *filter_dims,
+                                   const int8_t *filter, const int32_t *bias, const int32_t *multiplier,
+                                   const int32_t *shift, const ta_dims_t *out_dims, int8_t *output)
+{
+    /* The reference's argument checks, unchanged. */
+    if (p == NULL || in_dims == NULL || input == NULL || filter_dims == NULL || filter == NULL ||
+        multiplier == NULL || shift == NULL || out_dims == NULL || output == NULL) {
+        return TA_ERR_ARG;
+    }
+    if (!ta_conv_args_ok(p, in_dims, filter_dims, out_dims) || p->depth_multiplier < 1 ||
+        filter_dims->n != 1 || filter_dims->c != out_dims->c ||
+        (int64_t)in_dims->c * p->depth_multiplier != out_dims->c || !ta_conv_shifts_ok(shift, out_dims->c)) {
+        return TA_ERR_ARG;
+    }
+    /* The fast paths' precondition (input_offset in [-127, 128], checked above, keeps
+     * x + offset in the int16 lanes). */
+    if (!ta_nn_requant_fast_ok(multiplier, shift, out_dims->c)) {
+        dw_generic(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output);
+    } else if (p->depth_multiplier == 1) {
+        dw_channels(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output);
+    } else {
+        dw_multiplier(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output);
+    }
+    return TA_OK;
+}
