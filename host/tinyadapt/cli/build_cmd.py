@@ -29,7 +29,7 @@ def add_arguments(p) -> None:
     p.add_argument("--model", "-m", metavar="MODEL", help=".tflite model or .tamb blob to compile into the image")
     p.add_argument("--emulate", action="store_true",
                    help="build for the QEMU board with the same core, with this board's memory budget")
-    p.add_argument("--kernels", default="ref", metavar="DIR", help="kernel backend: ref or dsp (default ref)")
+    p.add_argument("--kernels", default="dsp", metavar="DIR", help="kernel backend: dsp (Cortex-M DSP extension, default) or ref (portable reference)")
     p.add_argument("--json", action="store_true", help="print the size report as JSON (schema 1)")
     add_plan_arguments(p, with_board=False)
 

@@ -28,8 +28,8 @@ def add_device_arguments(p, *, target: bool = True, faults: bool = False) -> Non
                    help="seconds to wait for an answer before retransmitting (default 0.5)")
     p.add_argument("--retries", type=int, default=3, metavar="N",
                    help="silent retransmissions before the device is declared dead (default 3)")
-    p.add_argument("--kernels", default="ref", metavar="DIR",
-                   help="kernel backend of the QEMU image: ref or dsp (default ref)")
+    p.add_argument("--kernels", default="dsp", metavar="DIR",
+                   help="kernel backend of the QEMU image: dsp (Cortex-M DSP extension, default) or ref")
     if faults:
         p.add_argument("--inject-faults", type=float, default=0.0, metavar="RATE",
                        help="QEMU only: put a fault-injecting proxy on the link that drops, corrupts or "

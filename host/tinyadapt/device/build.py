@@ -120,7 +120,7 @@ def image_dir(board: Board, emulate: bool, model_key: str | None, kernels: str) 
 
 
 def build_image(board: Board, *, blob: bytes | None = None, name: str = "model", emulate: bool = False,
-                kernels: str = "ref", extra_make_args: list[str] | None = None) -> BuildResult:
+                kernels: str = "dsp", extra_make_args: list[str] | None = None) -> BuildResult:
     """Build (or reuse) the image for `board`; with `blob`, the model is compiled in (slot 0).
 
     `emulate`: build for the QEMU board with the same core, linked with `board`'s budget.

@@ -37,7 +37,7 @@ class DeviceOptions:
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     faults: object | None = None      # tinyadapt.device.faults.FaultConfig (QEMU only)
-    kernels: str = "ref"
+    kernels: str = "dsp"
     model_name: str = "model"
 
 
