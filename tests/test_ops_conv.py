@@ -220,6 +220,37 @@ def test_edge_cases(name):
     check_case(EDGE_CASES[name], name)
 
 
+# A pointwise conv that keeps or narrows the channels writes over its input a chunk of pixels
+# at a time, when that lowers the peak: chunks that do not divide the image, one channel,
+# C_out == C_in, batches (pixels run on across images), and a fused clamp.
+POINTWISE_IN_PLACE = {
+    "narrowing 48 -> 7, 23x21 (last chunk partial)": _edge(in_h=23, in_w=21, in_c=48, out_c=7, k_h=1, k_w=1),
+    "to one channel, 41x39": _edge(in_h=41, in_w=39, in_c=12, out_c=1, k_h=1, k_w=1, activation="RELU"),
+    "C_out == C_in, 16x16x24, per-tensor": _edge(in_h=16, in_w=16, in_c=24, out_c=24, k_h=1, k_w=1,
+                                                  per_channel=False),
+    "batch 3, 96 -> 24, RELU6": _edge(n=3, in_h=9, in_w=10, in_c=96, out_c=24, k_h=1, k_w=1, activation="RELU6"),
+    "VALID 1x1, 40 -> 33, 31x7": _edge(in_h=31, in_w=7, in_c=40, out_c=33, k_h=1, k_w=1, padding="VALID"),
+}
+
+
+@pytest.mark.parametrize("name", list(POINTWISE_IN_PLACE))
+def test_pointwise_conv_in_place(name):
+    c = POINTWISE_IN_PLACE[name]
+    model_bytes, inputs = build_model(c)
+    model = convert(model_bytes)
+    assert 0 in model.plan.in_place, f"{name}: the planner did not put the output over the input"
+    pixels = c["n"] * c["in_h"] * c["in_w"]
+    assert model.peak_sram_bytes < pixels * (c["in_c"] + c["out_c"])  # less than input + output
+    check_case(c, name)
+
+
+def test_pointwise_conv_stays_out_of_place_when_that_is_no_larger():
+    """In place costs a kernel call per chunk: it is taken only where it lowers the peak."""
+    c = _edge(in_h=4, in_w=4, in_c=16, out_c=8, k_h=1, k_w=1)  # 128 B of output, <= a chunk of scratch
+    model = convert(build_model(c)[0])
+    assert 0 not in model.plan.in_place
+
+
 def test_conv_with_absent_bias_index():
     """CONV_2D with inputs [x, w, -1]: TFLM runs it (tflite-runtime refuses it, and TFLM
     crashes on the same form of DEPTHWISE_CONV_2D, so only this one is checked)."""

@@ -183,6 +183,9 @@ def single_op_models() -> list[tuple[str, bytes, list[np.ndarray]]]:
                                                    per_channel=False, activation="RELU6"),
         "conv 1x1 stride 2 (row path)": _edge(in_h=9, in_w=9, in_c=8, out_c=6, k_h=1, k_w=1, stride_h=2,
                                               stride_w=2),
+        "conv 1x1 in place, 96 -> 24, chunked, RELU6": _edge(in_h=14, in_w=15, in_c=96, out_c=24, k_h=1, k_w=1,
+                                                              activation="RELU6"),
+        "conv 1x1 in place, odd channels 13 -> 7": _edge(in_h=25, in_w=13, in_c=13, out_c=7, k_h=1, k_w=1),
         "conv 3x3 stride-2 SAME even (first MobileNet layer)": _edge(in_h=16, in_w=16, in_c=3, out_c=16,
                                                                       stride_h=2, stride_w=2, activation="RELU6"),
         "conv 3x3 SAME odd channels, batch 2": _edge(n=2, in_h=7, in_w=5, in_c=5, out_c=9),
@@ -217,7 +220,7 @@ def test_single_op_models_bit_exact(qemu_ready):
     for label, tflite, inputs in single_op_models():
         model = convert(tflite, name=label)
         if "in place" in label:  # the planner decides; make sure each kernel is really reached
-            op = next(o for o in model.ops if o.opcode == 2)
+            op = model.ops[0]
             in_place = model.tensors[op.inputs[0]].offset == model.tensors[op.outputs[0]].offset
             assert in_place == ("not in place" not in label), f"{label}: the planner chose otherwise"
         host = run_on_host(model.blob, inputs)

@@ -4,7 +4,7 @@ Written separately from tinyadapt.plan.memory on purpose: it recomputes every li
 from the op list alone and accepts shared bytes only in the two legal forms:
   - alias: a RESHAPE output at its input's offset with its input's size;
   - in place: an elementwise op's output at the offset of a same-size input whose last
-    reader is that op.
+    reader is that op, or a smaller output of a depthwise or pointwise conv that has scratch.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from tinyadapt.convert import blob_format as bf
 from tinyadapt.convert.blob import read_blob
 
 ELEMENTWISE = {"ADD", "SUB", "MUL", "LOGISTIC", "HARD_SWISH", "REQUANTIZE"}
-# Ops that may write a smaller output over their input (one channel plane saved in scratch).
-SHRINKING_IN_PLACE = {"DEPTHWISE_CONV_2D"}
+# Ops that may write a smaller output over their input, given scratch: depthwise saves one
+# channel plane there, a pointwise conv one chunk of output pixels (see _pointwise below).
+SHRINKING_IN_PLACE = {"DEPTHWISE_CONV_2D", "CONV_2D"}
 ALIASING = {"RESHAPE"}
 
 
@@ -26,6 +27,7 @@ class CheckOp:
     inputs: list[int]
     outputs: list[int]
     scratch: tuple[int, int] | None = None  # (offset, size)
+    shrink_ok: bool = True  # CONV_2D: only a pointwise one with a pixel of scratch may run in place
 
 
 def check_layout(sizes: dict[int, int], offsets: dict[int, int], ops: list[CheckOp],
@@ -56,7 +58,7 @@ def check_layout(sizes: dict[int, int], offsets: dict[int, int], ops: list[Check
             if same and op.kind in ELEMENTWISE and last[t] == i:
                 legal.add(frozenset((t, out)))
             if (offsets[t] == offsets[out] and sizes[out] <= sizes[t]
-                    and op.kind.removeprefix("STAGE_") in SHRINKING_IN_PLACE
+                    and op.kind.removeprefix("STAGE_") in SHRINKING_IN_PLACE and op.shrink_ok
                     and last[t] == i and op.scratch is not None and op.scratch[1] > 0):
                 legal.add(frozenset((t, out)))
 
@@ -109,10 +111,19 @@ def check_blob(blob: bytes) -> None:
     sizes = {t.index: t.size for t in info.tensors if t.index in acts}
     offsets = {t.index: t.offset for t in info.tensors if t.index in acts}
     ops = [CheckOp(op.name, [t for t in op.inputs if t in acts], list(op.outputs),
-                   (op.scratch_offset, op.scratch_size)) for op in info.ops]
+                   (op.scratch_offset, op.scratch_size), _pointwise(info, op)) for op in info.ops]
     if info.patch is not None:
         ops = _patch_stage_ops(info, ops, sizes, offsets)
     check_layout(sizes, offsets, ops, info.inputs, info.outputs, info.arena_size)
+
+
+def _pointwise(info, op) -> bool:
+    """A CONV_2D writes over its input only if output pixel k reads input pixel k alone (a 1x1
+    filter [C_out, 1, 1, C_in], same spatial size) and a whole output pixel fits the scratch."""
+    if op.name != "CONV_2D":
+        return True
+    x, f, y = (info.tensors[t].shape for t in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    return f[1:3] == (1, 1) and x[:3] == y[:3] and y[3] <= x[3] and op.scratch_size >= y[3]
 
 
 def _patch_stage_ops(info, ops: list[CheckOp], sizes: dict, offsets: dict) -> list[CheckOp]:
@@ -144,6 +155,6 @@ def _patch_stage_ops(info, ops: list[CheckOp], sizes: dict, offsets: dict) -> li
         if i == n - 1:
             ins += stage_in + stage_out
         ins += [t for t in op.outputs if t in stage_out]
-        # In place never applies inside a stage: regions of one tile differ in shape.
-        staged.append(CheckOp(f"STAGE_{op.name}", ins, outs, (op.scratch_offset, op.scratch_size)))
+        staged.append(CheckOp(f"STAGE_{op.name}", ins, outs, (op.scratch_offset, op.scratch_size),
+                              op.name != "CONV_2D"))
     return staged + ops[n:]

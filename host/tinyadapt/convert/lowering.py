@@ -53,6 +53,7 @@ class Lowered:
     inplace_input: int | None = None  # position of an input the output may overwrite if it dies here
     inplace_smaller: bool = False     # ... even when the output is smaller than that input
     inplace_scratch: int = 0          # scratch bytes the op needs only when it runs in place
+    inplace_optional: bool = False    # in place costs time: take it only where it lowers the peak
     source: Op | None = field(default=None, repr=False)
 
 

@@ -3,7 +3,8 @@
 A *buffer* is a run of arena bytes with a lifetime [first, last] in op indices. Tensors
 that are the same bytes share a buffer:
   - alias: RESHAPE's output is its input's bytes (no copy at run time);
-  - in place: an elementwise op may write its output over an input that dies at that op.
+  - in place: an elementwise op, a depthwise conv or a narrowing pointwise conv may write its
+    output over an input that dies at that op.
 Buffers whose lifetimes overlap never share bytes; the others are packed by a greedy
 first-fit (the strategy of TFLM's GreedyMemoryPlanner), tried under a few orderings,
 keeping the smallest arena.
@@ -67,7 +68,19 @@ class _Groups:
 
 def plan_memory(tensors, ops, inputs: list[int], outputs: list[int]) -> MemoryPlan:
     """tensors: BlobTensor list; ops: Lowered list in execution order;
-    inputs/outputs: model input/output blob tensor indices."""
+    inputs/outputs: model input/output blob tensor indices.
+
+    Optional in-place ops (they run slower in place) are planned both ways; they stay in
+    place only if that makes the arena smaller."""
+    plan = _plan_memory(tensors, ops, inputs, outputs, optional=False)
+    if any(op.inplace_optional for op in ops):
+        tighter = _plan_memory(tensors, ops, inputs, outputs, optional=True)
+        if tighter.arena_size < plan.arena_size:
+            return tighter
+    return plan
+
+
+def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: bool) -> MemoryPlan:
     n_ops = len(ops)
     is_act = [t.kind == bf.KIND_ACTIVATION for t in tensors]
     first: dict[int, int] = {}
@@ -101,10 +114,11 @@ def plan_memory(tensors, ops, inputs: list[int], outputs: list[int]) -> MemoryPl
             if src >= 0 and is_act[src] and tensors[src].nbytes == tensors[out].nbytes:
                 groups.union(src, out)
                 continue
-        if op.inplace_input is not None:
+        if op.inplace_input is not None and (optional or not op.inplace_optional):
             src = op.inputs[op.inplace_input]
-            # Elementwise kernels read element k of every input before writing element k, and
-            # in-place depthwise saves each channel plane first, so the output may take over
+            # Elementwise kernels read element k of every input before writing element k,
+            # in-place depthwise saves each channel plane first, and in-place pointwise conv
+            # writes each chunk of pixels after reading it, so the output may take over
             # an input whose last reader is this op (if its scratch costs less than it saves).
             size_ok = (tensors[src].nbytes == tensors[out].nbytes if src >= 0 and not op.inplace_smaller
                        else src >= 0 and tensors[out].nbytes <= tensors[src].nbytes)

@@ -196,7 +196,8 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
             ins += outs_extra
         # A depthwise op may also overwrite its input region in place (one plane of scratch:
         # the largest input region's area).
-        in_place = op.inplace_input is not None and op.inplace_smaller and op.inputs[op.inplace_input] in region_ids
+        in_place = (op.opcode == bf.OPCODES["DEPTHWISE_CONV_2D"] and op.inplace_input is not None
+                    and op.inputs[op.inplace_input] in region_ids)
         plane = 0
         if in_place:
             k = order.index(op.inputs[op.inplace_input])

@@ -22,6 +22,9 @@ from tinyadapt.convert.quant import activation_range, per_channel_multipliers
 
 _INT8_ZP = (-128, 127)
 _INT32_MAX = 2**31 - 1
+# Scratch for an in-place pointwise conv: each chunk is one kernel call, whose per-call setup
+# (filter sums) costs about 1/chunk-pixels of the op, so ~1 KiB keeps that to a few percent.
+POINTWISE_CHUNK_BYTES = 1024
 
 
 def out_size(padding: str, image: int, kernel: int, stride: int, dilation: int) -> int:
@@ -140,8 +143,16 @@ def _lower(ctx, op, depthwise: bool) -> Lowered:
 
     macs = n * out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c)
     # Depthwise with multiplier 1 can overwrite its input one channel plane at a time
-    # (ta_depthwise_conv2d_inplace_s8), needing one input plane of scratch.
-    in_place = depthwise and depth_multiplier == 1 and n == 1
+    # (ta_depthwise_conv2d_inplace_s8), needing one input plane of scratch. A pointwise conv
+    # that narrows the channels (an inverted residual's projection) can overwrite its input
+    # a chunk of pixels at a time (ta_op_conv2d.c), for a scratch of one chunk of output.
+    pointwise = (not depthwise and k_h == k_w == 1 and stride_h == stride_w == 1
+                 and (out_h, out_w) == (in_h, in_w) and out_c <= in_c)
+    in_place = (depthwise and depth_multiplier == 1 and n == 1) or pointwise
+    if depthwise:
+        in_place_scratch = in_h * in_w
+    else:
+        in_place_scratch = min(n * in_h * in_w, max(1, POINTWISE_CHUNK_BYTES // out_c)) * out_c
     return Lowered(
         opcode=bf.OPCODES[kind],
         inputs=[ctx.ref(x.index), ctx.ref(w.index), ctx.ref(bias),
@@ -152,7 +163,8 @@ def _lower(ctx, op, depthwise: bool) -> Lowered:
         macs=macs,
         inplace_input=0 if in_place else None,
         inplace_smaller=in_place,
-        inplace_scratch=in_h * in_w if in_place else 0,
+        inplace_scratch=in_place_scratch if in_place else 0,
+        inplace_optional=pointwise,
     )
 
 
