@@ -5,10 +5,26 @@
 #include "ta_engine_internal.h"
 #include "ta_patch.h"
 
+/* The model input slot of an external tensor (the loader made it one of the first few). */
+static int external_slot(const ta_engine_t *e, const ta_tensor_rec_t *t)
+{
+    const ta_model_t *m = e->model;
+    for (uint16_t i = 0; i < m->header->n_inputs && i < TA_MAX_EXTERNAL_INPUTS; ++i) {
+        if (&m->tensors[m->inputs[i]] == t) {
+            return i;
+        }
+    }
+    return -1;
+}
+
 static void *tensor_data(const ta_engine_t *e, const ta_tensor_rec_t *t)
 {
     if (t->kind == TA_TENSOR_PATCH) {
         return NULL; /* exists only as region views inside the patch executor */
+    }
+    if (t->kind == TA_TENSOR_EXTERNAL) {
+        const int slot = external_slot(e, t);
+        return slot >= 0 ? e->external[slot] : NULL;
     }
     if (t->kind == TA_TENSOR_CONST) {
         /* Constants are only ever read; the loader rejects ops that write them. */
@@ -17,7 +33,7 @@ static void *tensor_data(const ta_engine_t *e, const ta_tensor_rec_t *t)
     return e->arena + t->offset;
 }
 
-static void resolve(const ta_engine_t *e, int16_t index, ta_tensor_t *out)
+void ta_engine_resolve(const ta_engine_t *e, int16_t index, ta_tensor_t *out)
 {
     if (index == TA_NO_TENSOR) {
         out->rec = NULL;
@@ -38,10 +54,10 @@ void ta_engine_build_call(const ta_engine_t *e, uint16_t i, ta_op_call_t *call)
     call->n_inputs = op->n_inputs;
     call->n_outputs = op->n_outputs;
     for (int k = 0; k < op->n_inputs; ++k) {
-        resolve(e, io[k], &call->inputs[k]);
+        ta_engine_resolve(e, io[k], &call->inputs[k]);
     }
     for (int k = 0; k < op->n_outputs; ++k) {
-        resolve(e, io[op->n_inputs + k], &call->outputs[k]);
+        ta_engine_resolve(e, io[op->n_inputs + k], &call->outputs[k]);
     }
     call->scratch = op->scratch_size > 0 ? e->arena + op->scratch_offset : NULL;
     call->scratch_size = op->scratch_size;
@@ -100,10 +116,25 @@ ta_status_t ta_engine_invoke_ops(ta_engine_t *engine, uint16_t first, uint16_t e
     return TA_OK;
 }
 
+ta_status_t ta_engine_bind_input(ta_engine_t *engine, uint16_t i, void *data, size_t size)
+{
+    TA_ENSURE(engine != NULL && engine->model != NULL, TA_ERR_ARG);
+    TA_ENSURE(i < engine->model->header->n_inputs, TA_ERR_ARG);
+    const ta_tensor_rec_t *t = &engine->model->tensors[engine->model->inputs[i]];
+    TA_ENSURE(t->kind == TA_TENSOR_EXTERNAL, TA_ERR_STATE);
+    TA_ENSURE(data != NULL && size == t->size, TA_ERR_ARG);
+    engine->external[i] = data; /* i < TA_MAX_EXTERNAL_INPUTS: the loader checked */
+    return TA_OK;
+}
+
 ta_status_t ta_engine_invoke(ta_engine_t *engine)
 {
     TA_ENSURE(engine != NULL && engine->model != NULL, TA_ERR_ARG);
     TA_ENSURE(engine->ready, TA_ERR_STATE);
+    for (uint16_t i = 0; i < engine->model->header->n_inputs; ++i) {
+        const ta_tensor_rec_t *t = &engine->model->tensors[engine->model->inputs[i]];
+        TA_ENSURE(t->kind != TA_TENSOR_EXTERNAL || engine->external[i] != NULL, TA_ERR_STATE);
+    }
     uint16_t first = 0;
     if (engine->model->patch != NULL) {
         TA_TRY(ta_patch_run(engine));
@@ -116,7 +147,7 @@ ta_status_t ta_engine_tensor(const ta_engine_t *engine, uint16_t index, ta_tenso
 {
     TA_ENSURE(engine != NULL && engine->model != NULL && out != NULL, TA_ERR_ARG);
     TA_ENSURE(index < engine->model->header->n_tensors, TA_ERR_ARG);
-    resolve(engine, (int16_t)index, out);
+    ta_engine_resolve(engine, (int16_t)index, out);
     return TA_OK;
 }
 

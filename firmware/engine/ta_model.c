@@ -52,9 +52,12 @@ static ta_status_t check_tensor(const ta_tensor_rec_t *t, const ta_model_header_
 {
     const uint32_t item = ta_dtype_size(t->dtype);
     TA_ENSURE(item != 0, TA_ERR_UNSUPPORTED);
-    TA_ENSURE(t->kind <= TA_TENSOR_PATCH, TA_ERR_CORRUPT);
+    TA_ENSURE(t->kind <= TA_TENSOR_EXTERNAL, TA_ERR_CORRUPT);
     TA_ENSURE(t->ndim <= TA_MAX_DIMS, TA_ERR_CORRUPT);
-    TA_ENSURE(t->kind != TA_TENSOR_PATCH || (h->flags & TA_MODEL_FLAG_PATCH), TA_ERR_CORRUPT);
+    /* Both kinds exist only for a patch stage, which checks who uses them. */
+    TA_ENSURE((t->kind != TA_TENSOR_PATCH && t->kind != TA_TENSOR_EXTERNAL) || (h->flags & TA_MODEL_FLAG_PATCH),
+              TA_ERR_CORRUPT);
+    TA_ENSURE(t->kind != TA_TENSOR_EXTERNAL || t->offset == 0, TA_ERR_CORRUPT);
     uint64_t elems = 1;
     for (int i = 0; i < TA_MAX_DIMS; ++i) {
         if (i < t->ndim) {
@@ -143,10 +146,22 @@ static ta_status_t check_patch(ta_model_t *m)
                       TA_ERR_CORRUPT);
         }
     }
-    /* Every patch tensor has a region, and only stage ops touch patch tensors. */
+    /* Every patch or external tensor has a region, and only stage ops touch them. An external
+     * tensor is a model input among the first TA_MAX_EXTERNAL_INPUTS, and never an output. */
     for (uint32_t i = 0; i < h->n_tensors; ++i) {
-        if (m->tensors[i].kind != TA_TENSOR_PATCH) {
+        const uint8_t kind = m->tensors[i].kind;
+        if (kind != TA_TENSOR_PATCH && kind != TA_TENSOR_EXTERNAL) {
             continue;
+        }
+        if (kind == TA_TENSOR_EXTERNAL) {
+            int input = 0;
+            for (uint32_t k = 0; k < h->n_inputs && k < TA_MAX_EXTERNAL_INPUTS; ++k) {
+                input |= m->inputs[k] == i;
+            }
+            TA_ENSURE(input, TA_ERR_CORRUPT);
+            for (uint32_t k = 0; k < h->n_outputs; ++k) {
+                TA_ENSURE(m->outputs[k] != i, TA_ERR_CORRUPT);
+            }
         }
         int found = 0;
         for (uint32_t r = 0; r < p->n_regions; ++r) {
@@ -158,7 +173,17 @@ static ta_status_t check_patch(ta_model_t *m)
         const ta_op_rec_t *op = &m->ops[i];
         const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
         for (uint32_t k = 0; k < (uint32_t)op->n_inputs + op->n_outputs; ++k) {
-            TA_ENSURE(io[k] < 0 || m->tensors[io[k]].kind != TA_TENSOR_PATCH, TA_ERR_CORRUPT);
+            TA_ENSURE(io[k] < 0 || (m->tensors[io[k]].kind != TA_TENSOR_PATCH &&
+                                    m->tensors[io[k]].kind != TA_TENSOR_EXTERNAL),
+                      TA_ERR_CORRUPT);
+        }
+    }
+    /* Stage ops only read external tensors. */
+    for (uint32_t i = 0; i < p->n_stage_ops; ++i) {
+        const ta_op_rec_t *op = &m->ops[i];
+        const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
+        for (uint32_t k = op->n_inputs; k < (uint32_t)op->n_inputs + op->n_outputs; ++k) {
+            TA_ENSURE(m->tensors[io[k]].kind != TA_TENSOR_EXTERNAL, TA_ERR_CORRUPT);
         }
     }
     m->patch = p;
@@ -196,7 +221,8 @@ ta_status_t ta_model_load(ta_model_t *model, const void *blob, size_t size)
     }
     for (uint32_t i = 0; i < (uint32_t)h->n_inputs + h->n_outputs; ++i) {
         TA_ENSURE(m.inputs[i] < h->n_tensors, TA_ERR_CORRUPT);
-        TA_ENSURE(m.tensors[m.inputs[i]].kind == TA_TENSOR_ACTIVATION, TA_ERR_CORRUPT);
+        const uint8_t kind = m.tensors[m.inputs[i]].kind;
+        TA_ENSURE(kind == TA_TENSOR_ACTIVATION || (kind == TA_TENSOR_EXTERNAL && i < h->n_inputs), TA_ERR_CORRUPT);
     }
     for (uint32_t i = 0; i < h->n_ops; ++i) {
         TA_TRY(check_op(&m.ops[i], &m));

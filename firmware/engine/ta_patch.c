@@ -1,6 +1,6 @@
 /*
  * The patch executor. For each tile: copy the stage input's window into its region
- * buffer, run every stage op on region views (windowed ops shift their padding,
+ * buffer (from the arena, or from storage bound outside it), run every stage op on region views (windowed ops shift their padding,
  * pointwise ops run row by row), and copy the stage output's region into the full
  * output tensor. The full-size intermediate maps of the stage never exist.
  */
@@ -106,14 +106,17 @@ static void make_view(const ta_engine_t *e, int slot, const ta_region_t *g, ta_t
     out->data = e->arena + pt->offset;
 }
 
-/* Copy a window between a full [1, H, W, C] tensor and a dense region buffer. */
+/* Copy a window between a full [1, H, W, C] tensor (in the arena, or bound outside it) and a
+ * dense region buffer. */
 static void copy_window(const ta_engine_t *e, int slot, const ta_region_t *g, int into_region)
 {
     const ta_patch_tensor_t *pt = &e->model->patch_tensors[slot];
     const ta_tensor_rec_t *t = &e->model->tensors[pt->tensor];
     const size_t pixel = (size_t)t->dims[3] * ta_dtype_size(t->dtype);
     const size_t row = (size_t)(g->x1 - g->x0) * pixel;
-    uint8_t *full = e->arena + t->offset;
+    ta_tensor_t full_tensor;
+    ta_engine_resolve(e, (int16_t)pt->tensor, &full_tensor); /* bound: ta_engine_invoke checked */
+    uint8_t *full = (uint8_t *)full_tensor.data;
     uint8_t *region = e->arena + pt->offset;
     for (int32_t y = g->y0; y < g->y1; ++y) {
         uint8_t *f = full + ((size_t)y * (size_t)t->dims[2] + (size_t)g->x0) * pixel;
@@ -204,7 +207,9 @@ ta_status_t ta_patch_run(ta_engine_t *engine)
     for (uint32_t tile = 0; tile < p->n_tiles; ++tile) {
         for (int r = 0; r < p->n_regions; ++r) {
             const uint16_t t = m->patch_tensors[r].tensor;
-            if (m->tensors[t].kind == TA_TENSOR_ACTIVATION && !is_stage_output_of(m, t, p->n_stage_ops)) {
+            const uint8_t kind = m->tensors[t].kind;
+            if (kind == TA_TENSOR_EXTERNAL ||
+                (kind == TA_TENSOR_ACTIVATION && !is_stage_output_of(m, t, p->n_stage_ops))) {
                 copy_window(engine, r, tile_region(m, tile, r), 1); /* a stage input */
             }
         }

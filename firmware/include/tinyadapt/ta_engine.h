@@ -4,7 +4,8 @@
  * Call sequence:
  *   ta_model_t model;   ta_model_load(&model, blob, blob_size);
  *   ta_engine_t engine; ta_engine_init(&engine, &model, arena, arena_size);
- *   ta_engine_input(&engine, 0, &t);   write the input into t.data
+ *   ta_engine_input(&engine, 0, &t);   write the input into t.data (or, for an input kept
+ *                                      outside the arena, ta_engine_bind_input once)
  *   ta_engine_invoke(&engine);
  *   ta_engine_output(&engine, 0, &t);  read the output from t.data
  *
@@ -43,6 +44,7 @@ typedef struct {
     uint32_t arena_size;
     ta_op_hook_fn hook;
     void *hook_ctx;
+    void *external[TA_MAX_EXTERNAL_INPUTS]; /* storage bound to EXTERNAL model inputs */
     uint8_t ready;
 } ta_engine_t;
 
@@ -55,7 +57,16 @@ typedef struct {
 TA_CHECK_RESULT ta_status_t ta_engine_init(ta_engine_t *engine, const ta_model_t *model,
                                            void *arena, size_t arena_size);
 
-/** Run ops [first, end) in order; ta_engine_invoke runs them all. */
+/**
+ * Give model input `i`, of kind TA_TENSOR_EXTERNAL (it has no room in the arena), its storage:
+ * `size` bytes (the tensor's size) that stay valid while the engine runs, e.g. a camera frame
+ * in external memory. The engine reads it one patch window at a time and never writes it.
+ * @return TA_OK, TA_ERR_ARG (no such input, or NULL/size mismatch), TA_ERR_STATE (the input
+ *         lives in the arena: write it through ta_engine_input instead)
+ */
+TA_CHECK_RESULT ta_status_t ta_engine_bind_input(ta_engine_t *engine, uint16_t i, void *data, size_t size);
+/** Run ops [first, end) in order; ta_engine_invoke runs them all (TA_ERR_STATE while an
+ *  external input is unbound). */
 TA_CHECK_RESULT ta_status_t ta_engine_invoke_ops(ta_engine_t *engine, uint16_t first, uint16_t end);
 TA_CHECK_RESULT ta_status_t ta_engine_invoke(ta_engine_t *engine);
 

@@ -45,9 +45,16 @@ typedef enum {
 typedef enum {
     TA_TENSOR_ACTIVATION = 0, /* lives in the arena at `offset` */
     TA_TENSOR_CONST = 1,      /* lives in the blob's data section at `offset` */
-    TA_TENSOR_PATCH = 2       /* exists only tile by tile inside the patch stage: `offset` is
+    TA_TENSOR_PATCH = 2,      /* exists only tile by tile inside the patch stage: `offset` is
                                  its region buffer in the arena, sized by the patch plan */
+    TA_TENSOR_EXTERNAL = 3    /* a model input kept outside the arena (a camera frame in external
+                                 memory, say): the caller binds its storage with
+                                 ta_engine_bind_input; only the patch stage reads it, one tile's
+                                 window at a time; `offset` is 0 */
 } ta_tensor_kind_t;
+
+/* External inputs must be among the first TA_MAX_EXTERNAL_INPUTS model inputs. */
+#define TA_MAX_EXTERNAL_INPUTS 4
 
 /* Header flags. A loader rejects flags it does not know: a patch-planned blob has no arena
  * room for its stage's full-size tensors, so it must never run layer by layer. */
@@ -136,7 +143,8 @@ typedef struct {
  *
  * A region tensor of kind ACTIVATION also has full-size storage: the stage input (copied
  * window by window into the region buffer before the tile runs) or the stage output
- * (copied out of the region buffer once its producer has run).
+ * (copied out of the region buffer once its producer has run). A stage input of kind
+ * EXTERNAL is copied in the same way, from the storage the caller bound.
  */
 typedef struct {
     uint16_t n_stage_ops;

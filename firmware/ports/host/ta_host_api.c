@@ -51,4 +51,10 @@ int ta_host_io(void *state, int is_output, unsigned i, void **data, unsigned *si
     return TA_OK;
 }
 
+/* Storage for model input i when the model keeps it outside the arena. */
+int ta_host_bind_input(void *state, unsigned i, void *data, size_t size)
+{
+    return ta_engine_bind_input(&((ta_host_state_t *)state)->engine, (uint16_t)i, data, size);
+}
+
 const char *ta_host_status_name(int status) { return ta_status_name((ta_status_t)status); }

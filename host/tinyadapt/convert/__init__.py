@@ -37,8 +37,8 @@ class ConvertedModel:
     def peak_sram_bytes(self) -> int:
         return self.plan.arena_size
 
-    def patch_candidates(self) -> list[PatchPlan]:
-        return candidate_plans(self.tensors, self.ops, self.inputs, self.outputs)
+    def patch_candidates(self, external_input: bool = False) -> list[PatchPlan]:
+        return candidate_plans(self.tensors, self.ops, self.inputs, self.outputs, external_input=external_input)
 
     def input_tensors(self) -> list[BlobTensor]:
         return [self.tensors[i] for i in self.inputs]
@@ -52,12 +52,15 @@ def supported_ops() -> list[str]:
 
 
 def convert(source: str | Path | bytes, name: str | None = None, *, budget: int | None = None,
-            budget_name: str = "the", patch: tuple[int, int] | None = None) -> ConvertedModel:
+            budget_name: str = "the", patch: tuple[int, int] | None = None,
+            external_input: bool = False) -> ConvertedModel:
     """Read, validate, lower and plan a .tflite model; raises a TinyAdaptError subclass on bad input.
 
     budget: peak SRAM bytes allowed; when layer-by-layer execution needs more, the patch
     plan with the least MAC overhead that fits is chosen (PlanError if none does).
-    patch: (n_stage_ops, grid) to force a patch plan instead."""
+    patch: (n_stage_ops, grid) to force a patch plan instead.
+    external_input: a patch plan keeps the model input out of the arena (the caller binds
+    it, e.g. a camera frame in external memory; only the patch stage reads it)."""
     label = name or (str(source) if not isinstance(source, (bytes, bytearray)) else "<model>")
     graph = read_tflite(source, name=label) if isinstance(source, (bytes, bytearray)) else read_tflite(source)
     table = registry()
@@ -90,17 +93,23 @@ def convert(source: str | Path | bytes, name: str | None = None, *, budget: int 
     plan = plan_memory(ctx.tensors, ops, inputs, outputs)
     chosen = None
     if patch is not None:
-        chosen = _forced_patch(label, ctx.tensors, ops, inputs, outputs, *patch)
+        chosen = _forced_patch(label, ctx.tensors, ops, inputs, outputs, *patch, external_input=external_input)
     elif budget is not None and plan.arena_size > budget:
         chosen = choose_patch(label, plan.arena_size,
-                              candidate_plans(ctx.tensors, ops, inputs, outputs), budget, budget_name)
+                              candidate_plans(ctx.tensors, ops, inputs, outputs, external_input=external_input),
+                              budget, budget_name)
+    elif external_input and budget is None:
+        raise PlanError(f"{label}: an external input needs a patch plan: give a budget or a patch split")
+    if chosen is not None and external_input and not chosen.external_inputs:
+        raise PlanError(f"{label}: the input cannot stay outside the arena: ops after the patch stage read it")
     blob = write_blob(ctx.tensors, ops, inputs, outputs, chosen.memory if chosen else plan, chosen)
     return ConvertedModel(source=label, graph=graph, tensors=ctx.tensors, ops=ops, inputs=inputs,
                           outputs=outputs, plan=chosen.memory if chosen else plan, blob=blob,
                           layer_by_layer_peak_bytes=plan.arena_size, patch=chosen)
 
 
-def _forced_patch(label, tensors, ops, inputs, outputs, n_stage_ops: int, grid: int) -> PatchPlan:
+def _forced_patch(label, tensors, ops, inputs, outputs, n_stage_ops: int, grid: int,
+                  external_input: bool = False) -> PatchPlan:
     stages = {s.n_ops: s for s in find_stages(tensors, ops, outputs)}
     if n_stage_ops not in stages:
         raise PlanError(f"{label}: the first {n_stage_ops} ops cannot run patch by patch "
@@ -108,7 +117,7 @@ def _forced_patch(label, tensors, ops, inputs, outputs, n_stage_ops: int, grid: 
     out_h, out_w = tensors[stages[n_stage_ops].output].shape[1:3]
     if not 1 <= grid <= min(out_h, out_w):
         raise PlanError(f"{label}: a {grid}x{grid} grid does not fit the stage output {out_h}x{out_w}")
-    return plan_patch(tensors, ops, inputs, outputs, stages[n_stage_ops], grid)
+    return plan_patch(tensors, ops, inputs, outputs, stages[n_stage_ops], grid, external_input)
 
 
 def choose_patch(label: str, layer_peak: int, plans: list[PatchPlan], budget: int,

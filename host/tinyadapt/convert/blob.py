@@ -23,9 +23,11 @@ def _pad4(buf: bytearray) -> None:
 
 def write_blob(tensors, ops, inputs, outputs, plan, patch=None) -> bytes:
     """Serialize blob tensors, lowered ops and the memory plan (and a patch plan, if any:
-    then `plan` is patch.memory and the stage's internal tensors become PATCH tensors)."""
+    then `plan` is patch.memory, the stage's internal tensors become PATCH tensors and inputs
+    it keeps outside the arena EXTERNAL ones)."""
     data = bytearray()
     internal = set(patch.stage.internal) if patch else set()
+    external = set(patch.external_inputs) if patch else set()
     region_offset = dict(zip(patch.region_tensors, patch.region_offsets)) if patch else {}
     kinds = []
     for i, t in enumerate(tensors):
@@ -37,6 +39,9 @@ def write_blob(tensors, ops, inputs, outputs, plan, patch=None) -> bytes:
         elif i in internal:
             kind = bf.KIND_PATCH
             t.offset = region_offset[i]
+        elif i in external:
+            kind = bf.KIND_EXTERNAL
+            t.offset = 0
         else:
             t.offset = plan.tensor_offsets.get(i, 0)
         kinds.append(kind)

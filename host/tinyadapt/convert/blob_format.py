@@ -18,6 +18,7 @@ NO_TENSOR = -1
 KIND_ACTIVATION = 0
 KIND_CONST = 1
 KIND_PATCH = 2
+KIND_EXTERNAL = 3  # a model input outside the arena, read window by window by a patch stage
 
 FLAG_PATCH = 0x1
 

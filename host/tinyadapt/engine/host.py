@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyadapt.convert import blob_format as bf
 from tinyadapt.convert.blob import read_blob
 from tinyadapt.errors import EngineError, TinyAdaptError
 
@@ -53,6 +54,7 @@ def library() -> ctypes.CDLL:
         lib.ta_host_invoke_ops.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
         lib.ta_host_io.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint,
                                    ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint)]
+        lib.ta_host_bind_input.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t]
         lib.ta_host_status_name.restype = ctypes.c_char_p
         lib.ta_host_status_name.argtypes = [ctypes.c_int]
         _lib = lib
@@ -83,6 +85,17 @@ class HostEngine:
         st = lib.ta_host_open(self._state, self._blob_ptr, len(blob), self._arena_ptr, self.arena_size)
         if st != 0:
             raise EngineError(f"the engine rejected the model: {status_name(st)}")
+        # Inputs kept outside the arena (a patch stage reads them window by window) get their
+        # own buffers, as a camera frame in external memory would be on a device.
+        self._external = []
+        for i, index in enumerate(self.info.inputs):
+            t = self.info.tensors[index]
+            if t.kind == bf.KIND_EXTERNAL:
+                mem, ptr = _aligned(t.size)
+                self._external.append(mem)
+                st = lib.ta_host_bind_input(self._state, i, ptr, t.size)
+                if st != 0:
+                    raise EngineError(f"the engine refused storage for input {i}: {status_name(st)}")
 
     def _io(self, is_output: int, i: int) -> tuple[int, int]:
         ptr, size = ctypes.c_void_p(), ctypes.c_uint()

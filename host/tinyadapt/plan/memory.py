@@ -42,7 +42,15 @@ class MemoryPlan:
     in_place: set[int] = field(default_factory=set)               # ops whose output overwrites an input
 
     def live_bytes(self, op_index: int) -> int:
-        return sum(b.size for b in self.buffers if b.first <= op_index <= b.last)
+        """Arena bytes in use while op `op_index` runs (an in-place op's input and output share
+        their first bytes, so this is the union of the live buffers' ranges)."""
+        spans = sorted((b.offset, b.offset + b.size) for b in self.buffers if b.first <= op_index <= b.last)
+        total, end = 0, 0
+        for lo, hi in spans:
+            if hi > end:
+                total += hi - max(lo, end)
+                end = hi
+        return total
 
 
 def _align(n: int) -> int:
@@ -103,6 +111,7 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
     groups = _Groups()
     scratch = {i: op.scratch_bytes for i, op in enumerate(ops) if op.scratch_bytes > 0}
     in_place = set()
+    pins: list[tuple[int, int]] = []  # (input, output) tensors that must start at one offset
 
     def group_last(root: int) -> int:
         return max(last[t] for t in first if groups.find(t) == root)
@@ -125,7 +134,12 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
             if (src >= 0 and is_act[src] and src not in outputs and size_ok
                     and op.inplace_scratch < tensors[out].nbytes
                     and group_last(groups.find(src)) == i):
-                groups.union(src, out)
+                if tensors[out].nbytes == tensors[src].nbytes:
+                    groups.union(src, out)
+                else:
+                    # A smaller output only shares the input's start: one buffer for both
+                    # would keep all the input's bytes alive for as long as the output lives.
+                    pins.append((src, out))
                 in_place.add(i)
                 if op.inplace_scratch:
                     scratch[i] = scratch.get(i, 0) + op.inplace_scratch
@@ -141,6 +155,8 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
         b.last = max(b.last, last[t])
         b.tensors.append(t)
     buffers = list(by_root.values())
+    index = {id(b): k for k, b in enumerate(buffers)}
+    pinned = [(index[id(by_root[groups.find(a)])], index[id(by_root[groups.find(b)])]) for a, b in pins]
     for i, size in scratch.items():
         buffers.append(Buffer(size=_align(size), first=i, last=i, scratch_op=i))
 
@@ -148,7 +164,7 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
     for key in (lambda b: (-b.size, b.first),
                 lambda b: (-(b.last - b.first), -b.size),
                 lambda b: (b.first, -b.size)):
-        offsets, arena = _first_fit(buffers, key)
+        offsets, arena = _first_fit(buffers, key, pinned)
         if best is None or arena < best[1]:
             best = (offsets, arena)
     offsets, arena = best
@@ -160,21 +176,41 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
                       scratch_offsets=scratch_offsets, scratch_sizes=scratch, in_place=in_place)
 
 
-def _first_fit(buffers: list[Buffer], key) -> tuple[list[int], int]:
-    order = sorted(range(len(buffers)), key=lambda i: key(buffers[i]))
+def _first_fit(buffers: list[Buffer], key, pinned: list[tuple[int, int]] = ()) -> tuple[list[int], int]:
+    """Greedy first fit in `key` order. Buffers pinned together (an in-place op's input and
+    smaller output) form one unit placed at one offset: the lowest where every member is
+    clear of the placed buffers that share its lifetime."""
+    unit = list(range(len(buffers)))
+
+    def find(k: int) -> int:
+        while unit[k] != k:
+            unit[k] = unit[unit[k]]
+            k = unit[k]
+        return k
+
+    for a, b in pinned:
+        unit[find(b)] = find(a)
+    members: dict[int, list[int]] = {}
+    for k in range(len(buffers)):
+        members.setdefault(find(k), []).append(k)
+    # A unit goes where its first member in `key` order would.
+    order = sorted(members.values(), key=lambda ks: min(key(buffers[k]) for k in ks))
     offsets = [0] * len(buffers)
     placed: list[int] = []
     arena = 0
-    for i in order:
-        b = buffers[i]
-        busy = sorted((offsets[j], offsets[j] + buffers[j].size) for j in placed
-                      if buffers[j].overlaps_in_time(b))
+    for ks in order:
+        busy = sorted((offsets[j], offsets[j] + buffers[j].size, k) for k in ks for j in placed
+                      if buffers[j].overlaps_in_time(buffers[k]))
         off = 0
-        for lo, hi in busy:
-            if off + b.size <= lo:
-                break
-            off = max(off, _align(hi))
-        offsets[i] = off
-        placed.append(i)
-        arena = max(arena, off + b.size)
+        moved = True
+        while moved:  # raise `off` past any clash until every member fits
+            moved = False
+            for lo, hi, k in busy:
+                if off < hi and lo < off + buffers[k].size:
+                    off = _align(hi)
+                    moved = True
+        for k in ks:
+            offsets[k] = off
+            arena = max(arena, off + buffers[k].size)
+        placed.extend(ks)
     return offsets, arena

@@ -16,7 +16,7 @@ reports is the arena the device gets.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -125,6 +125,7 @@ class PatchPlan:
     memory: MemoryPlan                   # the whole arena plan (full tensors + region buffers)
     macs: int                            # with patching
     base_macs: int                       # layer by layer
+    external_inputs: list[int] = field(default_factory=list)  # model inputs kept outside the arena
 
     @property
     def peak_sram_bytes(self) -> int:
@@ -140,9 +141,21 @@ def _split(size: int, parts: int) -> list[tuple[int, int]]:
     return [(bounds[i], bounds[i + 1]) for i in range(parts)]
 
 
+MAX_EXTERNAL_INPUTS = 4  # TA_MAX_EXTERNAL_INPUTS
+
+
+def external_candidates(stage: Stage, ops: list[Lowered], inputs: list[int], outputs: list[int]) -> list[int]:
+    """Model inputs that only the stage reads: they can stay outside the arena (a frame in
+    external memory), since the stage copies each tile's window into a region buffer."""
+    later = {t for op in ops[stage.n_ops:] for t in op.inputs}
+    return [t for t in stage.inputs if t in inputs[:MAX_EXTERNAL_INPUTS] and t not in later and t not in outputs]
+
+
 def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int], outputs: list[int],
-               stage: Stage, grid: int) -> PatchPlan:
+               stage: Stage, grid: int, external_input: bool = False) -> PatchPlan:
+    """external_input: keep the model inputs only the stage reads out of the arena."""
     n = stage.n_ops
+    external = external_candidates(stage, ops, inputs, outputs) if external_input else []
     _, out_h, out_w, _ = tensors[stage.output].shape
     tiles = [(y0, y1, x0, x1) for y0, y1 in _split(out_h, grid) for x0, x1 in _split(out_w, grid)]
     order = sorted({t for op in ops[:n] for t in op.inputs + op.outputs
@@ -173,6 +186,8 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
 
     # One planning problem: full tensors outside the stage, plus a region buffer per region tensor.
     plan_tensors = list(tensors)
+    for t in external:  # not an activation: the arena planner leaves it out
+        plan_tensors[t] = replace(tensors[t], kind=bf.KIND_EXTERNAL)
     region_ids = {}
     for t, cap in zip(order, caps):
         region_ids[t] = len(plan_tensors)
@@ -209,15 +224,16 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
     memory = plan_memory(plan_tensors, plan_ops, inputs, outputs)
     return PatchPlan(stage=stage, grid=grid, tiles=tiles, region_tensors=order, regions=regions, capacities=caps,
                      region_offsets=[memory.tensor_offsets[region_ids[t]] for t in order], memory=memory,
-                     macs=macs, base_macs=base_macs)
+                     macs=macs, base_macs=base_macs, external_inputs=external)
 
 
-def candidate_plans(tensors, ops, inputs, outputs, max_grid: int = MAX_GRID) -> list[PatchPlan]:
+def candidate_plans(tensors, ops, inputs, outputs, max_grid: int = MAX_GRID,
+                    external_input: bool = False) -> list[PatchPlan]:
     plans = []
     for stage in find_stages(tensors, ops, outputs):
         out_h, out_w = tensors[stage.output].shape[1:3]
         for grid in range(2, min(max_grid, out_h, out_w) + 1):
-            plans.append(plan_patch(tensors, ops, inputs, outputs, stage, grid))
+            plans.append(plan_patch(tensors, ops, inputs, outputs, stage, grid, external_input))
     return plans
 
 
