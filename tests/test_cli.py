@@ -147,3 +147,24 @@ def test_run_bad_input_fails_with_one_line(case, hello, tmp_path):
     y.write_bytes(b"precious")
     assert_one_line_error(cli("run", hello, "--input", x, "--output", y), *needles)
     assert y.read_bytes() == b"precious"
+
+
+def test_plan_with_the_input_frame_outside_sram(tmp_path):
+    """--external-input: the patch stage reads the input from frame memory, so a budget that
+    no resident-input plan meets is met, and the JSON says how much input left the arena."""
+    model = REPO / "models/mobilenetv2/mobilenetv2_96.tflite"
+    resident = json.loads(cli("plan", model, "--budget", "34000", "--json").stdout)
+    assert not resident["fits"] and resident["external_input_bytes"] == 0
+    proc = cli("plan", model, "--budget", "34000", "--external-input", "--json", check_ok=True)
+    external = json.loads(proc.stdout)
+    assert external["fits"] and external["peak_sram_bytes"] <= 34000
+    assert external["external_input_bytes"] == 96 * 96 * 3
+    out = tmp_path / "m.tmb"
+    cli("convert", model, "--budget", "34000", "--external-input", "-o", out, check_ok=True)
+    assert out.stat().st_size > 0
+    x = np.load(REPO / "models/mobilenetv2/mobilenetv2_96_sample.npz")["x"][:1]
+    np.save(tmp_path / "x.npy", x)
+    for flags, y in (((), "a.npy"), (("--budget", "34000", "--external-input"), "b.npy")):
+        cli("run", model, "--input", tmp_path / "x.npy", "--output", tmp_path / y, *flags, check_ok=True)
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    assert_one_line_error(cli("convert", model, "--external-input", "-o", tmp_path / "c.tmb"), "patch plan")

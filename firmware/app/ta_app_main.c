@@ -142,6 +142,24 @@ uint32_t ta_app_stack_used(const ta_app_t *app)
 
 /* ---- model selection -------------------------------------------------- */
 
+/* Inputs the model keeps outside the arena go one after another into the board's frame
+ * memory; INPUT_WRITE then writes them there through ta_engine_input. */
+static ta_status_t bind_external_inputs(ta_app_t *app)
+{
+    uint32_t used = 0;
+    for (uint16_t i = 0; i < app->model.header->n_inputs; ++i) {
+        const ta_tensor_rec_t *t = &app->model.tensors[app->model.inputs[i]];
+        if (t->kind != TA_TENSOR_EXTERNAL) {
+            continue;
+        }
+        TA_ENSURE(app->cfg.frame != NULL && t->size <= app->cfg.frame_size - used, TA_ERR_ARENA);
+        TA_TRY(ta_engine_bind_input(&app->engine, i, app->cfg.frame + used, t->size));
+        used += (t->size + 15u) & ~15u;
+        used = used < app->cfg.frame_size ? used : app->cfg.frame_size;
+    }
+    return TA_OK;
+}
+
 ta_status_t ta_app_select(ta_app_t *app, uint8_t slot)
 {
     const uint8_t *blob;
@@ -165,6 +183,7 @@ ta_status_t ta_app_select(ta_app_t *app, uint8_t slot)
     /* Repaint so arena_used reports this model's footprint, not an earlier one's. */
     paint_words((uintptr_t)app->cfg.arena, (uintptr_t)app->cfg.arena + app->cfg.arena_size);
     TA_TRY(ta_engine_init(&app->engine, &app->model, app->cfg.arena, app->cfg.arena_size));
+    TA_TRY(bind_external_inputs(app));
     ta_engine_set_hook(&app->engine, op_hook, app);
     app->slot = (int8_t)slot;
     return TA_OK;
@@ -198,6 +217,7 @@ ta_status_t ta_app_main(const ta_hal_t *hal, const ta_app_config_t *cfg)
     TA_ENSURE(hal != NULL && cfg != NULL && hal->read != NULL && hal->write != NULL, TA_ERR_ARG);
     TA_ENSURE(cfg->arena != NULL && ((uintptr_t)cfg->arena & (TA_ARENA_ALIGN - 1u)) == 0, TA_ERR_ARG);
     TA_ENSURE(cfg->ram_slot == NULL || ((uintptr_t)cfg->ram_slot & 15u) == 0, TA_ERR_ARG);
+    TA_ENSURE(cfg->frame == NULL || ((uintptr_t)cfg->frame & 15u) == 0, TA_ERR_ARG);
     for (;;) {
         paint_stack(hal); /* at start-up and after every in-place RESET */
         TA_TRY(app_init(&g_app, hal, cfg));

@@ -28,6 +28,9 @@ typedef struct {
     uint32_t arena_size;
     uint8_t *ram_slot;      /* 16-byte aligned; NULL when the board has none */
     uint32_t ram_slot_size;
+    uint8_t *frame;         /* external memory for inputs a model keeps outside the arena (a
+                               camera frame); 16-byte aligned; NULL when the board has none */
+    uint32_t frame_size;
 } ta_app_config_t;
 
 /**

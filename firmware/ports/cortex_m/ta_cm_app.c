@@ -13,6 +13,7 @@
 extern uint8_t __arena_start[], __arena_end[];
 extern uint8_t __ram_slot_start[], __ram_slot_end[];
 extern uint8_t __stack_lo[], __stack_hi[];
+extern uint8_t __frame_origin[], __frame_size[]; /* linker symbols: an address and a size */
 
 ta_status_t ta_cm_app_run(ta_hal_t *hal)
 {
@@ -27,6 +28,8 @@ ta_status_t ta_cm_app_run(ta_hal_t *hal)
         .arena_size = (uint32_t)((uintptr_t)__arena_end - (uintptr_t)__arena_start),
         .ram_slot = slot_hi > slot_lo ? __ram_slot_start : NULL,
         .ram_slot_size = (uint32_t)(slot_hi - slot_lo),
+        .frame = (uintptr_t)__frame_size > 0 ? __frame_origin : NULL,
+        .frame_size = (uint32_t)(uintptr_t)__frame_size,
     };
     return ta_app_main(hal, &cfg);
 }

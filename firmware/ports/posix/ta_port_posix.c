@@ -33,9 +33,13 @@
 #ifndef TA_POSIX_RAM_SLOT_SIZE
 #define TA_POSIX_RAM_SLOT_SIZE (8u << 20)
 #endif
+#ifndef TA_POSIX_FRAME_SIZE
+#define TA_POSIX_FRAME_SIZE (1u << 20)
+#endif
 
 static uint8_t g_arena[TA_POSIX_ARENA_SIZE] __attribute__((aligned(16)));
 static uint8_t g_ram_slot[TA_POSIX_RAM_SLOT_SIZE] __attribute__((aligned(16)));
+static uint8_t g_frame[TA_POSIX_FRAME_SIZE] __attribute__((aligned(16)));
 
 typedef struct {
     int rfd;
@@ -181,7 +185,7 @@ int main(int argc, char **argv)
         .stack_lo = 0,
         .stack_hi = 0,
     };
-    const ta_app_config_t cfg = {g_arena, sizeof(g_arena), g_ram_slot, sizeof(g_ram_slot)};
+    const ta_app_config_t cfg = {g_arena, sizeof(g_arena), g_ram_slot, sizeof(g_ram_slot), g_frame, sizeof(g_frame)};
     const ta_status_t st = ta_app_main(&hal, &cfg);
     fprintf(stderr, "ta_posix: link closed (%s)\n", ta_status_name(st));
     return 1;

@@ -49,6 +49,8 @@ def main(argv: list[str]) -> int:
     if missing:
         print(f"board_mk.py: {argv[1]}: missing keys: {', '.join(missing)}", file=sys.stderr)
         return 1
+    board.setdefault("frame_origin", 0)  # optional: external frame memory (0 = none)
+    board.setdefault("frame_size", 0)
     for key, value in board.items():
         if isinstance(value, bool):
             value = int(value)

@@ -19,6 +19,9 @@ def add_plan_arguments(p, with_board: bool = True) -> None:
                    help=f"RAM kept for the firmware's static data with a board budget (default {DEFAULT_RESERVE})")
     g.add_argument("--patch", metavar="N,P",
                    help="force patch-based execution of the first N ops on a PxP grid")
+    g.add_argument("--external-input", action="store_true", dest="external_input",
+                   help="with a patch plan, keep the model input outside the arena, in the board's "
+                        "frame memory (a camera frame buffer), read tile by tile")
 
 
 def board_budget(board_name: str, reserve: int = DEFAULT_RESERVE) -> int:
@@ -30,7 +33,7 @@ def board_budget(board_name: str, reserve: int = DEFAULT_RESERVE) -> int:
 
 def plan_kwargs(args, board: str | None = None) -> dict:
     """convert() keyword arguments from parsed options (`board`: a command's own --board)."""
-    kwargs = {}
+    kwargs = {"external_input": True} if getattr(args, "external_input", False) else {}
     if getattr(args, "patch", None):
         try:
             n, p = (int(v) for v in args.patch.split(","))

@@ -22,6 +22,7 @@ examples:
   tinyadapt plan models/mobilenetv2/mobilenetv2_96.tflite --budget 65536
   tinyadapt plan model.tflite --board stm32f746g-disco
   tinyadapt plan model.tflite --budget 200000 --json | jq .patch
+  tinyadapt plan mobilenet_224.tflite --budget 200000 --external-input
 
 The budget for --board is the board's RAM less its model RAM slot, its stack and
 --reserve bytes for the firmware's own static data."""
@@ -33,15 +34,20 @@ def add_arguments(p) -> None:
     g.add_argument("--board", help="take the budget from boards/BOARD.toml")
     p.add_argument("--reserve", type=int, default=DEFAULT_RESERVE, metavar="BYTES",
                    help=f"RAM kept for the firmware's static data with --board (default {DEFAULT_RESERVE})")
+    p.add_argument("--external-input", action="store_true", dest="external_input",
+                   help="patch plans keep the model input outside the SRAM arena, in external frame "
+                        "memory the device binds (a camera frame buffer); the stage reads it tile by tile")
     p.add_argument("--all", action="store_true", help="list every candidate, not just the best per split")
     p.add_argument("--json", action="store_true", help="print the plan as JSON (schema 1)")
 
 
-def plan_report(model_path: str, budget: int | None, budget_name: str = "the") -> tuple[dict, list]:
+def plan_report(model_path: str, budget: int | None, budget_name: str = "the",
+                external_input: bool = False) -> tuple[dict, list]:
     from tinyadapt.convert import choose_patch, convert
 
     model = convert(model_path)
-    plans = model.patch_candidates()
+    plans = [p for p in model.patch_candidates(external_input=external_input)
+             if p.external_inputs or not external_input]
     layer = model.layer_by_layer_peak_bytes
     chosen, error = None, None
     if budget is not None and layer > budget:
@@ -59,6 +65,8 @@ def plan_report(model_path: str, budget: int | None, budget_name: str = "the") -
         "layer_by_layer_peak_bytes": layer,
         "peak_sram_bytes": chosen.peak_sram_bytes if chosen else layer,
         "patch": {"split_ops": chosen.stage.n_ops, "grid": [chosen.grid, chosen.grid]} if chosen else None,
+        # bytes of model input kept outside the arena (in frame memory) by the chosen plan
+        "external_input_bytes": sum(model.tensors[t].nbytes for t in chosen.external_inputs) if chosen else 0,
         "mac_overhead": round(chosen.mac_overhead, 4) if chosen else 0.0,
         "macs": chosen.macs if chosen else sum(op.macs for op in model.ops),
         "fits": error is None and (budget is None or (chosen.peak_sram_bytes if chosen else layer) <= budget),
@@ -72,7 +80,7 @@ def plan_report(model_path: str, budget: int | None, budget_name: str = "the") -
 
 def run(args) -> int:
     budget = board_budget(args.board, args.reserve) if args.board else args.budget
-    report, _ = plan_report(args.model, budget, args.board or "the")
+    report, _ = plan_report(args.model, budget, args.board or "the", args.external_input)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0 if report["fits"] else 1
@@ -105,7 +113,9 @@ def run(args) -> int:
     if chosen:
         stdout.print(f"chosen: patch stage of {chosen['split_ops']} ops, {chosen['grid'][0]}x{chosen['grid'][1]} tiles, "
                      f"peak SRAM {human_bytes(report['peak_sram_bytes'])} ({report['peak_sram_bytes']:,} B), "
-                     f"MAC overhead {100 * report['mac_overhead']:.1f} %")
+                     f"MAC overhead {100 * report['mac_overhead']:.1f} %"
+                     + (f", input ({report['external_input_bytes']:,} B) in frame memory"
+                        if report["external_input_bytes"] else ""))
     else:
         stdout.print(f"chosen: layer by layer, peak SRAM {human_bytes(report['peak_sram_bytes'])} "
                      f"({report['peak_sram_bytes']:,} B)")
