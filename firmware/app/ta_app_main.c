@@ -72,10 +72,13 @@ static void op_hook(void *ctx, uint16_t op_index, uint16_t opcode, int after)
     }
     const uint64_t spent = counter_now(app) - app->op_start;
     if (op_index < TA_APP_MAX_PROFILE_OPS) {
-        const uint64_t units = ticks_to_units(app, spent);
+        /* Summed: a patch stage runs each of its ops once per tile. */
+        const uint64_t units = ticks_to_units(app, spent) + app->profile[op_index].count;
         app->profile[op_index].opcode = opcode;
         app->profile[op_index].count = units > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)units;
-        app->n_recorded = (uint16_t)(op_index + 1u);
+        if (op_index >= app->n_recorded) {
+            app->n_recorded = (uint16_t)(op_index + 1u);
+        }
     }
 }
 
@@ -84,6 +87,7 @@ ta_status_t ta_app_invoke(ta_app_t *app, int profile, uint64_t *count)
     TA_ENSURE(app->slot >= 0, TA_ERR_STATE);
     app->n_recorded = 0;
     app->n_profiled = 0;
+    memset(app->profile, 0, sizeof(app->profile));
     const uint64_t t0 = counter_now(app);
     const ta_status_t st = ta_engine_invoke(&app->engine);
     const uint64_t t1 = counter_now(app);
