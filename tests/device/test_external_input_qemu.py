@@ -28,6 +28,10 @@ def test_external_input_on_qemu_equals_host_and_the_plan(board):
     host = HostEngine(model.blob)
     with open_device(model.blob, DeviceOptions(board=board, timeout=120.0)) as dev:
         for xi in x:
-            outs, _ = dev.run_sample([xi[None]])
+            outs, result = dev.run_sample([xi[None]], profile=True)
             assert np.array_equal(outs[0], host.invoke([xi[None]])[0])
+            # Stage ops run once per tile; their profile entries sum the tiles, so the ops
+            # account for the invoke (less the window copies between them).
+            profiled = sum(e.instructions for e in result.profile)
+            assert 0.9 * result.instructions < profiled <= result.instructions
         assert dev.metrics().arena_used == model.peak_sram_bytes
