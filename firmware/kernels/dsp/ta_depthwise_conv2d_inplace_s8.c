@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "tinyadapt/internal/ta_conv_ref.h"
 #include "tinyadapt/internal/ta_fixedpoint.h"
 #include "tinyadapt/internal/ta_nn_simd.h"
 
@@ -374,15 +375,8 @@ ta_status_t ta_depthwise_conv2d_inplace_s8(const ta_conv_params_t *p, const ta_d
                                            const int32_t *multiplier, const int32_t *shift,
                                            const ta_dims_t *out_dims, int8_t *scratch, int32_t scratch_size)
 {
-    /* The reference's argument checks, unchanged. */
-    if (p == NULL || in_dims == NULL || buffer == NULL || filter_dims == NULL || filter == NULL ||
-        multiplier == NULL || shift == NULL || out_dims == NULL || scratch == NULL) {
-        return TA_ERR_ARG;
-    }
-    if (!ta_conv_args_ok(p, in_dims, filter_dims, out_dims) || p->depth_multiplier != 1 || in_dims->n != 1 ||
-        filter_dims->n != 1 || filter_dims->c != out_dims->c || in_dims->c != out_dims->c ||
-        (int64_t)out_dims->h * out_dims->w > (int64_t)in_dims->h * in_dims->w ||
-        (int64_t)in_dims->h * in_dims->w > scratch_size || !ta_conv_shifts_ok(shift, out_dims->c)) {
+    if (!ta_depthwise_inplace_kernel_args_ok(p, in_dims, buffer, filter_dims, filter, multiplier, shift, out_dims,
+                                             scratch, scratch_size)) {
         return TA_ERR_ARG;
     }
     const int32_t in_h = in_dims->h, in_w = in_dims->w, ch = in_dims->c;

@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 
+#include "tinyadapt/internal/ta_fc_ref.h"
 #include "tinyadapt/internal/ta_fixedpoint.h"
 #include "tinyadapt/internal/ta_nn_simd.h"
 
@@ -89,37 +90,12 @@ static void fc_fast(const ta_fc_params_t *p, int32_t batches, int32_t in_depth, 
     }
 }
 
-/* The reference loop (with the wrap-around written out), for what fc_fast does not cover. */
-static void fc_generic(const ta_fc_params_t *p, int32_t batches, int32_t in_depth, int32_t out_depth,
-                       const int8_t *input, const int8_t *filter, const int32_t *bias, const int32_t *multiplier,
-                       const int32_t *shift, int8_t *output)
-{
-    for (int32_t b = 0; b < batches; ++b) {
-        const int8_t *row = input + (size_t)b * in_depth;
-        for (int32_t o = 0; o < out_depth; ++o) {
-            const int8_t *w = filter + (size_t)o * in_depth;
-            uint32_t acc = 0;
-            for (int32_t d = 0; d < in_depth; ++d) {
-                acc += (uint32_t)((int32_t)w[d] + p->filter_offset) * (uint32_t)((int32_t)row[d] + p->input_offset);
-            }
-            int32_t v = (int32_t)acc;
-            if (bias != NULL) {
-                v = ta_nn_add_wrap(v, bias[o]);
-            }
-            v = ta_nn_add_wrap(ta_nn_requantize(v, multiplier[o], shift[o]), p->output_offset);
-            output[(size_t)b * out_depth + o] = (int8_t)ta_nn_clamp(v, p->act_min, p->act_max);
-        }
-    }
-}
-
 ta_status_t ta_fully_connected_s8(const ta_fc_params_t *p, int32_t batches, int32_t in_depth,
                                   int32_t out_depth, const int8_t *input, const int8_t *filter,
                                   const int32_t *bias, const int32_t *multiplier,
                                   const int32_t *shift, int8_t *output)
 {
-    /* The reference's argument checks, unchanged. */
-    if (p == NULL || input == NULL || filter == NULL || multiplier == NULL || shift == NULL ||
-        output == NULL || batches <= 0 || in_depth <= 0 || out_depth <= 0) {
+    if (!ta_fc_kernel_args_ok(p, batches, in_depth, out_depth, input, filter, multiplier, shift, output)) {
         return TA_ERR_ARG;
     }
     /* The fast path's own preconditions, which the reference does not need: every x + io
@@ -129,7 +105,7 @@ ta_status_t ta_fully_connected_s8(const ta_fc_params_t *p, int32_t batches, int3
         ta_nn_requant_fast_ok(multiplier, shift, out_depth)) {
         fc_fast(p, batches, in_depth, out_depth, input, filter, bias, multiplier, shift, output);
     } else {
-        fc_generic(p, batches, in_depth, out_depth, input, filter, bias, multiplier, shift, output);
+        ta_fc_ref_loop(p, batches, in_depth, out_depth, input, filter, bias, multiplier, shift, output);
     }
     return TA_OK;
 }
