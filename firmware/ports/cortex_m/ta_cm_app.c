@@ -1,5 +1,7 @@
 #include "ta_cm_app.h"
 
+#include "ta_cm_regs.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,4 +34,29 @@ ta_status_t ta_cm_app_run(ta_hal_t *hal)
         .frame_size = (uint32_t)(uintptr_t)__frame_size,
     };
     return ta_app_main(hal, &cfg);
+}
+
+uint32_t ta_cm_dwt_counter(void *ctx)
+{
+    (void)ctx;
+    return ta_dwt_cycles();
+}
+
+void ta_cm_system_reset(void *ctx)
+{
+    (void)ctx;
+    ta_system_reset();
+}
+
+void ta_cm_serve_with_dwt(ta_hal_t *hal)
+{
+    hal->counter = ta_cm_dwt_counter;
+    hal->counter_mul = 1;
+    hal->counter_div = 1;
+    hal->counter_hz = TA_CLOCK_HZ;
+    hal->counter_unit = TA_HAL_COUNT_CYCLES;
+    hal->reset = ta_cm_system_reset;
+    const ta_status_t st = ta_cm_app_run(hal);
+    (void)st;
+    ta_system_reset(); /* the link failed: start over */
 }

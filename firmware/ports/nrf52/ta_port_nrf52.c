@@ -61,18 +61,6 @@
 static uint8_t g_rx_byte;
 static uint8_t g_tx_buf[256];
 
-static uint32_t cycles(void *ctx)
-{
-    (void)ctx;
-    return ta_dwt_cycles();
-}
-
-static void reset(void *ctx)
-{
-    (void)ctx;
-    ta_system_reset();
-}
-
 static void uarte_init(void)
 {
     TA_REG32(P0_OUTSET) = 1u << TX_PIN; /* idle high before the UARTE takes the pin */
@@ -140,19 +128,7 @@ int main(void)
     }
     uarte_init();
 
-    static ta_hal_t hal = {
-        .ctx = NULL,
-        .read = uarte_read,
-        .write = uarte_write,
-        .flush = NULL, /* uarte_write returns once ENDTX: the last byte has left EasyDMA */
-        .counter = cycles,
-        .counter_mul = 1,
-        .counter_div = 1,
-        .counter_hz = TA_CLOCK_HZ,
-        .counter_unit = TA_HAL_COUNT_CYCLES,
-        .reset = reset,
-    };
-    const ta_status_t st = ta_cm_app_run(&hal);
-    (void)st;
-    ta_system_reset(); /* the link failed: start over */
+    static ta_hal_t hal = {.ctx = NULL, .read = uarte_read, .write = uarte_write, .flush = NULL};
+    /* no flush: uarte_write returns once ENDTX, when the last byte has left EasyDMA */
+    ta_cm_serve_with_dwt(&hal);
 }

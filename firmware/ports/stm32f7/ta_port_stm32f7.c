@@ -39,18 +39,6 @@
 
 static ta_stm32_usart_t g_usart = {USART1_BASE, 0};
 
-static uint32_t cycles(void *ctx)
-{
-    (void)ctx;
-    return ta_dwt_cycles();
-}
-
-static void reset(void *ctx)
-{
-    (void)ctx;
-    ta_system_reset();
-}
-
 int main(void)
 {
     ta_cm7_enable_caches();
@@ -68,14 +56,6 @@ int main(void)
         .read = ta_stm32_usart_read,
         .write = ta_stm32_usart_write,
         .flush = ta_stm32_usart_flush,
-        .counter = cycles,
-        .counter_mul = 1,
-        .counter_div = 1,
-        .counter_hz = TA_CLOCK_HZ,
-        .counter_unit = TA_HAL_COUNT_CYCLES,
-        .reset = reset,
     };
-    const ta_status_t st = ta_cm_app_run(&hal);
-    (void)st;
-    ta_system_reset(); /* the link failed: start over */
+    ta_cm_serve_with_dwt(&hal);
 }
