@@ -210,7 +210,9 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
             outs_extra = [stage.output]  # copied out of its region after the producer runs
             ins += outs_extra
         # A depthwise op may also overwrite its input region in place (one plane of scratch:
-        # the largest input region's area).
+        # the largest input region's area). A pointwise conv may not: its input region can be
+        # wider than its output's (a residual branch reads it too), and then pixel k of one is
+        # not pixel k of the other.
         in_place = (op.opcode == bf.OPCODES["DEPTHWISE_CONV_2D"] and op.inplace_input is not None
                     and op.inputs[op.inplace_input] in region_ids)
         plane = 0
