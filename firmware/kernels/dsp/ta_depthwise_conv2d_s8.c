@@ -230,9 +230,9 @@ DW_GROUP(4)
 #undef DW_GROUP
 
 /*
- * Depth multiplier >= 4, dilation 1 across (micro_speech: 1 channel -> 8 with a 10x8
- * filter; a 1-channel image into 8 channels): four outputs of one input channel take their
- * taps in pairs with SMLAD. One word of an input row holds four neighbouring taps; SXTAB16
+ * Depth multiplier >= 2, dilation 1 across (micro_speech: 1 channel -> 8 with a 10x8
+ * filter; a 1-channel image into 8 channels; the digits CNN's 8 -> 16): four (or two)
+ * outputs of one input channel take their taps in pairs with SMLAD. One word of an input row holds four neighbouring taps; SXTAB16
  * adds the input offset and splits it into taps {0, 2} and {1, 3}, which meet the four
  * channels' weights packed the same way once per call. The rows are copied, per output
  * row, into a buffer padded with -input_offset (a tap that then adds (x + offset) * w = 0,
@@ -247,7 +247,7 @@ static int dw_rows4_fits(const ta_conv_params_t *p, const ta_dims_t *filter_dims
 {
     const int64_t kp = ((int64_t)filter_dims->w + 3) & ~(int64_t)3;
     const int64_t wp = (int64_t)(out_dims->w - 1) * p->stride_w + kp;
-    return p->depth_multiplier >= 4 && p->dilation_w == 1 && filter_dims->h * kp <= DWR_TAPS_MAX &&
+    return p->depth_multiplier >= 2 && p->dilation_w == 1 && filter_dims->h * kp <= DWR_TAPS_MAX &&
            filter_dims->h * wp <= DWR_ROW_MAX;
 }
 
@@ -274,15 +274,17 @@ static void dw_pad_row(int8_t *dst, const int8_t *src, int32_t wp, int32_t pad_l
     }
 }
 
-static TA_NN_NOINLINE void dw_rows4(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
-                                    const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
-                                    const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
-                                    int8_t *output)
+/* Outputs m..m+L-1 of each input channel, for m = m0, m0 + L, ... while m + L <= m1 (L = 2
+ * or 4, a constant at each call: compiled once per L). */
+static TA_NN_ALWAYS_INLINE void dw_rows(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
+                                        const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                                        const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
+                                        int8_t *output, int32_t m0, int32_t m1, const int L)
 {
     const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
     const int32_t out_h = out_dims->h, out_w = out_dims->w, out_c = out_dims->c;
-    const int32_t dm = p->depth_multiplier, dm4 = dm & ~3;
+    const int32_t dm = p->depth_multiplier;
     const int32_t kp = (k_w + 3) & ~3, words = kp / 4;
     const int32_t wp = (out_w - 1) * p->stride_w + kp;
     const int32_t off2 = ta_nn_dup16(p->input_offset);
@@ -295,18 +297,18 @@ static TA_NN_NOINLINE void dw_rows4(const ta_conv_params_t *p, const ta_dims_t *
         const int8_t *image = input + (size_t)n * (size_t)in_h * (size_t)in_w * (size_t)in_c;
         int8_t *image_out = output + (size_t)n * (size_t)out_h * (size_t)out_w * (size_t)out_c;
         for (int32_t ic = 0; ic < in_c; ++ic) {
-            for (int32_t m = 0; m < dm4; m += 4) {
+            for (int32_t m = m0; m + L <= m1; m += L) {
                 const int32_t oc = ic * dm + m;
                 ta_nn_requant_t q[4];
-                int32_t b[4];
-                for (int32_t i = 0; i < 4; ++i) {
+                int32_t b[4] = {0, 0, 0, 0};
+                for (int32_t i = 0; i < L; ++i) {
                     q[i] = ta_nn_requant_make(multiplier[oc + i], shift[oc + i]);
                     b[i] = bias != NULL ? bias[oc + i] : 0;
                 }
                 int32_t *wq = w4;
                 for (int32_t ky = 0; ky < k_h; ++ky) {
                     for (int32_t j = 0; j < words; ++j) {
-                        for (int32_t i = 0; i < 4; ++i, wq += 2) {
+                        for (int32_t i = 0; i < L; ++i, wq += 2) {
                             int32_t t[4];
                             for (int32_t k = 0; k < 4; ++k) {
                                 const int32_t kx = 4 * j + k;
@@ -334,27 +336,51 @@ static TA_NN_NOINLINE void dw_rows4(const ta_conv_params_t *p, const ta_dims_t *
                         int32_t a0 = b[0], a1 = b[1], a2 = b[2], a3 = b[3];
                         for (int32_t ky = ky0; any && ky <= ky1; ++ky) {
                             const int8_t *xp = rows + (size_t)(ky - ky0) * (size_t)wp + (size_t)ox * (size_t)p->stride_w;
-                            const int32_t *wk = w4 + (size_t)ky * (size_t)words * 8u;
-                            for (int32_t j = 0; j < words; ++j, xp += 4, wk += 8) {
+                            const int32_t *wk = w4 + (size_t)ky * (size_t)words * (size_t)(2 * L);
+                            for (int32_t j = 0; j < words; ++j, xp += 4, wk += 2 * L) {
                                 const int32_t xv = ta_nn_read_s8x4(xp);
                                 const int32_t x02 = ta_nn_sxtab16(off2, xv), x13 = ta_nn_sxtab16_ror8(off2, xv);
                                 a0 = ta_nn_smlad(x13, wk[1], ta_nn_smlad(x02, wk[0], a0));
                                 a1 = ta_nn_smlad(x13, wk[3], ta_nn_smlad(x02, wk[2], a1));
-                                a2 = ta_nn_smlad(x13, wk[5], ta_nn_smlad(x02, wk[4], a2));
-                                a3 = ta_nn_smlad(x13, wk[7], ta_nn_smlad(x02, wk[6], a3));
+                                if (L == 4) {
+                                    a2 = ta_nn_smlad(x13, wk[5], ta_nn_smlad(x02, wk[4], a2));
+                                    a3 = ta_nn_smlad(x13, wk[7], ta_nn_smlad(x02, wk[6], a3));
+                                }
                             }
                         }
                         const int32_t v01 = ta_nn_clamp2(ta_nn_requant(a0, &q[0]), ta_nn_requant(a1, &q[1]), &act);
-                        const int32_t v23 = ta_nn_clamp2(ta_nn_requant(a2, &q[2]), ta_nn_requant(a3, &q[3]), &act);
                         out[0] = (int8_t)v01;
                         out[1] = (int8_t)(v01 >> 16);
-                        out[2] = (int8_t)v23;
-                        out[3] = (int8_t)(v23 >> 16);
+                        if (L == 4) {
+                            const int32_t v23 =
+                                ta_nn_clamp2(ta_nn_requant(a2, &q[2]), ta_nn_requant(a3, &q[3]), &act);
+                            out[2] = (int8_t)v23;
+                            out[3] = (int8_t)(v23 >> 16);
+                        }
                     }
                 }
             }
         }
     }
+}
+
+static TA_NN_NOINLINE void dw_rows4(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
+                                    const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                                    const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
+                                    int8_t *output)
+{
+    dw_rows(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output, 0,
+            p->depth_multiplier, 4);
+}
+
+/* The pair left over after the groups of four (multiplier 2, 6, 7, ...). */
+static TA_NN_NOINLINE void dw_rows2(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
+                                    const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                                    const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
+                                    int8_t *output)
+{
+    const int32_t m0 = p->depth_multiplier & ~3;
+    dw_rows(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output, m0, m0 + 2, 2);
 }
 
 /* Depth multiplier > 1: output channels ic*dm + m, m = 0..dm-1, read the same input
@@ -368,11 +394,16 @@ static void dw_multiplier(const ta_conv_params_t *p, const ta_dims_t *in_dims, c
     const int32_t dm = p->depth_multiplier;
     const ta_nn_act2_t act = ta_nn_act2_make(p->output_offset, p->act_min, p->act_max);
     const int rows4 = dw_rows4_fits(p, filter_dims, out_dims);
-    if (rows4) { /* multiples of four outputs per input channel; the rest below */
-        dw_rows4(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output);
+    if (rows4) { /* groups of four outputs per input channel, then a pair; an odd one below */
+        if (dm >= 4) {
+            dw_rows4(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output);
+        }
+        if ((dm & 3) >= 2) {
+            dw_rows2(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output);
+        }
     }
     for (int32_t ic = 0; ic < in_dims->c; ++ic) {
-        int32_t m = rows4 ? dm & ~3 : 0;
+        int32_t m = rows4 ? dm & ~1 : 0;
         while (m < dm) {
             const int32_t oc = ic * dm + m;
             const int32_t lanes = dm - m >= 4 ? 4 : (dm - m >= 2 ? 2 : 1);
