@@ -3,6 +3,10 @@
  * buffer (from the arena, or from storage bound outside it), run every stage op on region views (windowed ops shift their padding,
  * pointwise ops run row by row), and copy the stage output's region into the full
  * output tensor. The full-size intermediate maps of the stage never exist.
+ *
+ * In stream mode the tiles are full-width row bands: after an op writes its output region,
+ * the rows the next band also reads are saved to a small stream buffer, and the next band
+ * restores them instead of recomputing them, so no halo row is computed twice.
  */
 #include "ta_patch.h"
 
@@ -40,6 +44,18 @@ static int is_stage_output_of(const ta_model_t *m, uint16_t tensor, uint16_t op_
         }
     }
     return 0;
+}
+
+/* The rows of a tile's region that the tile computes: all of them, or in stream mode those
+ * past the previous band's region in the strip (the others are kept from it). May be empty. */
+static ta_region_t computed_rows(const ta_model_t *m, uint32_t tile, int slot)
+{
+    ta_region_t g = *tile_region(m, tile, slot);
+    if (m->patch_streams != NULL && tile % m->patch_bands != 0) {
+        const int16_t prev_end = tile_region(m, tile - 1, slot)->y1;
+        g.y0 = prev_end > g.y0 ? prev_end : g.y0;
+    }
+    return g;
 }
 
 static int contains(const ta_region_t *outer, const ta_region_t *inner)
@@ -116,31 +132,36 @@ ta_status_t ta_patch_prepare(const ta_engine_t *engine)
             }
             TA_ENSURE(same_pixels(call.inputs[in].rec, call.outputs[0].rec), TA_ERR_UNSUPPORTED);
             for (uint32_t tile = 0; tile < p->n_tiles; ++tile) {
-                TA_ENSURE(contains(tile_region(m, tile, slot), tile_region(m, tile, out_slot)), TA_ERR_CORRUPT);
+                const ta_region_t out_rows = computed_rows(m, tile, out_slot);
+                TA_ENSURE(out_rows.y0 >= out_rows.y1 || contains(tile_region(m, tile, slot), &out_rows),
+                          TA_ERR_CORRUPT);
             }
         }
     }
     return TA_OK;
 }
 
-/* A region view: the tensor's record with the region's height and width, over its buffer. */
-static void make_view(const ta_engine_t *e, int slot, const ta_region_t *g, ta_tensor_rec_t *view,
-                      ta_tensor_t *out)
+/* A region view: the tensor's record with region g's height and width, over its buffer,
+ * which holds region `held` (g's rows are within it, same columns). */
+static void make_view(const ta_engine_t *e, int slot, const ta_region_t *g, const ta_region_t *held,
+                      ta_tensor_rec_t *view, ta_tensor_t *out)
 {
     const ta_patch_tensor_t *pt = &e->model->patch_tensors[slot];
     *view = e->model->tensors[pt->tensor];
     view->kind = TA_TENSOR_ACTIVATION;
     view->dims[1] = g->y1 - g->y0;
     view->dims[2] = g->x1 - g->x0;
-    view->size = (uint32_t)view->dims[1] * (uint32_t)view->dims[2] * (uint32_t)view->dims[3] * ta_dtype_size(view->dtype);
-    view->offset = pt->offset;
+    const uint32_t pixel = (uint32_t)view->dims[3] * ta_dtype_size(view->dtype);
+    const uint32_t skip = (uint32_t)(g->y0 - held->y0) * (uint32_t)(held->x1 - held->x0) * pixel;
+    view->size = (uint32_t)view->dims[1] * (uint32_t)view->dims[2] * pixel;
+    view->offset = pt->offset + skip;
     out->rec = view;
-    out->data = e->arena + pt->offset;
+    out->data = e->arena + pt->offset + skip;
 }
 
-/* Copy a window between a full [1, H, W, C] tensor (in the arena, or bound outside it) and a
- * dense region buffer. */
-static void copy_window(const ta_engine_t *e, int slot, const ta_region_t *g, int into_region)
+/* Copy rows [y_from, g->y1) of window g between a full [1, H, W, C] tensor (in the arena, or
+ * bound outside it) and a dense region buffer holding g. */
+static void copy_window(const ta_engine_t *e, int slot, const ta_region_t *g, int32_t y_from, int into_region)
 {
     const ta_patch_tensor_t *pt = &e->model->patch_tensors[slot];
     const ta_tensor_rec_t *t = &e->model->tensors[pt->tensor];
@@ -150,7 +171,7 @@ static void copy_window(const ta_engine_t *e, int slot, const ta_region_t *g, in
     ta_engine_resolve(e, (int16_t)pt->tensor, &full_tensor); /* bound: ta_engine_invoke checked */
     uint8_t *full = (uint8_t *)full_tensor.data;
     uint8_t *region = e->arena + pt->offset;
-    for (int32_t y = g->y0; y < g->y1; ++y) {
+    for (int32_t y = y_from; y < g->y1; ++y) {
         uint8_t *f = full + ((size_t)y * (size_t)t->dims[2] + (size_t)g->x0) * pixel;
         uint8_t *r = region + (size_t)(y - g->y0) * row;
         /* memmove: a corrupt plan may overlap the two; it gets garbage, never undefined behaviour. */
@@ -159,6 +180,46 @@ static void copy_window(const ta_engine_t *e, int slot, const ta_region_t *g, in
         } else {
             memmove(f, r, row);
         }
+    }
+}
+
+/* Stream mode: the bytes of one row of a slot's region (regions keep their columns in a strip). */
+static size_t region_row(const ta_model_t *m, int slot, const ta_region_t *g)
+{
+    const ta_tensor_rec_t *t = &m->tensors[m->patch_tensors[slot].tensor];
+    return (size_t)(g->x1 - g->x0) * (size_t)t->dims[3] * ta_dtype_size(t->dtype);
+}
+
+/* Stream mode, before an op writes its output region: the rows the previous band saved (the
+ * region's rows up to the previous region's end) go back to the region's head. */
+static void restore_rows(const ta_engine_t *e, uint32_t tile, int slot)
+{
+    const ta_model_t *m = e->model;
+    if (tile % m->patch_bands == 0 || m->patch_streams[slot].capacity == 0) {
+        return; /* a strip's first band keeps nothing (capacity 0 only in a corrupt plan: garbage, safely) */
+    }
+    const ta_region_t *g = tile_region(m, tile, slot);
+    const int32_t prev_end = tile_region(m, tile - 1, slot)->y1;
+    if (prev_end > g->y0) { /* the loader checked these rows fit the stream buffer */
+        memmove(e->arena + m->patch_tensors[slot].offset, e->arena + m->patch_streams[slot].offset,
+                (size_t)(prev_end - g->y0) * region_row(m, slot, g));
+    }
+}
+
+/* Stream mode, after an op wrote its output region: save the rows the next band reads too. */
+static void save_rows(const ta_engine_t *e, uint32_t tile, int slot)
+{
+    const ta_model_t *m = e->model;
+    if ((tile + 1) % m->patch_bands == 0 || m->patch_streams[slot].capacity == 0) {
+        return; /* the strip's last band */
+    }
+    const ta_region_t *g = tile_region(m, tile, slot);
+    const int32_t next_start = tile_region(m, tile + 1, slot)->y0;
+    if (next_start < g->y1) {
+        const size_t row = region_row(m, slot, g);
+        memmove(e->arena + m->patch_streams[slot].offset,
+                e->arena + m->patch_tensors[slot].offset + (size_t)(next_start - g->y0) * row,
+                (size_t)(g->y1 - next_start) * row);
     }
 }
 
@@ -178,8 +239,10 @@ static void row_view(const ta_tensor_t *region, const ta_region_t *g, int32_t y,
                 ((size_t)(y - g->y0) * (size_t)(g->x1 - g->x0) + (size_t)(x0 - g->x0)) * pixel;
 }
 
+/* Rows of out_g (a part of the output buffer's region out_held) from the inputs' regions. */
 static ta_status_t run_pointwise(const ta_op_kernel_t *k, const ta_op_call_t *call,
-                                 const ta_region_t *const in_g[], const ta_region_t *out_g)
+                                 const ta_region_t *const in_g[], const ta_region_t *out_g,
+                                 const ta_region_t *out_held)
 {
     const int32_t width = out_g->x1 - out_g->x0;
     for (int32_t y = out_g->y0; y < out_g->y1; ++y) {
@@ -192,7 +255,7 @@ static ta_status_t run_pointwise(const ta_op_kernel_t *k, const ta_op_call_t *ca
                 ++n;
             }
         }
-        row_view(&call->outputs[0], out_g, y, out_g->x0, width, &views[n], &row.outputs[0]);
+        row_view(&call->outputs[0], out_held, y, out_g->x0, width, &views[n], &row.outputs[0]);
         TA_TRY(k->eval(&row));
     }
     return TA_OK;
@@ -204,6 +267,17 @@ static ta_status_t run_stage_op(ta_engine_t *e, uint16_t i, uint32_t tile)
     const ta_op_kernel_t *k = ta_op_find(m->ops[i].opcode);
     ta_op_call_t call;
     ta_engine_build_call(e, i, &call);
+    const int out_slot = region_slot(m, (int16_t)(call.outputs[0].rec - m->tensors));
+    const ta_region_t *out_held = tile_region(m, tile, out_slot);
+    const ta_region_t out_g = computed_rows(m, tile, out_slot);
+    const int stream = m->patch_streams != NULL;
+    if (stream) {
+        restore_rows(e, tile, out_slot);
+        if (out_g.y0 >= out_g.y1) { /* this band needs no new rows of this op's output */
+            save_rows(e, tile, out_slot);
+            return TA_OK;
+        }
+    }
     ta_tensor_rec_t views[MAX_VIEWS];
     const ta_region_t *in_g[TA_MAX_OP_INPUTS] = {0};
     ta_region_t extent = {0, 0, 0, 0};
@@ -218,24 +292,30 @@ static ta_status_t run_stage_op(ta_engine_t *e, uint16_t i, uint32_t tile)
         if (is_activation(&call.inputs[in])) {
             const int slot = region_slot(m, (int16_t)(call.inputs[in].rec - m->tensors));
             in_g[in] = tile_region(m, tile, slot);
-            make_view(e, slot, in_g[in], &views[n++], &call.inputs[in]);
+            make_view(e, slot, in_g[in], in_g[in], &views[n++], &call.inputs[in]);
         }
     }
-    const int out_slot = region_slot(m, (int16_t)(call.outputs[0].rec - m->tensors));
-    const ta_region_t *out_g = tile_region(m, tile, out_slot);
     const uint16_t out_tensor = m->patch_tensors[out_slot].tensor;
-    make_view(e, out_slot, out_g, &views[n], &call.outputs[0]);
+    if (k->pointwise) {
+        make_view(e, out_slot, out_held, out_held, &views[n], &call.outputs[0]);
+    } else {
+        make_view(e, out_slot, &out_g, out_held, &views[n], &call.outputs[0]);
+    }
 
     if (e->hook != NULL) {
         e->hook(e->hook_ctx, i, m->ops[i].opcode, 0);
     }
-    ta_status_t st = k->pointwise ? run_pointwise(k, &call, in_g, out_g) : k->eval_region(&call, in_g[0], out_g);
+    ta_status_t st = k->pointwise ? run_pointwise(k, &call, in_g, &out_g, out_held)
+                                  : k->eval_region(&call, in_g[0], &out_g);
     if (e->hook != NULL) {
         e->hook(e->hook_ctx, i, m->ops[i].opcode, 1);
     }
     TA_TRY(st);
+    if (stream) {
+        save_rows(e, tile, out_slot);
+    }
     if (m->tensors[out_tensor].kind == TA_TENSOR_ACTIVATION) {
-        copy_window(e, out_slot, out_g, 0); /* the stage output: into its full tensor */
+        copy_window(e, out_slot, out_held, out_g.y0, 0); /* the stage output: into its full tensor */
     }
     return TA_OK;
 }
@@ -250,7 +330,8 @@ ta_status_t ta_patch_run(ta_engine_t *engine)
             const uint8_t kind = m->tensors[t].kind;
             if (kind == TA_TENSOR_EXTERNAL ||
                 (kind == TA_TENSOR_ACTIVATION && !is_stage_output_of(m, t, p->n_stage_ops))) {
-                copy_window(engine, r, tile_region(m, tile, r), 1); /* a stage input */
+                const ta_region_t *g = tile_region(m, tile, r);
+                copy_window(engine, r, g, g->y0, 1); /* a stage input, whole */
             }
         }
         for (uint16_t i = 0; i < p->n_stage_ops; ++i) {

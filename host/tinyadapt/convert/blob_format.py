@@ -22,6 +22,10 @@ KIND_EXTERNAL = 3  # a model input outside the arena, read window by window by a
 
 FLAG_PATCH = 0x1
 
+# ta_patch_header_t.mode
+PATCH_MODE_TILES = 0   # tiles compute their whole regions (halos recomputed)
+PATCH_MODE_STREAM = 1  # full-width row bands keep halo rows between tiles (computed once)
+
 DTYPES = {np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3, np.dtype(np.float32): 4}
 DTYPE_NUMPY = {v: k for k, v in DTYPES.items()}
 

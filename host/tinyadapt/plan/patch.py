@@ -153,16 +153,40 @@ def find_stages(tensors: list[BlobTensor], ops: list[Lowered], model_outputs: li
 @dataclass
 class PatchPlan:
     stage: Stage
-    grid: int
+    grid: int                            # tiles: a grid x grid grid; stream: grid row bands
     tiles: list[Region]                  # stage-output tiles, row-major
     region_tensors: list[int]            # blob tensor indices with a region per tile
     regions: list[list[Region]]          # [tile][region_tensors index]
     capacities: list[int]                # bytes of each region buffer
-    region_offsets: list[int]            # arena offset of each region buffer
-    memory: MemoryPlan                   # the whole arena plan (full tensors + region buffers)
     macs: int                            # with patching
     base_macs: int                       # layer by layer
     external_inputs: list[int] = field(default_factory=list)  # model inputs kept outside the arena
+    stream: bool = False                 # row bands that keep their halo rows (no recomputation)
+    strips: int = 1                      # stream mode: vertical strips, each of `grid` bands
+    stream_capacities: list[int] = field(default_factory=list)  # stream mode: bytes of each stream buffer
+    work: list[list[tuple[int, int]]] = field(default_factory=list)  # [tile][region]: (rows computed, rows kept)
+    cost: "PlanCost | None" = None       # estimated instructions (set by candidate_plans)
+    # The arena planning problem (full tensors + region and stream buffers), solved on first use:
+    # (plan_tensors, plan_ops, inputs, outputs, region_ids, stream_ids).
+    problem: tuple | None = field(default=None, repr=False)
+    _memory: MemoryPlan | None = field(default=None, repr=False)
+
+    @property
+    def memory(self) -> MemoryPlan:
+        """The whole arena plan (full tensors + region and stream buffers)."""
+        if self._memory is None:
+            self._memory = plan_memory(*self.problem[:4])
+        return self._memory
+
+    @property
+    def region_offsets(self) -> list[int]:
+        """Arena offset of each region buffer."""
+        return [self.memory.tensor_offsets[self.problem[4][t]] for t in self.region_tensors]
+
+    @property
+    def stream_offsets(self) -> list[int]:
+        ids = self.problem[5]
+        return [self.memory.tensor_offsets[ids[t]] if t in ids else 0 for t in self.region_tensors]
 
     @property
     def peak_sram_bytes(self) -> int:
@@ -171,6 +195,25 @@ class PatchPlan:
     @property
     def mac_overhead(self) -> float:
         return self.macs / self.base_macs - 1.0 if self.base_macs else 0.0
+
+    @property
+    def mode(self) -> str:
+        return "stream" if self.stream else "tiles"
+
+    @property
+    def spec(self) -> tuple:
+        """What convert(patch=...) takes to rebuild this plan."""
+        return (self.stage.n_ops, self.grid, "stream", self.strips) if self.stream else (self.stage.n_ops, self.grid)
+
+    @property
+    def grid_label(self) -> str:
+        if not self.stream:
+            return f"{self.grid}x{self.grid} tiles"
+        return f"{self.grid} row bands" + (f" x {self.strips} strips" if self.strips > 1 else "") + ", streamed"
+
+    @property
+    def estimated_overhead(self) -> float | None:
+        return self.cost.overhead if self.cost else None
 
 
 def _split(size: int, parts: int) -> list[tuple[int, int]]:
@@ -188,43 +231,117 @@ def external_candidates(stage: Stage, ops: list[Lowered], inputs: list[int], out
     return [t for t in stage.inputs if t in inputs[:MAX_EXTERNAL_INPUTS] and t not in later and t not in outputs]
 
 
+def _needs(tensors, stage_ops: list[Lowered], out_tensor: int, r: Region, need: dict[int, Region]) -> None:
+    """Add to `need` what computing region r of out_tensor (by its producer) reads."""
+    for op in stage_ops:
+        if op.outputs[0] != out_tensor or op.opcode in GATHER_OPS:
+            continue  # a gather op reads its input in full
+        if op.opcode in WINDOW_OPS:
+            src = op.inputs[0]
+            need[src] = _union(need.get(src), window_of(tensors, op).input_region(r, *tensors[src].shape[1:3]))
+        else:
+            for src in op.inputs:
+                if src >= 0:
+                    need[src] = _union(need.get(src), r)
+
+
+def _tile_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list[int]):
+    """Recompute mode: every tile computes the whole region its output tile needs."""
+    regions, work, macs = [], [], 0
+    for tile in tiles:
+        need: dict[int, Region] = {stage.output: tile}
+        for op in reversed(ops[:stage.n_ops]):
+            out = op.outputs[0]
+            if out not in need:
+                continue  # a branch that does not reach this tile
+            r = need[out]
+            macs += op.macs * _area(r) // (tensors[out].shape[1] * tensors[out].shape[2])
+            _needs(tensors, [op], out, r, need)
+        regions.append([need.get(t, (0, 1, 0, 1)) for t in order])
+        work.append([(need[t][1] - need[t][0], 0) if t in need else (0, 0) for t in order])
+    return regions, work, macs
+
+
+def _stream_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list[int], bands: int):
+    """Stream mode (StreamNet): the stage output is cut into vertical strips, each walked top
+    to bottom in `bands` row bands (tiles are strip-major). Within a strip a tensor's region
+    keeps the strip's columns and is the rows [y0, y1) the band reads; its producer computes
+    only the rows past the previous band's y1, the rows before come back from the tensor's
+    stream buffer, so no row is computed twice (strips recompute their column overlap only).
+    Returns None if some tensor's rows would have to go backwards."""
+    n = stage.n_ops
+    regions, work, macs = [], [], 0
+    for first in range(0, len(tiles), bands):
+        strip = tiles[first:first + bands]
+        full = (0, tensors[stage.output].shape[1], strip[0][2], strip[0][3])
+        cols: dict[int, Region] = {stage.output: full}
+        for op in reversed(ops[:n]):
+            if op.outputs[0] in cols:
+                _needs(tensors, [op], op.outputs[0], cols[op.outputs[0]], cols)
+        held: dict[int, Region] = {}
+        for tile in strip:
+            need: dict[int, Region] = {stage.output: tile}
+            for op in reversed(ops[:n]):
+                out = op.outputs[0]
+                h, w = tensors[out].shape[1:3]
+                x0, x1 = cols[out][2:]
+                prev = held.get(out, (0, 0, x0, x1))
+                y0, y1 = (need[out][0], max(need[out][1], prev[1])) if out in need else prev[:2]
+                if y0 < prev[0]:
+                    return None
+                c0 = max(prev[1], y0)
+                need[out] = (y0, y1, x0, x1)
+                if c0 < y1:
+                    macs += op.macs * (y1 - c0) * (x1 - x0) // (h * w)
+                    _needs(tensors, [op], out, (c0, y1, x0, x1), need)
+            row, tile_work = [], []
+            for t in order:
+                x0, x1 = cols[t][2:]
+                prev = held.get(t, (0, 0, x0, x1))
+                y0, y1 = (need[t][0], max(need[t][1], prev[1])) if t in need else prev[:2]
+                if y0 < prev[0] or y0 >= y1:
+                    return None
+                held[t] = (y0, y1, x0, x1)
+                row.append(held[t])
+                tile_work.append((y1 - max(prev[1], y0), max(0, min(prev[1], y1) - y0)))
+            regions.append(row)
+            work.append(tile_work)
+    return regions, work, macs
+
+
 def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int], outputs: list[int],
-               stage: Stage, grid: int, external_input: bool = False) -> PatchPlan:
-    """external_input: keep the model inputs only the stage reads out of the arena."""
+               stage: Stage, grid: int, external_input: bool = False, stream: bool = False,
+               strips: int = 1) -> PatchPlan | None:
+    """external_input: keep the model inputs only the stage reads out of the arena.
+    stream: `strips` vertical strips of `grid` row bands each, keeping halo rows instead of
+    recomputing them (None if the stage cannot stream)."""
     n = stage.n_ops
     external = external_candidates(stage, ops, inputs, outputs) if external_input else []
     _, out_h, out_w, _ = tensors[stage.output].shape
-    tiles = [(y0, y1, x0, x1) for y0, y1 in _split(out_h, grid) for x0, x1 in _split(out_w, grid)]
+    if stream:
+        tiles = [(y0, y1, x0, x1) for x0, x1 in _split(out_w, strips) for y0, y1 in _split(out_h, grid)]
+    else:
+        tiles = [(y0, y1, x0, x1) for y0, y1 in _split(out_h, grid) for x0, x1 in _split(out_w, grid)]
     # Region tensors: every activation a stage op reads or writes by window; a gather op's
     # input is read in full and needs no region (unless another op reads it by window).
     order = sorted({t for op in ops[:n]
                     for t in (op.inputs[1:] + op.outputs if op.opcode in GATHER_OPS else op.inputs + op.outputs)
                     if t >= 0 and tensors[t].kind == bf.KIND_ACTIVATION})
-    slot = {t: i for i, t in enumerate(order)}
     base_macs = sum(op.macs for op in ops)
-    macs = sum(op.macs for op in ops[n:])
-    regions = []
-    for tile in tiles:
-        need: dict[int, Region] = {stage.output: tile}
-        for op in reversed(ops[:n]):
-            out = op.outputs[0]
-            if out not in need:
-                continue  # a branch that does not reach this tile
-            r = need[out]
-            oh, ow = tensors[out].shape[1:3]
-            macs += op.macs * _area(r) // (oh * ow)
-            if op.opcode in GATHER_OPS:
-                continue  # reads its input in full
-            if op.opcode in WINDOW_OPS:
-                src = op.inputs[0]
-                need[src] = _union(need.get(src), window_of(tensors, op).input_region(r, *tensors[src].shape[1:3]))
-            else:
-                for src in op.inputs:
-                    if src >= 0:
-                        need[src] = _union(need.get(src), r)
-        regions.append([need.get(t, (0, 1, 0, 1)) for t in order])
-    caps = [max(_area(regions[k][i]) for k in range(len(tiles))) * tensors[t].shape[3] * np.dtype(tensors[t].dtype).itemsize
-            for i, t in enumerate(order)]
+    found = (_stream_regions(tensors, ops, stage, tiles, order, grid) if stream
+             else _tile_regions(tensors, ops, stage, tiles, order))
+    if found is None:
+        return None
+    regions, work, stage_macs = found
+    macs = stage_macs + sum(op.macs for op in ops[n:])
+    pixel = [tensors[t].shape[3] * np.dtype(tensors[t].dtype).itemsize for t in order]
+    caps = [max(_area(regions[k][i]) for k in range(len(tiles))) * pixel[i] for i in range(len(order))]
+    # Stream buffers: the rows each produced tensor keeps for the next tile (stage inputs are
+    # copied in whole every tile instead).
+    produced = {op.outputs[0] for op in ops[:n]}
+    stream_caps = [max([work[k][i][1] * (regions[k][i][3] - regions[k][i][2]) * pixel[i]
+                        for k in range(len(tiles))] + [0])
+                   if stream and t in produced else 0 for i, t in enumerate(order)]
 
     # One planning problem: full tensors outside the stage, plus a region buffer per region tensor.
     plan_tensors = list(tensors)
@@ -235,6 +352,12 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
         region_ids[t] = len(plan_tensors)
         plan_tensors.append(BlobTensor(name=f"{tensors[t].name}@region", dtype=np.dtype(np.int8), shape=(cap,),
                                        kind=bf.KIND_ACTIVATION))
+    stream_ids = {}
+    for t, cap in zip(order, stream_caps):
+        if cap:
+            stream_ids[t] = len(plan_tensors)
+            plan_tensors.append(BlobTensor(name=f"{tensors[t].name}@stream", dtype=np.dtype(np.int8), shape=(cap,),
+                                           kind=bf.KIND_ACTIVATION))
     plan_ops = []
     for i, op in enumerate(ops):
         if i >= n:
@@ -246,17 +369,19 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
             # The stage inputs and output exist in full for the whole stage; each tile starts
             # by copying the inputs' windows into their region buffers.
             ins += stage.inputs + [stage.output] + [region_ids[t] for t in stage.inputs if t in region_ids]
+            outs = outs + list(stream_ids.values())  # stream buffers carry rows across tiles
         if i == n - 1:
-            ins += stage.inputs + [stage.output]
+            ins += stage.inputs + [stage.output] + list(stream_ids.values())
         if op.outputs[0] == stage.output:
             outs_extra = [stage.output]  # copied out of its region after the producer runs
             ins += outs_extra
         # A depthwise op may also overwrite its input region in place (one plane of scratch:
         # the largest input region's area). A pointwise conv may not: its input region can be
         # wider than its output's (a residual branch reads it too), and then pixel k of one is
-        # not pixel k of the other.
+        # not pixel k of the other. Streaming restores kept output rows before the op runs,
+        # which would land on its input: in place only for an output that keeps none.
         in_place = (op.opcode == bf.OPCODES["DEPTHWISE_CONV_2D"] and op.inplace_input is not None
-                    and op.inputs[op.inplace_input] in region_ids)
+                    and op.inputs[op.inplace_input] in region_ids and op.outputs[0] not in stream_ids)
         plane = 0
         if in_place:
             k = order.index(op.inputs[op.inplace_input])
@@ -265,33 +390,66 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
                                 scratch_bytes=op.scratch_bytes,
                                 inplace_input=op.inplace_input if in_place else None,
                                 inplace_smaller=in_place, inplace_scratch=plane))
-    memory = plan_memory(plan_tensors, plan_ops, inputs, outputs)
     return PatchPlan(stage=stage, grid=grid, tiles=tiles, region_tensors=order, regions=regions, capacities=caps,
-                     region_offsets=[memory.tensor_offsets[region_ids[t]] for t in order], memory=memory,
-                     macs=macs, base_macs=base_macs, external_inputs=external)
+                     macs=macs, base_macs=base_macs, external_inputs=external, stream=stream,
+                     strips=strips if stream else 1, work=work, stream_capacities=stream_caps,
+                     problem=(plan_tensors, plan_ops, inputs, outputs, region_ids, stream_ids))
+
+
+# Band counts tried for stream plans: a few, and bands of three rows down to one.
+STREAM_BAND_ROWS = (1, 2, 3)
+STREAM_STRIPS = (1, 2, 3, 4)
+
+
+def stream_grids(out_h: int, max_grid: int = MAX_GRID) -> list[int]:
+    counts = {g for g in (2, 3, 4, 6, 8) if g <= max_grid} | {-(-out_h // r) for r in STREAM_BAND_ROWS}
+    return sorted(c for c in counts if 2 <= c <= out_h)
 
 
 def candidate_plans(tensors, ops, inputs, outputs, max_grid: int = MAX_GRID,
-                    external_input: bool = False) -> list[PatchPlan]:
+                    external_input: bool = False, core: str | None = None) -> list[PatchPlan]:
+    """Every split x grid in both modes (p x p tiles that recompute halos, and row bands that
+    stream them), each with its exact arena plan and its estimated instructions on `core`."""
+    from tinyadapt.plan.estimate import estimate_plan, load_costs
+
+    table = load_costs(core)
     plans = []
     for stage in find_stages(tensors, ops, outputs):
         out_h, out_w = tensors[stage.output].shape[1:3]
         for grid in range(2, min(max_grid, out_h, out_w) + 1):
             plans.append(plan_patch(tensors, ops, inputs, outputs, stage, grid, external_input))
+        for strips in STREAM_STRIPS:
+            if strips > out_w:
+                continue
+            for grid in stream_grids(out_h, max_grid):
+                plan = plan_patch(tensors, ops, inputs, outputs, stage, grid, external_input, stream=True,
+                                  strips=strips)
+                if plan is not None:
+                    plans.append(plan)
+    for plan in plans:
+        plan.cost = estimate_plan(table, tensors, ops, plan)
     return plans
 
 
 def patch_section(plan: PatchPlan) -> bytes:
     """The blob's patch plan (ta_patch_header_t, ta_patch_tensor_t[], ta_region_t[]), offsets
-    relative to the section start; the writer rebases them."""
+    relative to the section start; the writer rebases them. In stream mode a tile's region of
+    a tensor is the rows its buffer holds; the rows computed are those past the previous
+    tile's region (docs/SPEC.md, "Patch plan")."""
     n_regions = len(plan.region_tensors)
     header_size, tensor_size = 16, 12
     tensors_off = header_size
     regions_off = tensors_off + tensor_size * n_regions
-    out = bytearray(struct.pack("<HHHHII", plan.stage.n_ops, len(plan.tiles), n_regions, 0, tensors_off, regions_off))
+    mode = bf.PATCH_MODE_STREAM if plan.stream else bf.PATCH_MODE_TILES
+    out = bytearray(struct.pack("<HHHHII", plan.stage.n_ops, len(plan.tiles), n_regions, mode, tensors_off,
+                                regions_off))
     for t, off, cap in zip(plan.region_tensors, plan.region_offsets, plan.capacities):
         out += struct.pack("<HHII", t, 0, off, cap)
     for tile_regions in plan.regions:
         for y0, y1, x0, x1 in tile_regions:
             out += struct.pack("<hhhh", y0, y1, x0, x1)
+    if plan.stream:  # bands per strip, then ta_stream_buffer_t[n_regions]
+        out += struct.pack("<I", plan.grid)
+        for off, cap in zip(plan.stream_offsets, plan.stream_capacities):
+            out += struct.pack("<II", off, cap)
     return bytes(out)
