@@ -172,8 +172,9 @@ static ta_status_t check_patch(ta_model_t *m)
             }
         }
     }
-    /* Every patch or external tensor has a region, and only stage ops touch them. An external
-     * tensor is a model input among the first TA_MAX_EXTERNAL_INPUTS, and never an output. */
+    /* Every patch tensor has a region, and only stage ops touch patch or external tensors. An
+     * external tensor is a model input among the first TA_MAX_EXTERNAL_INPUTS, and never an
+     * output; a stage op reads it through a region, or in full if it gathers (ta_patch_prepare). */
     for (uint32_t i = 0; i < h->n_tensors; ++i) {
         const uint8_t kind = m->tensors[i].kind;
         if (kind != TA_TENSOR_PATCH && kind != TA_TENSOR_EXTERNAL) {
@@ -189,7 +190,7 @@ static ta_status_t check_patch(ta_model_t *m)
                 TA_ENSURE(m->outputs[k] != i, TA_ERR_CORRUPT);
             }
         }
-        int found = 0;
+        int found = kind == TA_TENSOR_EXTERNAL;
         for (uint32_t r = 0; r < p->n_regions; ++r) {
             found |= pt[r].tensor == i;
         }

@@ -65,9 +65,32 @@ static int contains(const ta_region_t *outer, const ta_region_t *inner)
 
 static int is_activation(const ta_tensor_t *t) { return t->rec != NULL && t->rec->kind != TA_TENSOR_CONST; }
 
-static int same_dims(const ta_tensor_rec_t *a, const ta_tensor_rec_t *b)
+/* Same [1, H, W] grid of pixels (channels may differ: concatenation). */
+static int same_pixels(const ta_tensor_rec_t *a, const ta_tensor_rec_t *b)
 {
-    return a->ndim == b->ndim && memcmp(a->dims, b->dims, sizeof(a->dims)) == 0;
+    return a->ndim == 4 && b->ndim == 4 && a->dims[0] == b->dims[0] && a->dims[1] == b->dims[1] &&
+           a->dims[2] == b->dims[2];
+}
+
+/* A constant operand of a pointwise stage op must broadcast against a [1, 1, width, C] row
+ * as it does against the full map: a scalar, or one value per channel. */
+static int row_broadcastable(const ta_tensor_rec_t *c, const ta_tensor_rec_t *out)
+{
+    const int32_t n = ta_tensor_elems(c);
+    return n == 1 || (c->ndim >= 1 && n == c->dims[c->ndim - 1] && c->dims[c->ndim - 1] == out->dims[3]);
+}
+
+/* A gather op reads its input 0 in full: it must be a stage input (no stage op writes it). */
+static ta_status_t check_gather(const ta_model_t *m, const ta_op_call_t *call)
+{
+    TA_ENSURE(call->n_inputs >= 1 && is_activation(&call->inputs[0]) && call->inputs[0].rec->kind != TA_TENSOR_PATCH,
+              TA_ERR_CORRUPT);
+    const uint16_t t = (uint16_t)(call->inputs[0].rec - m->tensors);
+    TA_ENSURE(!is_stage_output_of(m, t, m->patch->n_stage_ops), TA_ERR_CORRUPT);
+    for (int in = 1; in < call->n_inputs; ++in) {
+        TA_ENSURE(!is_activation(&call->inputs[in]), TA_ERR_UNSUPPORTED);
+    }
+    return TA_OK;
 }
 
 ta_status_t ta_patch_prepare(const ta_engine_t *engine)
@@ -82,13 +105,22 @@ ta_status_t ta_patch_prepare(const ta_engine_t *engine)
         TA_ENSURE(call.n_outputs == 1 && is_activation(&call.outputs[0]), TA_ERR_CORRUPT);
         const int out_slot = region_slot(m, (int16_t)(call.outputs[0].rec - m->tensors));
         TA_ENSURE(out_slot >= 0, TA_ERR_CORRUPT);
+        if (k->prepare_region != NULL) {
+            TA_TRY(k->prepare_region(&call));
+        }
+        if (k->gather) {
+            TA_TRY(check_gather(m, &call));
+            continue;
+        }
         /* A windowed op reads its input 0 through a region view: it must be an activation. */
         TA_ENSURE(k->pointwise || (call.n_inputs > 0 && is_activation(&call.inputs[0])), TA_ERR_CORRUPT);
         int views = 1;
         for (int in = 0; in < call.n_inputs; ++in) {
             if (!is_activation(&call.inputs[in])) {
-                /* Row-by-row views would break a broadcast constant operand. */
-                TA_ENSURE(!k->pointwise || call.inputs[in].rec == NULL, TA_ERR_UNSUPPORTED);
+                /* Row-by-row views keep a constant operand whole: it must broadcast per row. */
+                TA_ENSURE(!k->pointwise || call.inputs[in].rec == NULL ||
+                              row_broadcastable(call.inputs[in].rec, call.outputs[0].rec),
+                          TA_ERR_UNSUPPORTED);
                 continue;
             }
             /* Windowed ops read exactly one activation, their input 0. */
@@ -98,7 +130,7 @@ ta_status_t ta_patch_prepare(const ta_engine_t *engine)
             if (!k->pointwise) {
                 continue;
             }
-            TA_ENSURE(same_dims(call.inputs[in].rec, call.outputs[0].rec), TA_ERR_UNSUPPORTED);
+            TA_ENSURE(same_pixels(call.inputs[in].rec, call.outputs[0].rec), TA_ERR_UNSUPPORTED);
             for (uint32_t tile = 0; tile < p->n_tiles; ++tile) {
                 const ta_region_t out_rows = computed_rows(m, tile, out_slot);
                 TA_ENSURE(out_rows.y0 >= out_rows.y1 || contains(tile_region(m, tile, slot), &out_rows),
@@ -191,15 +223,16 @@ static void save_rows(const ta_engine_t *e, uint32_t tile, int slot)
     }
 }
 
-/* One row of a region view as a 1-D tensor: row y (full coordinates), columns from x0. */
+/* One row of a region view as a [1, 1, width, C] tensor: row y (full coordinates), columns
+ * from x0. Four dimensions, so per-channel constants broadcast and concatenation on axis 3
+ * work on it as on the full map. */
 static void row_view(const ta_tensor_t *region, const ta_region_t *g, int32_t y, int32_t x0, int32_t width,
                      ta_tensor_rec_t *view, ta_tensor_t *out)
 {
     const uint32_t pixel = (uint32_t)region->rec->dims[3] * ta_dtype_size(region->rec->dtype);
     *view = *region->rec;
-    memset(view->dims, 0, sizeof(view->dims));
-    view->ndim = 1;
-    view->dims[0] = width * region->rec->dims[3];
+    view->dims[1] = 1;
+    view->dims[2] = width;
     view->size = (uint32_t)width * pixel;
     out->rec = view;
     out->data = (uint8_t *)region->data +
@@ -247,8 +280,15 @@ static ta_status_t run_stage_op(ta_engine_t *e, uint16_t i, uint32_t tile)
     }
     ta_tensor_rec_t views[MAX_VIEWS];
     const ta_region_t *in_g[TA_MAX_OP_INPUTS] = {0};
+    ta_region_t extent = {0, 0, 0, 0};
     int n = 0;
-    for (int in = 0; in < call.n_inputs; ++in) {
+    if (k->gather) {
+        /* Input 0 stays the full tensor; the op gets the full output's extent instead. */
+        extent.y1 = (int16_t)call.outputs[0].rec->dims[1];
+        extent.x1 = (int16_t)call.outputs[0].rec->dims[2];
+        in_g[0] = &extent;
+    }
+    for (int in = k->gather ? 1 : 0; in < call.n_inputs; ++in) {
         if (is_activation(&call.inputs[in])) {
             const int slot = region_slot(m, (int16_t)(call.inputs[in].rec - m->tensors));
             in_g[in] = tile_region(m, tile, slot);

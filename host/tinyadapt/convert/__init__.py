@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyadapt.convert.blob import write_blob
+from tinyadapt.convert.fold import drop_unused, fold_pads
 from tinyadapt.convert.ir import Graph
 from tinyadapt.convert.lowering import BlobTensor, LowerContext, Lowered, registry
 from tinyadapt.convert.tflite_reader import read_tflite
@@ -92,23 +93,25 @@ def convert(source: str | Path | bytes, name: str | None = None, *, budget: int 
         ops.append(lowered)
     inputs = [ctx.ref(i) for i in graph.inputs]
     outputs = [ctx.ref(i) for i in graph.outputs]
-    if len(ctx.tensors) > _MAX_TENSORS:
-        raise UnsupportedModelError(f"{label}: {len(ctx.tensors)} tensors, the blob format holds {_MAX_TENSORS}")
-    plan = plan_memory(ctx.tensors, ops, inputs, outputs)
+    # Explicit PADs merge into the conv/pool reading them where that is exact (convert/fold.py).
+    tensors, ops, inputs, outputs = drop_unused(ctx.tensors, fold_pads(ctx.tensors, ops, outputs), inputs, outputs)
+    if len(tensors) > _MAX_TENSORS:
+        raise UnsupportedModelError(f"{label}: {len(tensors)} tensors, the blob format holds {_MAX_TENSORS}")
+    plan = plan_memory(tensors, ops, inputs, outputs)
     chosen = None
     if patch is not None:
-        chosen = _forced_patch(label, ctx.tensors, ops, inputs, outputs, *patch, external_input=external_input)
+        chosen = _forced_patch(label, tensors, ops, inputs, outputs, *patch, external_input=external_input)
     elif budget is not None and plan.arena_size > budget:
         chosen = choose_patch(label, plan.arena_size,
-                              candidate_plans(ctx.tensors, ops, inputs, outputs, external_input=external_input,
+                              candidate_plans(tensors, ops, inputs, outputs, external_input=external_input,
                                               core=core),
                               budget, budget_name)
     elif external_input and budget is None:
         raise PlanError(f"{label}: an external input needs a patch plan: give a budget or a patch split")
     if chosen is not None and external_input and not chosen.external_inputs:
         raise PlanError(f"{label}: the input cannot stay outside the arena: ops after the patch stage read it")
-    blob = write_blob(ctx.tensors, ops, inputs, outputs, chosen.memory if chosen else plan, chosen)
-    return ConvertedModel(source=label, graph=graph, tensors=ctx.tensors, ops=ops, inputs=inputs,
+    blob = write_blob(tensors, ops, inputs, outputs, chosen.memory if chosen else plan, chosen)
+    return ConvertedModel(source=label, graph=graph, tensors=tensors, ops=ops, inputs=inputs,
                           outputs=outputs, plan=chosen.memory if chosen else plan, blob=blob,
                           layer_by_layer_peak_bytes=plan.arena_size, patch=chosen)
 

@@ -24,9 +24,12 @@ from tinyadapt.convert import blob_format as bf
 from tinyadapt.convert.lowering import BlobTensor, Lowered
 from tinyadapt.plan.memory import MemoryPlan, plan_memory
 
-WINDOW_OPS = {bf.OPCODES[k] for k in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D")}
+WINDOW_OPS = {bf.OPCODES[k] for k in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "PAD")}
 POINTWISE_OPS = {bf.OPCODES[k] for k in ("ADD", "SUB", "MUL", "LOGISTIC", "HARD_SWISH", "REQUANTIZE",
-                                         "QUANTIZE", "DEQUANTIZE")}
+                                         "QUANTIZE", "DEQUANTIZE", "CONCATENATION")}
+# Read their input in full (a stage input, e.g. the NCHW model input) and write each tile's
+# output window through their index mapping: the rearranged full-size copy never exists.
+GATHER_OPS = {bf.OPCODES[k] for k in ("TRANSPOSE", "RESHAPE")}
 MAX_GRID = 8
 
 Region = tuple[int, int, int, int]  # y0, y1, x0, x1 (end exclusive)
@@ -49,11 +52,24 @@ class Window:
         iy1 = (y1 - 1) * self.sh - self.pad_top + self.dh * (self.kh - 1) + 1
         ix0 = x0 * self.sw - self.pad_left
         ix1 = (x1 - 1) * self.sw - self.pad_left + self.dw * (self.kw - 1) + 1
-        return max(iy0, 0), min(iy1, in_h), max(ix0, 0), min(ix1, in_w)
+        return _nonempty(max(iy0, 0), min(iy1, in_h), in_h) + _nonempty(max(ix0, 0), min(ix1, in_w), in_w)
+
+
+def _nonempty(lo: int, hi: int, size: int) -> tuple[int, int]:
+    """An output window that lies wholly in the padding (a tile of a PAD's border, or of a conv
+    with a folded bottom PAD) reads no input; its region still needs a row: the nearest one,
+    which no tap of that window reads."""
+    if lo < hi:
+        return lo, hi
+    lo = min(lo, size - 1)
+    return lo, lo + 1
 
 
 def window_of(tensors: list[BlobTensor], op: Lowered) -> Window:
-    """Geometry from the op's parameter struct (field order of ta_conv2d.h / ta_avgpool.h)."""
+    """Geometry from the op's parameter struct (field order of ta_conv2d.h / ta_pool.h / ta_pad.h)."""
+    if op.opcode == bf.OPCODES["PAD"]:
+        before = struct.unpack_from("<14i", op.params)[2:8]
+        return Window(1, 1, 1, 1, 1, 1, before[1], before[2])  # output pixel p is input pixel p - before
     f = struct.unpack_from("<6i", op.params)
     if op.opcode in (bf.OPCODES["CONV_2D"], bf.OPCODES["DEPTHWISE_CONV_2D"]):
         filt = tensors[op.inputs[1]].shape  # conv [O,KH,KW,I], depthwise [1,KH,KW,C]
@@ -88,15 +104,36 @@ def find_stages(tensors: list[BlobTensor], ops: list[Lowered], model_outputs: li
         s = tensors[t].shape
         return len(s) == 4 and s[0] == 1
 
+    def per_row_const(t: int, out: int) -> bool:
+        """A constant a [1, 1, width, C] row broadcasts against as the full map does."""
+        n = int(np.prod(tensors[t].shape))
+        return n == 1 or (n == tensors[t].shape[-1] == tensors[out].shape[3])
+
     stages = []
     produced: list[int] = []
     for n, op in enumerate(ops, start=1):
-        if op.opcode in WINDOW_OPS:
-            ok = len(op.outputs) == 1 and act(op.inputs[0]) and spatial(op.inputs[0]) and spatial(op.outputs[0])
+        outs_ok = len(op.outputs) == 1 and spatial(op.outputs[0])
+        if op.opcode in GATHER_OPS:
+            src = op.inputs[0]
+            ok = outs_ok and act(src) and src not in produced
+            if ok and op.opcode == bf.OPCODES["TRANSPOSE"]:
+                perm = struct.unpack_from("<7i", op.params)
+                ok = perm[0] == 4 and tensors[src].shape[perm[1]] == 1
+        elif op.opcode == bf.OPCODES["PAD"]:
+            rank, _, *pads = struct.unpack_from("<14i", op.params)
+            ok = (outs_ok and rank == 4 and pads[0] == 0 and pads[6] == 0 and len(op.inputs) == 1
+                  and act(op.inputs[0]) and spatial(op.inputs[0]))
+        elif op.opcode in WINDOW_OPS:
+            ok = outs_ok and act(op.inputs[0]) and spatial(op.inputs[0])
         elif op.opcode in POINTWISE_OPS:
             ins = [t for t in op.inputs if t >= 0]
-            ok = (len(op.outputs) == 1 and spatial(op.outputs[0]) and all(act(t) for t in ins)
-                  and all(tensors[t].shape == tensors[op.outputs[0]].shape for t in ins))
+            same_grid = all(spatial(t) and tensors[t].shape[:3] == tensors[op.outputs[0]].shape[:3]
+                            for t in ins if act(t))
+            if op.opcode == bf.OPCODES["CONCATENATION"]:
+                ok = outs_ok and struct.unpack_from("<i", op.params)[0] == 3 and all(act(t) for t in ins) and same_grid
+            else:
+                ok = (outs_ok and same_grid and all(act(t) or per_row_const(t, op.outputs[0]) for t in ins)
+                      and all(tensors[t].shape == tensors[op.outputs[0]].shape for t in ins if act(t)))
         else:
             ok = False
         if not ok:
@@ -197,8 +234,8 @@ def external_candidates(stage: Stage, ops: list[Lowered], inputs: list[int], out
 def _needs(tensors, stage_ops: list[Lowered], out_tensor: int, r: Region, need: dict[int, Region]) -> None:
     """Add to `need` what computing region r of out_tensor (by its producer) reads."""
     for op in stage_ops:
-        if op.outputs[0] != out_tensor:
-            continue
+        if op.outputs[0] != out_tensor or op.opcode in GATHER_OPS:
+            continue  # (a gather op reads its input in full)
         if op.opcode in WINDOW_OPS:
             src = op.inputs[0]
             need[src] = _union(need.get(src), window_of(tensors, op).input_region(r, *tensors[src].shape[1:3]))
@@ -285,7 +322,10 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
         tiles = [(y0, y1, x0, x1) for x0, x1 in _split(out_w, strips) for y0, y1 in _split(out_h, grid)]
     else:
         tiles = [(y0, y1, x0, x1) for y0, y1 in _split(out_h, grid) for x0, x1 in _split(out_w, grid)]
-    order = sorted({t for op in ops[:n] for t in op.inputs + op.outputs
+    # Region tensors: every activation a stage op reads or writes by window; a gather op's
+    # input is read in full and needs no region (unless another op reads it by window).
+    order = sorted({t for op in ops[:n]
+                    for t in (op.inputs[1:] + op.outputs if op.opcode in GATHER_OPS else op.inputs + op.outputs)
                     if t >= 0 and tensors[t].kind == bf.KIND_ACTIVATION})
     base_macs = sum(op.macs for op in ops)
     found = (_stream_regions(tensors, ops, stage, tiles, order, grid) if stream
@@ -328,7 +368,7 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
         if i == 0:
             # The stage inputs and output exist in full for the whole stage; each tile starts
             # by copying the inputs' windows into their region buffers.
-            ins += stage.inputs + [stage.output] + [region_ids[t] for t in stage.inputs]
+            ins += stage.inputs + [stage.output] + [region_ids[t] for t in stage.inputs if t in region_ids]
             outs = outs + list(stream_ids.values())  # stream buffers carry rows across tiles
         if i == n - 1:
             ins += stage.inputs + [stage.output] + list(stream_ids.values())
