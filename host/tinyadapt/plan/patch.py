@@ -215,6 +215,13 @@ class PatchPlan:
     def estimated_overhead(self) -> float | None:
         return self.cost.overhead if self.cost else None
 
+    def summary(self) -> dict:
+        """The JSON `patch` object of convert/run/plan: grid is [rows, columns] of tiles
+        (p x p tiles, or bands x strips when streamed)."""
+        return {"split_ops": self.stage.n_ops, "grid": [self.grid, self.strips if self.stream else self.grid],
+                "mode": self.mode, "mac_overhead": round(self.mac_overhead, 4),
+                "estimated_instruction_overhead": round(self.cost.overhead, 4) if self.cost else None}
+
 
 def _split(size: int, parts: int) -> list[tuple[int, int]]:
     bounds = [round(i * size / parts) for i in range(parts + 1)]
