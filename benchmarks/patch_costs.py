@@ -47,7 +47,8 @@ def workloads() -> list[tuple[str, bytes, list[tuple]]]:
                                   (6, 4, "stream", 1), (6, 12, "stream", 3), (10, 12, "stream", 2)]),
         ("mobilenetv2_0.35_112", build_mobilenetv2(0.35, 112, classes=10),
          [None, (5, 5), (5, 28, "stream", 1), (5, 28, "stream", 4)]),
-    ]
+    ] + [(p.stem, p.read_bytes(), [None, (7, 4), (7, 12, "stream", 1), (7, 6, "stream", 3), (12, 4, "stream", 2)])
+         for p in [REPO / "models/exports/mnv3s_min_96.tflite"] if p.is_file()]
 
 
 def nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:

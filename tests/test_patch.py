@@ -272,3 +272,27 @@ def test_loader_refuses_stream_plans_that_go_backwards_or_overflow_a_stream_buff
     assert rejected("<I", streams + 8 * kept + 4, cap - 1)          # kept rows overflow the stream buffer
     assert rejected("<I", streams - 4, n_tiles + 1)                 # bands per strip do not divide the tiles
     assert rejected("<H", head + 6, 7)                              # an unknown mode
+
+
+EXPORTS = REPO / "models" / "exports"
+
+
+@pytest.mark.parametrize("name", ["mnv2_035_128", "mnv3s_min_96", "torch_mix_64"])
+def test_streamed_plans_on_converter_exports_bit_exact(name):
+    """TFLiteConverter exports (folded PADs, HARD_SWISH, squeeze-and-excite, a PyTorch-layout
+    input): streamed plans at a shallow and a deep split, one strip and two, equal layer by layer."""
+    path = EXPORTS / f"{name}.tflite"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this checkout (models/exports, from the patch-exports work)")
+    base = convert(path)
+    x = np.random.default_rng(7).integers(-128, 128, size=base.input_tensors()[0].shape, dtype=np.int8)
+    expected = HostEngine(base.blob).invoke([x])[0]
+    streams = [p for p in base.patch_candidates() if p.stream and p.strips in (1, 2)]
+    splits = sorted({p.stage.n_ops for p in streams})
+    picks = [p for p in streams if p.stage.n_ops in (splits[len(splits) // 4], splits[-1])]
+    for strips in (1, 2):
+        for split in (splits[len(splits) // 4], splits[-1]):
+            plan = max((p for p in picks if p.strips == strips and p.stage.n_ops == split), key=lambda p: p.grid)
+            m = convert(path, patch=plan.spec)
+            check_blob(m.blob)
+            assert np.array_equal(HostEngine(m.blob).invoke([x])[0], expected), (name, plan.spec)

@@ -142,11 +142,12 @@ def _check_every_plan(model_bytes: bytes, x: np.ndarray, label: str) -> int:
     ref = run_tflm(model_bytes, [x])[0]
     assert np.array_equal(expected.reshape(ref.shape), ref), f"{label}: layer by layer differs from TFLM"
     cases = 0
-    for spec in sorted({p.spec for p in base.patch_candidates() if p.grid in GRIDS}):
+    # Tiles on the grids, and streamed row bands (one strip, and two) in as many bands.
+    for spec in sorted({p.spec for p in base.patch_candidates() if p.grid in GRIDS and p.strips <= 2}, key=str):
         patched = convert(model_bytes, patch=spec)
         check_blob(patched.blob)
         got = HostEngine(patched.blob).invoke([x])[0]
-        assert np.array_equal(got, expected), f"{label}: patch {spec}"
+        assert np.array_equal(got, expected), f"{label}: {spec}"
         cases += 1
     return cases
 

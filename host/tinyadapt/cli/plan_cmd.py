@@ -80,7 +80,7 @@ def plan_report(model_path: str, budget: int | None, budget_name: str = "the",
         "budget_bytes": budget,
         "layer_by_layer_peak_bytes": layer,
         "peak_sram_bytes": chosen.peak_sram_bytes if chosen else layer,
-        "patch": {"split_ops": chosen.stage.n_ops, "grid": _grid(chosen), "mode": chosen.mode} if chosen else None,
+        "patch": chosen.summary() if chosen else None,
         # bytes of model input kept outside the arena (in frame memory) by the chosen plan
         "external_input_bytes": sum(model.tensors[t].nbytes for t in chosen.external_inputs) if chosen else 0,
         "mac_overhead": round(chosen.mac_overhead, 4) if chosen else 0.0,

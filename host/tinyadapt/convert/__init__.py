@@ -100,7 +100,8 @@ def convert(source: str | Path | bytes, name: str | None = None, *, budget: int 
     plan = plan_memory(tensors, ops, inputs, outputs)
     chosen = None
     if patch is not None:
-        chosen = _forced_patch(label, tensors, ops, inputs, outputs, *patch, external_input=external_input)
+        chosen = _forced_patch(label, tensors, ops, inputs, outputs, *patch, external_input=external_input,
+                               core=core)
     elif budget is not None and plan.arena_size > budget:
         chosen = choose_patch(label, plan.arena_size,
                               candidate_plans(tensors, ops, inputs, outputs, external_input=external_input,
@@ -117,7 +118,7 @@ def convert(source: str | Path | bytes, name: str | None = None, *, budget: int 
 
 
 def _forced_patch(label, tensors, ops, inputs, outputs, n_stage_ops: int, grid: int, mode: str = "tiles",
-                  strips: int = 1, external_input: bool = False) -> PatchPlan:
+                  strips: int = 1, external_input: bool = False, core: str | None = None) -> PatchPlan:
     if mode not in ("tiles", "stream"):
         raise PlanError(f"{label}: patch mode {mode!r}: use 'tiles' or 'stream'")
     stages = {s.n_ops: s for s in find_stages(tensors, ops, outputs)}
@@ -135,7 +136,7 @@ def _forced_patch(label, tensors, ops, inputs, outputs, n_stage_ops: int, grid: 
         raise PlanError(f"{label}: the first {n_stage_ops} ops cannot stream row bands")
     from tinyadapt.plan.estimate import estimate_plan, load_costs
 
-    plan.cost = estimate_plan(load_costs(), tensors, ops, plan)
+    plan.cost = estimate_plan(load_costs(core), tensors, ops, plan)
     return plan
 
 

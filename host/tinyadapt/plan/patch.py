@@ -215,6 +215,13 @@ class PatchPlan:
     def estimated_overhead(self) -> float | None:
         return self.cost.overhead if self.cost else None
 
+    def summary(self) -> dict:
+        """The JSON `patch` object of convert/run/plan: grid is [rows, columns] of tiles
+        (p x p tiles, or bands x strips when streamed)."""
+        return {"split_ops": self.stage.n_ops, "grid": [self.grid, self.strips if self.stream else self.grid],
+                "mode": self.mode, "mac_overhead": round(self.mac_overhead, 4),
+                "estimated_instruction_overhead": round(self.cost.overhead, 4) if self.cost else None}
+
 
 def _split(size: int, parts: int) -> list[tuple[int, int]]:
     bounds = [round(i * size / parts) for i in range(parts + 1)]
@@ -231,32 +238,44 @@ def external_candidates(stage: Stage, ops: list[Lowered], inputs: list[int], out
     return [t for t in stage.inputs if t in inputs[:MAX_EXTERNAL_INPUTS] and t not in later and t not in outputs]
 
 
-def _needs(tensors, stage_ops: list[Lowered], out_tensor: int, r: Region, need: dict[int, Region]) -> None:
-    """Add to `need` what computing region r of out_tensor (by its producer) reads."""
-    for op in stage_ops:
-        if op.outputs[0] != out_tensor or op.opcode in GATHER_OPS:
-            continue  # a gather op reads its input in full
-        if op.opcode in WINDOW_OPS:
-            src = op.inputs[0]
-            need[src] = _union(need.get(src), window_of(tensors, op).input_region(r, *tensors[src].shape[1:3]))
+class _Reads:
+    """What a stage op reads to compute a region of its output (its window, precomputed)."""
+
+    def __init__(self, tensors, op: Lowered):
+        self.out = op.outputs[0]
+        self.macs = op.macs
+        self.h, self.w = tensors[self.out].shape[1:3]
+        self.gather = op.opcode in GATHER_OPS  # reads its input in full: no region
+        self.window = window_of(tensors, op) if op.opcode in WINDOW_OPS else None
+        if self.window is not None:
+            self.srcs = [op.inputs[0]]
+            self.src_hw = tuple(tensors[op.inputs[0]].shape[1:3])
         else:
-            for src in op.inputs:
-                if src >= 0:
-                    need[src] = _union(need.get(src), r)
+            self.srcs = [t for t in op.inputs if t >= 0]
+
+    def add(self, r: Region, need: dict[int, Region]) -> None:
+        if self.gather:
+            return
+        if self.window is not None:
+            src = self.srcs[0]
+            need[src] = _union(need.get(src), self.window.input_region(r, *self.src_hw))
+        else:
+            for src in self.srcs:
+                need[src] = _union(need.get(src), r)
 
 
 def _tile_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list[int]):
     """Recompute mode: every tile computes the whole region its output tile needs."""
     regions, work, macs = [], [], 0
+    steps = [_Reads(tensors, op) for op in reversed(ops[:stage.n_ops])]
     for tile in tiles:
         need: dict[int, Region] = {stage.output: tile}
-        for op in reversed(ops[:stage.n_ops]):
-            out = op.outputs[0]
-            if out not in need:
+        for step in steps:
+            if step.out not in need:
                 continue  # a branch that does not reach this tile
-            r = need[out]
-            macs += op.macs * _area(r) // (tensors[out].shape[1] * tensors[out].shape[2])
-            _needs(tensors, [op], out, r, need)
+            r = need[step.out]
+            macs += step.macs * _area(r) // (step.h * step.w)
+            step.add(r, need)
         regions.append([need.get(t, (0, 1, 0, 1)) for t in order])
         work.append([(need[t][1] - need[t][0], 0) if t in need else (0, 0) for t in order])
     return regions, work, macs
@@ -269,21 +288,20 @@ def _stream_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list
     only the rows past the previous band's y1, the rows before come back from the tensor's
     stream buffer, so no row is computed twice (strips recompute their column overlap only).
     Returns None if some tensor's rows would have to go backwards."""
-    n = stage.n_ops
     regions, work, macs = [], [], 0
+    steps = [_Reads(tensors, op) for op in reversed(ops[:stage.n_ops])]
     for first in range(0, len(tiles), bands):
         strip = tiles[first:first + bands]
         full = (0, tensors[stage.output].shape[1], strip[0][2], strip[0][3])
         cols: dict[int, Region] = {stage.output: full}
-        for op in reversed(ops[:n]):
-            if op.outputs[0] in cols:
-                _needs(tensors, [op], op.outputs[0], cols[op.outputs[0]], cols)
+        for step in steps:
+            if step.out in cols:
+                step.add(cols[step.out], cols)
         held: dict[int, Region] = {}
         for tile in strip:
             need: dict[int, Region] = {stage.output: tile}
-            for op in reversed(ops[:n]):
-                out = op.outputs[0]
-                h, w = tensors[out].shape[1:3]
+            for step in steps:
+                out = step.out
                 x0, x1 = cols[out][2:]
                 prev = held.get(out, (0, 0, x0, x1))
                 y0, y1 = (need[out][0], max(need[out][1], prev[1])) if out in need else prev[:2]
@@ -292,8 +310,8 @@ def _stream_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list
                 c0 = max(prev[1], y0)
                 need[out] = (y0, y1, x0, x1)
                 if c0 < y1:
-                    macs += op.macs * (y1 - c0) * (x1 - x0) // (h * w)
-                    _needs(tensors, [op], out, (c0, y1, x0, x1), need)
+                    macs += step.macs * (y1 - c0) * (x1 - x0) // (step.h * step.w)
+                    step.add((c0, y1, x0, x1), need)
             row, tile_work = [], []
             for t in order:
                 x0, x1 = cols[t][2:]
