@@ -39,6 +39,7 @@ BACKWARD_OF = {
     "MEAN": "MEAN_BACKWARD",
     "PAD": "PAD_BACKWARD",
     "RESHAPE": "RESHAPE_BACKWARD",
+    "MAX_POOL_2D": "MAX_POOL_2D_BACKWARD",
 }
 UPDATE_WEIGHTS, UPDATE_BIAS, ACCUMULATE_0, ACCUMULATE_1 = 0x1, 0x2, 0x4, 0x8
 
@@ -278,7 +279,10 @@ def build_training(cm: ConvertedModel, scheme: UpdateScheme) -> TrainPlan:
                 continue
             f = ACCUMULATE_0 if acc else 0
             n_x = int(np.prod(tensors[x].shape))
-            if kind == "AVERAGE_POOL_2D":
+            if kind == "MAX_POOL_2D":
+                bwd.append(Lowered(opcode=code, inputs=[x, dy], outputs=[dx], params=struct.pack("<9i", *p, f),
+                                   macs=n_x))
+            elif kind == "AVERAGE_POOL_2D":
                 bwd.append(Lowered(opcode=code, inputs=[y, dy], outputs=[dx], params=struct.pack("<9i", *p, f),
                                    macs=n_x))
             elif kind == "MEAN":
