@@ -225,3 +225,21 @@ def test_loader_and_trainer_reject_corrupt_train_sections():
     for what, bad, status in cases:
         with pytest.raises(EngineError, match=status):
             HostTrainer(_fix_crc(bad))
+
+
+def test_patch_based_forward_under_a_budget_trains_like_layer_by_layer():
+    """Under a budget the forward pass's first ops run patch by patch; the backward pass starts
+    after the stage, so the steps are the same as layer by layer."""
+    cm = convert(DIGITS)
+    scheme = UpdateScheme(bias_depth=2, weights={3: 0.5, 4: 1.0})
+    flat = build_training(cm, scheme)
+    patched = build_training(cm, scheme, budget=flat.param_ram_bytes + 1)  # cannot fit: the smallest
+    assert patched.patch is not None and patched.arena_bytes < flat.arena_bytes
+    check_blob(patched.blob)
+    data = np.load(REPO / "models" / "digits" / "digits_test.npz")
+    a, b = HostTrainer(flat.blob), HostTrainer(patched.blob)
+    for i in range(6):
+        x, y = data["x"][i], int(data["y"][i])
+        assert a.step(x, y, 0.05) == b.step(x, y, 0.05)
+    assert a.params() == b.params()
+    assert_step_matches_replay(patched, data["x"][7], int(data["y"][7]), 0.05, steps=1)
