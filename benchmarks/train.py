@@ -120,21 +120,29 @@ def _digits_domain(seed: int):
     return x, d["y"].astype(np.int64), order[:240], order[240:]
 
 
-def transfer(epochs: int = 10, seeds=(0, 1), lrs=(0.002, 0.005, 0.01)) -> None:
+def transfer(epochs: int = 10, seeds=(0, 1, 2, 3), lrs=(0.002, 0.005, 0.01, 0.02), budget: int = 30000) -> None:
     from tinyadapt.convert import convert
     from tinyadapt.train.floatnet import FloatNet
     from tinyadapt.train.graph import build_training, weight_layers
     from tinyadapt.train.scheme import UpdateScheme
+    from tinyadapt.train.search import measure_gains, search
     from tinyadapt.train.session import HostTarget, accuracy, load_samples, lr_at, train
 
     cm = convert(REPO / "models" / "digits" / "digits_cnn.tflite")
     n = len(weight_layers(cm))
-    sparse = UpdateScheme(bias_depth=n, weights={n - 1: 1.0, n - 2: 1.0, n - 3: 0.5})
-    methods = {"int8 sparse update (ours)": sparse, "int8 full update (ours)": UpdateScheme.full(n)}
+    fixed = UpdateScheme(bias_depth=n, weights={0: 1.0, 1: 1.0, 2: 0.5, 3: 0.5, 4: 1.0})
+    methods = {f"int8 sparse, plan-update --data, {budget} B (ours)": None,
+               f"int8 sparse, {fixed.describe()} (ours)": fixed,
+               "int8 full update (ours)": UpdateScheme.full(n)}
     results: dict[str, list[tuple[float, float]]] = {}
     for seed in seeds:
         x, y, tr, ev = _digits_domain(seed)
         for name, scheme in methods.items():
+            if scheme is None:  # contribution analysis on the adaptation split only
+                probe = build_training(cm, UpdateScheme(bias_depth=1))
+                xq, yq = load_samples(probe, x, y, "digits")
+                scheme, _ = search(cm, measure_gains(cm, xq[tr], yq[tr], lr=0.01, epochs=2, seed=seed), budget)
+                print(f"seed {seed}: plan-update chose {scheme.describe()}", flush=True)
             plan = build_training(cm, scheme)
             xq, yq = load_samples(plan, x, y, "digits")
             best = None
@@ -166,7 +174,7 @@ def transfer(epochs: int = 10, seeds=(0, 1), lrs=(0.002, 0.005, 0.01)) -> None:
         a = np.mean([r[1] for r in rs]) * 100
         mem = rs[0][2]
         rows.append((name, f"{b:.1f}", f"{a:.1f}", " / ".join(f"{100 * r[1]:.1f}" for r in rs),
-                     f"{mem:,}" if mem else "-"))
+                     " / ".join(sorted({f"{r[2]:,}" for r in rs})) if mem else "-"))
     print(f"\ntransfer: digits CNN, upright -> mirrored digits; {len(seeds)} splits of 240 adaptation / 120 held-out "
           f"samples, {epochs} epochs, batch 1, SGD with cosine decay, best lr of {list(lrs)} for each method")
     _table(rows, ["method", "acc before %", "acc after %", "per split", "train-step SRAM B"])
