@@ -151,17 +151,25 @@ def transfer(epochs: int = 10, seeds=(0, 1, 2, 3), lrs=(0.002, 0.005, 0.01, 0.02
                 if best is None or res.accuracy_after > best[1]:
                     best = (res.accuracy_before, res.accuracy_after, plan.peak_sram_bytes)
             results.setdefault(name, []).append(best)
-        for name, which in (("float last layer only", "last"), ("float whole network", "all")):
+        fixed_plan = build_training(cm, fixed)
+        for name, which in (("float last layer only", "last"), ("float whole network", "all"),
+                            ("float reference of the fixed sparse update", "sparse")):
             best = None
             for lr in lrs:
                 net = FloatNet(cm)
                 ops = {net.layers[-1].op_index} if which == "last" else {layer.op_index for layer in net.layers}
+                kept, bias_ops = {}, None
+                if which == "sparse":
+                    ops = {net.layers[k].op_index for k in fixed.weights}
+                    kept = {net.layers[k].op_index: rows for k, rows in fixed_plan.kept.items()}
+                    bias_ops = {layer.op_index for layer in fixed_plan.updated_layers
+                                if layer.number >= n - fixed.bias_depth}
                 before = np.mean([net.predict(xq[i]) == yq[i] for i in ev])
                 rng = np.random.default_rng(seed)
                 step = 0
                 for _ in range(epochs):
                     for i in rng.permutation(tr):
-                        net.step(xq[i], int(yq[i]), lr_at(step, epochs * len(tr), lr), ops)
+                        net.step(xq[i], int(yq[i]), lr_at(step, epochs * len(tr), lr), ops, kept, bias_ops)
                         step += 1
                 after = float(np.mean([net.predict(xq[i]) == yq[i] for i in ev]))
                 if best is None or after > best[1]:
