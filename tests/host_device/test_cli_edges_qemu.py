@@ -5,7 +5,6 @@ the generic qemu-an386 image."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

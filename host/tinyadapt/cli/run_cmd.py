@@ -6,8 +6,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from tinyadapt.cli.device_args import add_device_arguments, device_options, device_target
 from tinyadapt.cli.plan_args import add_plan_arguments
 from tinyadapt.cli.files import atomic_save_npy, check_output_path, load_npy
