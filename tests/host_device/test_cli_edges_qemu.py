@@ -99,3 +99,22 @@ def test_flash_started_with_sigint_ignored_says_how_to_stop_it(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM
     assert proc.stderr.read().strip() == "tinyadapt flash: stopped by SIGTERM"
     assert not our_emulators()
+
+
+def test_an_emulator_started_from_a_worker_thread_outlives_the_thread(qemu_image):
+    """PR_SET_PDEATHSIG follows the thread that forked: QEMU started from a thread that then
+    ends must keep running until its owner stops it."""
+    import threading
+
+    from tinyadapt.device.backends.qemu import QemuBackend
+
+    q = QemuBackend(qemu_image.built_for.qemu_machine, qemu_image.elf)
+    worker = threading.Thread(target=q.start)
+    worker.start()
+    worker.join()
+    try:
+        time.sleep(0.5)
+        assert q.alive(), "the emulator died with the thread that started it"
+    finally:
+        q.stop()
+    assert not q.alive()

@@ -12,7 +12,8 @@ are placed in memory before start with `-device loader`.
 No emulator outlives its owner: every QEMU started here is killed by PID in stop() (the
 backend is a context manager), by an atexit hook, and, should this process die without
 running either (SIGKILL, or a signal whose default action ends it), by the kernel through
-PR_SET_PDEATHSIG. Signal handlers are the application's business, not a library's: the
+PR_SET_PDEATHSIG (for emulators started from the main thread: the kernel ties that signal
+to the thread that forked). Signal handlers are the application's business, not a library's: the
 `tinyadapt` command turns SIGTERM/SIGHUP into an exception that unwinds the `with` blocks;
 a program embedding this module does what it wants with its signals.
 """
@@ -177,9 +178,13 @@ class QemuBackend(DeviceBackend):
         self._log_path = Path(self._tmp.name) / "qemu.log"
         with open(self._log_path, "wb") as logf:
             with _live_lock:   # registered before anything can interrupt us
+                # PR_SET_PDEATHSIG fires when the *thread* that forked ends, not the process: from
+                # a worker thread that finishes before the emulator is done with, it would kill
+                # QEMU under its user. There, stop() and the atexit hook must do.
+                guard = threading.current_thread() is threading.main_thread()
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                             preexec_fn=functools.partial(_die_with_parent, os.getpid()),
-                                             close_fds=True)
+                                             preexec_fn=functools.partial(_die_with_parent, os.getpid())
+                                             if guard else None, close_fds=True)
                 _live[self.proc.pid] = self.proc
 
     def _reap(self) -> None:
