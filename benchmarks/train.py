@@ -13,8 +13,8 @@
 
 Models: models/mobilenetv2/synth.py's MobileNetV2 (SAME-padded depthwise, as the converter
 emits for Keras; generated here, seed 0), and the Keras export models/exports/mnv2_035_128.tflite
-when present (its explicit PAD ops keep the patch planner from splitting its first layers, so
-its forward pass alone needs its layer-by-layer peak). Data: models/digits/digits_test.npz, the
+when present. Under a budget the step's forward pass may start patch by patch (tiles or
+streamed row bands), as inference does. Data: models/digits/digits_test.npz, the
 360 digits the CNN never saw in training; each seed splits them 240 (adaptation) / 120 (held out).
 Every method gets the same learning-rate grid and the best held-out accuracy of the grid is
 reported for each (the same selection for all, so none is favoured).
