@@ -72,6 +72,7 @@ typedef struct ta_trainer {
     uint8_t *ram;
     uint32_t ram_size;
     uint16_t n_slots;
+    uint16_t n_overlays;
     uint8_t ready;
     ta_train_slot_t slots[TA_TRAIN_MAX_UPDATES];
     ta_engine_overlay_t overlays[2 * TA_TRAIN_MAX_UPDATES];

@@ -52,11 +52,13 @@ typedef struct {
 typedef struct {
     ta_conv_params_t conv; /* the forward op's parameters */
     int32_t flags;
+    float input_scale;     /* s_x of the forward input (x may be absent: bias-only update) */
 } ta_conv_backward_params_t;
 
 typedef struct {
     ta_fc_params_t fc;
     int32_t flags;
+    float input_scale;
 } ta_fc_backward_params_t;
 
 typedef struct {
