@@ -222,7 +222,8 @@ class DeviceClient:
         self._call(Cmd.LOAD_END, timeout=max(self.link.timeout, 2.0))
 
     def select(self, slot: int) -> ModelInfo:
-        p = self._call(Cmd.SELECT, struct.pack("<B", slot), timeout=max(self.link.timeout, 2.0))
+        # SELECT of a trainable model also CRC-checks and restores saved parameters: allow for it.
+        p = self._call(Cmd.SELECT, struct.pack("<B", slot), timeout=max(self.link.timeout, 10.0))
         self._expect(Cmd.SELECT, p, _SELECT.size, exact=False)
         arena, n_in, n_out, n_ops = _SELECT.unpack_from(p)
         self._expect(Cmd.SELECT, p, _SELECT.size + 4 * (n_in + n_out))
