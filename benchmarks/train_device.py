@@ -54,7 +54,7 @@ def run_scheme(board, plan, steps: int, rng) -> dict:
     q = QemuBackend(image.built_for.qemu_machine, image.elf)
     q.start()
     try:
-        c = DeviceClient(Link(q.open_port(), timeout=600.0, retries=0))
+        c = DeviceClient(Link(q.open_port(), timeout=600.0, retries=1))
         c.hello()
         c.select(SLOT_BUILTIN)
         info = c.train_info()

@@ -175,7 +175,7 @@ class DeviceClient:
 
         Only answers to a first transmission are timed: a retried request's time is mostly
         waiting, and letting it in would make every later wait longer still."""
-        out = self._call(cmd, payload, timeout=self._invoke_timeout)
+        out = self._call(cmd, payload, timeout=max(self._invoke_timeout, self.link.timeout))
         if self.link.stats.last_attempts == 1:
             self._slow_invoke = max(self._slow_invoke, self.link.stats.last_rtt)
             self._invoke_timeout = min(self.link.timeout + 3 * self._slow_invoke, MAX_INVOKE_TIMEOUT)
