@@ -77,6 +77,8 @@ class PreparedModel:
         self.z_mean = [data[f"h{k}_z_mean"] for k in range(len(self.exits))]
         self.z_var = [data[f"h{k}_z_var"] for k in range(len(self.exits))]
         self.n_classes = int(self.manifest["n_classes"])
+        self.input_mean = np.asarray(self.manifest["input_mean"])
+        self.input_var = np.asarray(self.manifest["input_var"])
         self.macs_full = int(self.manifest["macs_full"])
         t = self.backbone_model.tensors[self.backbone_model.inputs[0]]
         self.input_dtype, self.input_scale, self.input_zp, self.input_shape = t.dtype, t.scale, t.zero_point, t.shape

@@ -47,8 +47,12 @@ def cut_candidates(m: ConvertedModel) -> list[Cut]:
         for t in op.inputs:
             last_use[t] = i
     cuts = []
+    weighted = False     # a cut needs a convolution before it (else the head would be the model)
     for i, op in enumerate(m.ops[:-1]):
+        weighted |= getattr(op.source, "kind", "") in ("CONV_2D", "DEPTHWISE_CONV_2D")
         t = op.outputs[0]
+        if not weighted:
+            continue
         rec = m.tensors[t]
         if len(op.outputs) != 1 or rec.kind != bf.KIND_ACTIVATION or np.dtype(rec.dtype) != np.int8:
             continue
@@ -61,7 +65,6 @@ def cut_candidates(m: ConvertedModel) -> list[Cut]:
         if op.alias_input is not None and cuts and cuts[-1].op == i:
             cuts.pop()                      # a reshape of the previous cut: keep the later name
         cuts.append(Cut(i + 1, t, tuple(rec.shape), (rec.scale, rec.zero_point)))
-    # drop cuts after which the backbone does no more real work (nothing to skip)
     return cuts
 
 
@@ -174,6 +177,7 @@ def prepare(model_path: str, x: np.ndarray, y: np.ndarray, *, exits: int = 2, bu
     if y.min() < 0 or y.max() >= n_classes:
         raise InputError(f"--labels must be class indices 0..{n_classes - 1}")
     xq = to_model_input(x, t_in.dtype, t_in.scale, t_in.zero_point)
+    xf = xq.astype(np.float64) if xq.dtype != np.int8 else (xq.astype(np.float64) - t_in.zero_point) * t_in.scale
     cuts = cut_candidates(m)
     if not cuts:
         raise PlanError(f"{model_path}: no op boundary with a single int8 4-D activation to attach an exit head to")
@@ -246,6 +250,10 @@ def prepare(model_path: str, x: np.ndarray, y: np.ndarray, *, exits: int = 2, bu
     manifest = {"format": FORMAT, "version": VERSION, "backbone": "backbone.tflite", "source_model": str(model_path),
                 "n_classes": n_classes, "macs_full": macs_full, "backbone_arena_bytes": m.peak_sram_bytes,
                 "exits": exit_recs,
+                # per input channel, over every sample and position: what "input" adaptation
+                # standardises the stream back to
+                "input_mean": xf.reshape(-1, xf.shape[-1]).mean(0).tolist(),
+                "input_var": xf.reshape(-1, xf.shape[-1]).var(0).tolist(),
                 "calibration": {"samples": int(len(cal)), "backbone_accuracy": bb_acc, "early_exit_accuracy": float(acc),
                                 "last_exit_accuracy": float((no_exit_pred == y[cal]).mean()), "macs_saved": float(saved)},
                 "_files": files, "_arrays": arrays}
