@@ -1,76 +1,13 @@
 /*
  * Early-exit runner (ta_tta.h). The exit decision is the only float code on the inference
- * path; its expf/logf are written here with + and * only, so glibc and newlib cannot make
- * the host target and the device disagree about where a sample leaves.
+ * path; it uses the trainer's own expf/logf (internal/ta_fmath.h), so glibc and newlib cannot
+ * make the host target and the device disagree about where a sample leaves.
  */
 #include "tinyadapt/ta_tta.h"
 
+#include "tinyadapt/internal/ta_fmath.h"
+
 #include <string.h>
-
-/* 2^k as a float, k in [-126, 127], by building the exponent bits. */
-static float pow2i(int32_t k)
-{
-    union { uint32_t u; float f; } v;
-    v.u = (uint32_t)(k + 127) << 23;
-    return v.f;
-}
-
-float ta_tta_expf(float x)
-{
-    if (x < -87.0f) {
-        return 0.0f;
-    }
-    if (x > 88.0f) {
-        x = 88.0f;
-    }
-    /* x = k ln2 + r, |r| <= ln2 / 2; ln2 split in two so k*ln2 stays exact */
-    const float t = x * 1.44269504f;
-    int32_t k = (int32_t)(t >= 0.0f ? t + 0.5f : t - 0.5f);
-    const float r = (x - (float)k * 0.693145752f) - (float)k * 1.42860677e-6f;
-    /* Taylor to degree 7: remainder below 2e-8 for |r| <= 0.347 */
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    if (k < -126) { /* keep 2^k representable: the result is tiny anyway */
-        return p * pow2i(-126) * pow2i(k + 126 < -126 ? -126 : k + 126);
-    }
-    return p * pow2i(k);
-}
-
-float ta_tta_logf(float x)
-{
-    if (!(x > 0.0f)) {
-        return -87.0f; /* only ever called on probabilities' sums: clamp instead of -inf/NaN */
-    }
-    union { float f; uint32_t u; } v;
-    v.f = x;
-    int32_t e = (int32_t)((v.u >> 23) & 0xFFu) - 127;
-    if (e == -127) { /* subnormal: scale up first */
-        v.f = x * 8388608.0f;
-        e = (int32_t)((v.u >> 23) & 0xFFu) - 127 - 23;
-    }
-    v.u = (v.u & 0x007FFFFFu) | 0x3F800000u; /* m in [1, 2) */
-    float m = v.f;
-    if (m > 1.41421356f) {
-        m *= 0.5f;
-        e += 1;
-    }
-    /* log(m) = 2 atanh(s), s = (m - 1) / (m + 1) in [-0.172, 0.172]; the division is one
-       IEEE op, correctly rounded on both sides */
-    const float s = (m - 1.0f) / (m + 1.0f);
-    const float s2 = s * s;
-    float p = 1.0f / 9.0f;
-    p = p * s2 + 1.0f / 7.0f;
-    p = p * s2 + 1.0f / 5.0f;
-    p = p * s2 + 1.0f / 3.0f;
-    p = p * s2 + 1.0f;
-    return 2.0f * s * p + (float)e * 0.693147182f;
-}
 
 float ta_tta_entropy_int8(const int8_t *logits, uint32_t n, float scale, int32_t zero_point, int32_t *argmax)
 {
@@ -88,11 +25,11 @@ float ta_tta_entropy_int8(const int8_t *logits, uint32_t n, float scale, int32_t
     float zd = 0.0f;
     for (uint32_t i = 0; i < n; ++i) {
         const float d = scale * (float)((int32_t)logits[i] - (int32_t)logits[best]);
-        const float e = ta_tta_expf(d);
+        const float e = ta_expf(d);
         z += e;
         zd += e * d;
     }
-    const float h = ta_tta_logf(z) - zd / z;
+    const float h = ta_logf(z) - zd / z;
     (void)zero_point; /* cancels out of the softmax; kept so callers pass the full quantization */
     return h > 0.0f ? h : 0.0f;
 }

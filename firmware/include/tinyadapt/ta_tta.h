@@ -11,8 +11,8 @@
  *
  * so a confident sample skips the rest of the backbone. Each engine has its own arena (the
  * host planner checks that backbone + head arenas fit the board). The entropy is computed in
- * float with this file's own expf/logf (only + and *, no libm), so the host target and the
- * device take the same exit decisions bit for bit.
+ * float with the project's own expf/logf (internal/ta_fmath.h, no libm), so the host target
+ * and the device take the same exit decisions bit for bit.
  */
 #ifndef TA_TTA_H
 #define TA_TTA_H
@@ -64,9 +64,5 @@ TA_CHECK_RESULT ta_status_t ta_tta_head(ta_tta_t *t, uint8_t k, int32_t *predict
 
 /** Softmax entropy (nats) of int8 logits with the given quantization; *argmax may be NULL. */
 float ta_tta_entropy_int8(const int8_t *logits, uint32_t n, float scale, int32_t zero_point, int32_t *argmax);
-
-/* The deterministic transcendentals (relative error below 2e-7 on their used ranges). */
-float ta_tta_expf(float x);
-float ta_tta_logf(float x);
 
 #endif /* TA_TTA_H */

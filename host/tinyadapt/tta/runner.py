@@ -21,10 +21,6 @@ def _lib() -> ctypes.CDLL:
         lib.ta_tta_entropy_int8.restype = ctypes.c_float
         lib.ta_tta_entropy_int8.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_float, ctypes.c_int32,
                                             ctypes.POINTER(ctypes.c_int32)]
-        lib.ta_tta_expf.restype = ctypes.c_float
-        lib.ta_tta_expf.argtypes = [ctypes.c_float]
-        lib.ta_tta_logf.restype = ctypes.c_float
-        lib.ta_tta_logf.argtypes = [ctypes.c_float]
         lib.ta_host_tta_size.restype = ctypes.c_size_t
         lib.ta_host_tta_open.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint,
                                          ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
@@ -40,14 +36,6 @@ def entropy_int8(logits: np.ndarray, scale: float, zero_point: int) -> tuple[flo
     best = ctypes.c_int32()
     h = _lib().ta_tta_entropy_int8(q.ctypes.data, q.size, scale, zero_point, ctypes.byref(best))
     return float(h), int(best.value)
-
-
-def expf(x: float) -> float:
-    return float(_lib().ta_tta_expf(x))
-
-
-def logf(x: float) -> float:
-    return float(_lib().ta_tta_logf(x))
 
 
 @dataclass
