@@ -83,6 +83,22 @@ class PreparedModel:
         t = self.backbone_model.tensors[self.backbone_model.inputs[0]]
         self.input_dtype, self.input_scale, self.input_zp, self.input_shape = t.dtype, t.scale, t.zero_point, t.shape
 
+    def train_plans(self):
+        """Each head's training step (train-core's planner): affine (depthwise 1x1) and FC,
+        weights and biases, entropy loss at the logits."""
+        if getattr(self, "_plans", None) is None:
+            from tinyadapt.train.graph import build_training
+            from tinyadapt.train.scheme import UpdateScheme
+
+            self._plans = [build_training(h, UpdateScheme(bias_depth=2, weights={1: 1.0, 2: 1.0}))
+                           for h in self.head_models]
+        return self._plans
+
+    def trainers(self):
+        from tinyadapt.engine.host import HostTrainer
+
+        return [HostTrainer(p.blob) for p in self.train_plans()]
+
     def open(self) -> "OpenModel":
         return OpenModel(self)
 
