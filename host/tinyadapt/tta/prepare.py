@@ -160,7 +160,7 @@ def _split(y: np.ndarray, frac: float, rng: np.random.Generator) -> tuple[np.nda
 
 
 def prepare(model_path: str, x: np.ndarray, y: np.ndarray, *, exits: int = 2, budget: int | None = None,
-            max_drop: float = 0.01, seed: int = 0, augment_rolls: int = 0, log=print) -> dict:
+            max_drop: float = 0.01, seed: int = 0, epochs: int = 60, augment_rolls: int = 0, log=print) -> dict:
     """Build everything; returns the manifest (with `_files`: name -> bytes, written by write())."""
     if not 1 <= exits <= 4:
         raise InputError(f"--exits must be 1..4, got {exits}")
@@ -197,7 +197,7 @@ def prepare(model_path: str, x: np.ndarray, y: np.ndarray, *, exits: int = 2, bu
     f_fit, _ = backbone_features(m, x_fit, cuts)
     f_cal, bb_pred = backbone_features(m, xq[cal], cuts)
     bb_acc = float((bb_pred == y[cal]).mean())
-    cfg = H.TrainConfig(seed=seed)
+    cfg = H.TrainConfig(seed=seed, epochs=epochs)
     results = []
     limit = budget
     for k, c in enumerate(cuts):

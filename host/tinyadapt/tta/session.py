@@ -268,6 +268,8 @@ class Session:
             self.good = self._snapshot()
             self._paused, self._pause_len = self._pause_len, self._pause_len * 2
         elif narrowing or confident:
+            # collapse: back to the last good state (the source when that collapses again), and
+            # adaptation pauses like after "worse"
             self._fails += 1
             self.rollbacks += 1
             if self._fails == 1:
@@ -276,6 +278,7 @@ class Session:
                 self._restore_source()
                 self.good = self._snapshot()
                 self._fails = 0
+            self._paused, self._pause_len = self._pause_len, self._pause_len * 2
         else:
             self._fails = 0
             self.good = self._snapshot()

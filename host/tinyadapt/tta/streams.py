@@ -120,3 +120,39 @@ def make_stream(dataset: str, shift: str, *, length: int | None = None, shift_at
     elif shifted.any():
         x[shifted] = _shift_digits(x[shifted], shift, rng)
     return Stream(x.astype(np.float32), y, shifted, f"{dataset}-{shift}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write a stream (or the source training split, --source) as .npy files for the CLI."""
+    import argparse
+
+    from tinyadapt.cli.files import atomic_save_npy
+
+    p = argparse.ArgumentParser(prog="python -m tinyadapt.tta.streams",
+                                description="Write a shifted test stream, or the source training data, "
+                                            "from the data sets that ship with tinyadapt.")
+    p.add_argument("dataset", choices=sorted(SHIFTS))
+    p.add_argument("shift", nargs="?", default="none", help="a shift of the data set, or none (the control stream)")
+    p.add_argument("--source", action="store_true", help="write the training split instead (for tta-prepare)")
+    p.add_argument("--length", type=int, help="stream length (default: 2x / 10x the held-out split)")
+    p.add_argument("--shift-at", type=float, default=0.2, help="where the shift starts (fraction, default 0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", required=True, metavar="X.npy")
+    p.add_argument("--labels", required=True, metavar="Y.npy")
+    a = p.parse_args(argv)
+    if a.source:
+        ds = load(a.dataset)
+        x, y = ds.train.x, ds.train.y
+    else:
+        if a.shift not in SHIFTS[a.dataset]:
+            p.error(f"shift must be one of {', '.join(SHIFTS[a.dataset])}")
+        s = make_stream(a.dataset, a.shift, length=a.length, shift_at=a.shift_at, seed=a.seed)
+        x, y = s.x, s.y
+    atomic_save_npy(a.output, x)
+    atomic_save_npy(a.labels, y)
+    print(f"wrote {len(x)} samples to {a.output}, labels to {a.labels}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
