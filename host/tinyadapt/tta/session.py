@@ -44,6 +44,7 @@ class AdaptConfig:
     lr: float = 2e-4             # entropy minimisation's SGD step
     momentum: float = 0.05       # EMA weight of one sample's statistics
     window: int = 50             # samples per health check
+    entropy_window: int = 15     # ... with entropy minimisation, which can collapse within a few steps
     narrow: float = 0.5          # collapse: prediction-histogram entropy below narrow * log(classes) ...
     probe_ratio: float = 0.5     # ... or shuffled-input entropy below probe_ratio * the source heads'
     shadow_rate: float = 0.3     # share of samples also run through the source model for the check
@@ -51,6 +52,10 @@ class AdaptConfig:
     widen_margin: float = 0.1    # ... unless the prediction histogram's entropy widened by this,
     narrow_margin: float = 0.05  # or that histogram entropy narrowed by this
     pause: int = 100             # samples adaptation stays off after a "worse" rollback
+    dead_zone: float = 0.1       # statistics within this of the source's (mean: in source std, std:
+                                 # relative) count as unshifted: no-op on the source distribution
+    max_drift: float = 0.3       # entropy: heads whose int8 parameters moved further than this
+                                 # (mean |change| / mean |source value|) roll back at once
     seed: int = 0
 
 
@@ -83,6 +88,9 @@ class Session:
         self.om: OpenModel = pm.open()
         self.shadow = pm.open() if self.parts else None
         self.trainers = pm.trainers() if "entropy" in self.parts else None
+        if self.trainers:
+            self._slots = [[(L.filter, L.bias) for L in plan.updated_layers] for plan in pm.train_plans()]
+            self._src_params = [self._params_of(k) for k in range(len(self.trainers))]
         n = len(pm.exits)
         self.src_mu, self.src_var = [m.copy() for m in pm.z_mean], [v.copy() for v in pm.z_var]
         self.mu, self.var = [m.copy() for m in pm.z_mean], [v.copy() for v in pm.z_var]
@@ -108,11 +116,20 @@ class Session:
         h = self.pm.source_heads[k]
         if "norm" not in self.parts:
             return h
-        ratio = np.sqrt((self.src_var[k] + 1e-6) / (self.var[k] + 1e-6))
+        mu, var = self._zone(self.mu[k], self.var[k], self.src_mu[k], self.src_var[k])
+        ratio = np.sqrt((self.src_var[k] + 1e-6) / (var + 1e-6))
         out = h.copy()
         out.gamma = h.gamma * ratio
-        out.beta = h.beta + h.gamma * (self.src_mu[k] - self.mu[k] * ratio)
+        out.beta = h.beta + h.gamma * (self.src_mu[k] - mu * ratio)
         return out
+
+    def _zone(self, mu, var, src_mu, src_var):
+        """Per channel, the stream's statistics, or the source's where they differ by less than
+        the dead zone (the EMA's own noise on unshifted data)."""
+        sd = np.sqrt(src_var + 1e-12)
+        same = (np.abs(mu - src_mu) < self.cfg.dead_zone * sd) & \
+            (np.abs(np.sqrt(var + 1e-12) / sd - 1) < self.cfg.dead_zone)
+        return np.where(same, src_mu, mu), np.where(same, src_var, var)
 
     def _apply(self, k: int) -> None:
         if "norm" in self.parts:
@@ -140,6 +157,17 @@ class Session:
         for k in range(len(self.mu)):
             self._apply(k)
 
+    def _params_of(self, k: int) -> np.ndarray:
+        t = self.trainers[k]
+        return np.concatenate([t.tensor(i).astype(np.float64).ravel() for pair in self._slots[k] for i in pair])
+
+    def _drifted(self, k: int) -> bool:
+        src = self._src_params[k]
+        return float(np.abs(self._params_of(k) - src).mean()) > self.cfg.max_drift * float(np.abs(src).mean())
+
+    def _pause(self) -> None:
+        self._paused, self._pause_len = self._pause_len, self._pause_len * 2
+
     def head_params(self) -> bytes:
         """The adapted heads' parameters as the device persists them (TTA tag of the store)."""
         if self.trainers:
@@ -152,6 +180,12 @@ class Session:
         if adapt and self.trainers:
             h, pred, _ = self.trainers[k].step(feat, -1, self.cfg.lr, "entropy")
             self.updates += 1
+            if self._drifted(k):
+                # a trust region: one runaway step must not wait for the next health check
+                self.rollbacks += 1
+                self._restore_source()
+                self.good = self._snapshot()
+                self._pause()
             return h, pred, None
         eng, s = om.heads[k], self.pm.slots[k]
         eng.write_tensor(eng.info.inputs[0], feat)
@@ -217,7 +251,8 @@ class Session:
         m = self.cfg.momentum if update else 0.0
         self.in_mu = (1 - m) * self.in_mu + m * flat.mean(0)
         self.in_var = (1 - m) * self.in_var + m * ((flat - self.in_mu) ** 2).mean(0)
-        out = (xf - self.in_mu) * np.sqrt((pm.input_var + 1e-8) / (self.in_var + 1e-8)) + pm.input_mean
+        mu, var = self._zone(self.in_mu, self.in_var, pm.input_mean, pm.input_var)
+        out = (xf - mu) * np.sqrt((pm.input_var + 1e-8) / (var + 1e-8)) + pm.input_mean
         if x.dtype == np.int8:
             v = out / pm.input_scale
             return np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + pm.input_zp, -128, 127).astype(np.int8)
@@ -243,7 +278,7 @@ class Session:
     def _health(self, st: Step) -> None:
         self._recent_pred.append(st.prediction)
         self._recent_h.append(st.entropy)
-        if len(self._recent_pred) < self.cfg.window:
+        if len(self._recent_pred) < (self.cfg.entropy_window if self.trainers else self.cfg.window):
             return
         marg = _marginal(self._recent_pred, self.pm.n_classes)
         mean_h = float(np.mean(self._recent_h))
@@ -254,7 +289,7 @@ class Session:
             ph = np.mean([self._probe_entropy(k, f) for k, f in self._probes])
             confident = ph < self.cfg.probe_ratio * np.mean(self._probe_source)
         worse = False
-        if len(self._shadow) >= 10:
+        if len(self._shadow) >= (5 if self.trainers else 10):
             # Label-free, on the same samples. Entropy alone misleads: under a shift the source
             # model is often confidently wrong (low-contrast digits all become one class).
             sh = np.asarray(self._shadow)
@@ -266,7 +301,7 @@ class Session:
             self.rollbacks += 1
             self._restore_source()
             self.good = self._snapshot()
-            self._paused, self._pause_len = self._pause_len, self._pause_len * 2
+            self._pause()
         elif narrowing or confident:
             # collapse: back to the last good state (the source when that collapses again), and
             # adaptation pauses like after "worse"
@@ -278,7 +313,7 @@ class Session:
                 self._restore_source()
                 self.good = self._snapshot()
                 self._fails = 0
-            self._paused, self._pause_len = self._pause_len, self._pause_len * 2
+            self._pause()
         else:
             self._fails = 0
             self.good = self._snapshot()
