@@ -5,8 +5,15 @@ parameter set, never a mix.
 
     .venv/bin/python scripts/power_cut.py --kills 100            # the long run (report)
     .venv/bin/python scripts/power_cut.py --kills 10 --json      # what the test suite runs
+    .venv/bin/python scripts/power_cut.py --app --kills 100      # the real firmware, SAVE over the protocol
 
-Each round: boot tests/device/ta_store_power_cut.c on mps2-an386 over the same NVM file
+--app: the device app (firmware/app) with the digits CNN and its training plan, on its NVM
+file. Each round trains one step (the parameters change), sends SAVE and SIGKILLs QEMU after a
+random delay within the SAVE's measured duration, boots a new QEMU on the same file, and
+checks through TRAIN_INFO and PARAMS_READ that the device restored exactly the last saved
+parameter image or the one SAVE was writing (or the base, before any save completed).
+
+Default mode (the store alone, many saves per run): boot tests/device/ta_store_power_cut.c on mps2-an386 over the same NVM file
 (firmware/ports/qemu_mps2/ta_qemu_nvm.c: a file written through row by row, so a kill
 leaves a half-written page like a power cut leaves flash); it checks what it boots with,
 then saves image(r+1), image(r+2), ... in a loop; the host kills it after a random delay
@@ -130,6 +137,87 @@ def run_and_kill(machine: str, elf: Path, nvm: Path, rng: random.Random, max_del
     return saving[-1], delay
 
 
+def app_rounds(args, board, raw, tmp: Path, rng: random.Random) -> dict:
+    """--app: kill the device app during SAVE commands (see the module docstring)."""
+    import threading
+
+    import numpy as np
+
+    from tinyadapt.convert import convert
+    from tinyadapt.device.backends.qemu import QemuBackend
+    from tinyadapt.device.build import build_image
+    from tinyadapt.device.client import DeviceClient
+    from tinyadapt.device.link import Link
+    from tinyadapt.engine.host import HostTrainer
+    from tinyadapt.train.graph import build_training, weight_layers
+    from tinyadapt.train.scheme import default_scheme
+
+    cm = convert(REPO / "models" / "digits" / "digits_cnn.tflite")
+    blob = build_training(cm, default_scheme(len(weight_layers(cm)))).blob
+    data = np.load(REPO / "models" / "digits" / "digits_test.npz")
+    xs, ys = data["x"], data["y"]
+    base = HostTrainer(blob).params()
+    image = build_image(board)
+    slot_addr, _ = image.ram_slot
+    nvm = nvm_file(args.board, tmp / "nvm.bin", raw["nvm_size"])
+
+    def boot():
+        q = QemuBackend(board.qemu_machine, image.elf, preload=[(blob, slot_addr)], nvm=nvm)
+        q.start()
+        c = DeviceClient(Link(q.open_port(), timeout=2.0, retries=2))
+        c.hello()
+        c.select(1)
+        return q, c
+
+    counts = {"kills": 0, "booted_old": 0, "booted_new": 0, "mixes": 0, "torn_slot_after_kill": 0}
+    q, c = boot()
+    size = c.train_info().param_bytes
+    saved, revision = base, 0           # what the store holds (base: nothing yet)
+    t = time.monotonic()
+    c.save()                            # one timed SAVE to size the kill window
+    save_wall = time.monotonic() - t
+    saved, revision = c.params_read(size), 1
+    try:
+        for k in range(args.kills):
+            i = k % len(xs)
+            c.train_step(int(ys[i]), 0.05, xs[i].tobytes())
+            new = c.params_read(size)
+            errors = []
+            thread = threading.Thread(target=lambda: errors.append(_try(c.save)), daemon=True)
+            delay = rng.uniform(0.0, save_wall * 1.2)
+            thread.start()
+            time.sleep(delay)
+            q.proc.kill()                  # SIGKILL during SAVE
+            q.proc.wait(timeout=10)
+            thread.join(timeout=30)
+            q.stop()
+            slots = read_store(nvm.read_bytes(), 0, raw["nvm_size"] // 2, raw["nvm_page_size"])
+            q, c = boot()
+            info = c.train_info()
+            got = c.params_read(size)
+            if got == new and info.restored and info.stored_revision == revision + 1:
+                counts["booted_new"] += 1
+                saved, revision = new, revision + 1
+            elif got == saved and info.stored_revision == revision and (info.restored or revision == 0):
+                counts["booted_old"] += 1
+            else:
+                counts["mixes"] += 1
+                raise AssertionError(f"kill {k}: the device booted with revision {info.stored_revision}, parameters "
+                                     f"equal to neither the old (revision {revision}) nor the new image")
+            counts["torn_slot_after_kill"] += any(s.state == "torn" for s in slots)
+            counts["kills"] += 1
+    finally:
+        q.stop()
+    return dict(counts, final_revision=revision, save_seconds=round(save_wall, 4))
+
+
+def _try(fn):
+    try:
+        return fn()
+    except Exception as exc:            # the emulator died under the request: expected
+        return exc
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog="example: scripts/power_cut.py --kills 100")
@@ -138,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-delay", type=float, default=0.05, help="kill within this many seconds of the first save")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--app", action="store_true", help="the device app: SAVE commands killed (see above)")
     args = ap.parse_args(argv)
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         if shutil.which(tool) is None:
@@ -148,6 +237,22 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     counts = {"kills": 0, "torn_slot_after_kill": 0, "booted_old": 0, "booted_new": 0, "mixes": 0}
     revisions = []
+    if args.app:
+        t0 = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="tinyadapt-powercut-") as tmp:
+            result = app_rounds(args, board, raw, Path(tmp), rng)
+        result.update(seconds=round(time.monotonic() - t0, 1), board=args.board, seed=args.seed, mode="app")
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(f"{result['kills']} SIGKILLs during SAVE commands of the device app on {args.board} "
+                  f"({result['seconds']:.0f} s; one SAVE takes {result['save_seconds'] * 1000:.0f} ms of wall time): "
+                  "every reboot restored exactly the old or the new parameter image, never a mix")
+            print(f"  booted with the old image (the SAVE in flight was lost): {result['booted_old']}")
+            print(f"  booted with the new image (killed after the commit):     {result['booted_new']}")
+            print(f"  kills that left a torn (half-written) slot in the file:   {result['torn_slot_after_kill']}")
+            print(f"  final revision {result['final_revision']}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="tinyadapt-powercut-") as tmp:
         elf = build(args.board, Path(tmp))
         nvm = nvm_file(args.board, Path(tmp) / "nvm.bin", raw["nvm_size"])

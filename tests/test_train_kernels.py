@@ -218,3 +218,25 @@ def test_own_expf_logf_are_accurate():
     for v in np.geomspace(1e-30, 1e30, 997):
         v = float(np.float32(v))
         assert abs(lib.ta_logf(v) - np.log(v)) <= 2e-7 * max(1.0, abs(np.log(v)))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_maxpool_backward_matches_numpy(seed):
+    rng = np.random.default_rng(100 + seed)
+    n, h, w, c = 1, int(rng.integers(1, 9)), int(rng.integers(1, 9)), int(rng.integers(1, 5))
+    fh, fw = int(rng.integers(1, h + 1)), int(rng.integers(1, w + 1))
+    sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+    padding = rng.choice(["SAME", "VALID"])
+    oh, ow = out_size(padding, h, fh, sh, 1), out_size(padding, w, fw, sw, 1)
+    ph, pw = pad_before(h, fh, sh, 1, oh), pad_before(w, fw, sw, 1, ow)
+    x = rng.integers(-128, 128, size=(n, h, w, c)).astype(np.int8)
+    x[0, 0, 0, 0] = x[0, 0, min(1, w - 1), 0]  # a tie: the first tap takes the gradient
+    dy = rng.normal(size=(n, oh, ow, c)).astype(np.float32)
+    want = ref.maxpool_backward(x, dy.astype(np.float64), (fh, fw), (sh, sw), (ph, pw), -100, 120)
+    p = PoolParams(sh, sw, fh, fw, ph, pw, -100, 120)
+    _, xp = i8(x)
+    _, dyp = f32(dy)
+    dx, dxp = f32(np.full((n, h, w, c), np.nan))
+    library().ta_maxpool_backward_f32(ctypes.byref(p), ctypes.byref(Dims(n, h, w, c)), xp,
+                                      ctypes.byref(Dims(n, oh, ow, c)), dyp, 0, dxp)
+    close(dx, want, "maxpool dx")

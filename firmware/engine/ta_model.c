@@ -201,8 +201,8 @@ static ta_status_t check_patch(ta_model_t *m)
 static ta_status_t check_train(ta_model_t *m)
 {
     const ta_model_header_t *h = m->header;
-    /* A patch stage has no room for the full-size maps a backward pass reads. */
-    TA_ENSURE((h->flags & TA_MODEL_FLAG_PATCH) == 0, TA_ERR_UNSUPPORTED);
+    /* With a patch stage too, check_patch keeps backward ops (past the stage) off its
+     * per-tile tensors: they only read full-size maps after the stage. */
     TA_ENSURE((h->train_offset & 3u) == 0 && in_bounds(h->train_offset, 1, sizeof(ta_train_header_t), h->data_size),
               TA_ERR_TRUNCATED);
     const ta_train_header_t *t = (const ta_train_header_t *)(const void *)(m->data + h->train_offset);
@@ -257,6 +257,8 @@ ta_status_t ta_model_load(ta_model_t *model, const void *blob, size_t size)
     }
     if (h->flags & TA_MODEL_FLAG_PATCH) {
         TA_TRY(check_patch(&m));
+        /* The stage is part of the forward pass. */
+        TA_ENSURE(m.patch->n_stage_ops <= m.n_forward_ops, TA_ERR_CORRUPT);
     }
     *model = m;
     return TA_OK;

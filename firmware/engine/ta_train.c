@@ -30,6 +30,7 @@ static const bw_shape_t BW_SHAPES[] = {
     {TA_OP_FULLY_CONNECTED_BACKWARD, BW_N_INPUTS, 1, sizeof(ta_fc_backward_params_t)},
     {TA_OP_ADD_BACKWARD, 2, 2, sizeof(ta_add_backward_params_t)},
     {TA_OP_AVERAGE_POOL_2D_BACKWARD, 2, 1, sizeof(ta_pool_backward_params_t)},
+    {TA_OP_MAX_POOL_2D_BACKWARD, 2, 1, sizeof(ta_pool_backward_params_t)},
     {TA_OP_MEAN_BACKWARD, 1, 1, sizeof(ta_mean_backward_params_t)},
     {TA_OP_PAD_BACKWARD, 1, 1, sizeof(ta_pad_backward_params_t)},
     {TA_OP_RESHAPE_BACKWARD, 1, 1, sizeof(ta_reshape_backward_params_t)},
@@ -196,14 +197,19 @@ static ta_status_t check_op(const ta_op_call_t *call, uint16_t opcode, const ta_
         break;
     }
     /* The single-output ops: dx is required and is float32, like dy. */
-    const int dy_slot = opcode == TA_OP_AVERAGE_POOL_2D_BACKWARD ? 1 : 0;
+    const int pool = opcode == TA_OP_AVERAGE_POOL_2D_BACKWARD || opcode == TA_OP_MAX_POOL_2D_BACKWARD;
+    const int dy_slot = pool ? 1 : 0;
     const ta_tensor_rec_t *dy = TA_IN(call, dy_slot);
     TA_ENSURE(is_act(dy, TA_DTYPE_FLOAT32) && is_act(out0, TA_DTYPE_FLOAT32), TA_ERR_CORRUPT);
     switch (opcode) {
-    case TA_OP_AVERAGE_POOL_2D_BACKWARD: {
+    case TA_OP_AVERAGE_POOL_2D_BACKWARD:
+    case TA_OP_MAX_POOL_2D_BACKWARD: {
         const ta_pool_backward_params_t *p = (const ta_pool_backward_params_t *)call->params;
-        const ta_tensor_rec_t *y = TA_IN(call, 0);
-        TA_ENSURE(is_act(y, TA_DTYPE_INT8) && ta_tensor_elems(y) == ta_tensor_elems(dy), TA_ERR_CORRUPT);
+        /* avgpool saves its output y (for the clamp mask), maxpool its input x (for the argmax) */
+        const ta_tensor_rec_t *saved = TA_IN(call, 0);
+        TA_ENSURE(is_act(saved, TA_DTYPE_INT8) &&
+                      ta_tensor_elems(saved) == ta_tensor_elems(opcode == TA_OP_MAX_POOL_2D_BACKWARD ? out0 : dy),
+                  TA_ERR_CORRUPT);
         TA_ENSURE(dy->ndim == 4 && out0->ndim == 4 && (p->flags & ~TA_BWD_ACCUMULATE_0) == 0, TA_ERR_SHAPE);
         const ta_dims_t in_d = dims4(out0), out_d = dims4(dy);
         TA_ENSURE(ta_pool_args_ok(&p->pool, &in_d, &out_d) && p->pool.filter_h > 0 && p->pool.filter_w > 0 &&
@@ -639,6 +645,13 @@ static void run_backward(const ta_op_call_t *call, uint16_t opcode)
                         p->pool.act_max, dy);
         const ta_dims_t in_d = dims4(TA_OUT(call, 0)), out_d = dims4(dy_r);
         ta_avgpool_backward_f32(&p->pool, &in_d, &out_d, dy, (p->flags & TA_BWD_ACCUMULATE_0) != 0, dx);
+        return;
+    }
+    case TA_OP_MAX_POOL_2D_BACKWARD: {
+        const ta_pool_backward_params_t *p = (const ta_pool_backward_params_t *)call->params;
+        const ta_dims_t in_d = dims4(TA_OUT(call, 0)), out_d = dims4(TA_IN(call, 1));
+        ta_maxpool_backward_f32(&p->pool, &in_d, (const int8_t *)call->inputs[0].data, &out_d,
+                                (const float *)call->inputs[1].data, (p->flags & TA_BWD_ACCUMULATE_0) != 0, dx);
         return;
     }
     case TA_OP_MEAN_BACKWARD: {

@@ -97,7 +97,8 @@ typedef enum {
     TA_OP_MEAN_BACKWARD = 70,
     TA_OP_PAD_BACKWARD = 71,
     TA_OP_RESHAPE_BACKWARD = 72,
-    TA_OP_BACKWARD_END_ = 73             /* one past the largest backward code */
+    TA_OP_MAX_POOL_2D_BACKWARD = 73,
+    TA_OP_BACKWARD_END_ = 74             /* one past the largest backward code */
 } ta_opcode_t;
 
 typedef struct {

@@ -14,7 +14,7 @@ log = logging.getLogger("tinyadapt")
 
 # Subcommand modules, in the order `--help` lists them. Each defines NAME, HELP, DESCRIPTION,
 # EPILOG, add_arguments(parser) and run(args) -> int.
-SUBCOMMANDS = ["convert", "plan", "run"]
+SUBCOMMANDS = ["convert", "plan", "run", "plan_update", "train"]
 
 _OPTIONAL_SUBCOMMANDS = ["build", "flash", "stream", "metrics", "report", "tta-prepare", "adapt"]
 

@@ -189,16 +189,17 @@ class HostTrainer:
 
     def __init__(self, blob: bytes):
         lib = _train_library()
-        self.info = read_blob(blob)
-        if self.info.n_forward_ops is None:
-            raise EngineError("the model blob has no TRAIN section (plan it with tinyadapt.train)")
         self._blob_mem, self._blob_ptr = _aligned(len(blob))
         ctypes.memmove(self._blob_ptr, blob, len(blob))
         self._state = ctypes.create_string_buffer(lib.ta_host_train_state_size())
         ram = ctypes.c_size_t(0)
+        # The device's loader judges the blob first; the host reader trusts what it accepted.
         st = lib.ta_host_train_open(self._state, self._blob_ptr, len(blob), None, 0, None, ctypes.byref(ram))
         if st != 0:
             raise EngineError(f"the engine rejected the model: {status_name(st)}")
+        self.info = read_blob(blob)
+        if self.info.n_forward_ops is None:
+            raise EngineError("the model blob has no TRAIN section (plan it with tinyadapt.train)")
         self.param_ram_size = ram.value
         self.arena_size = self.info.arena_size
         self._arena_mem, self._arena_ptr = _aligned(max(self.arena_size, 1))

@@ -39,6 +39,7 @@ class DeviceOptions:
     faults: object | None = None      # tinyadapt.device.faults.FaultConfig (QEMU only)
     kernels: str = "dsp"
     model_name: str = "model"
+    nvm: str | None = None            # QEMU: file behind the NVM region; "default": .tinyadapt/nvm/<board>.bin; None: no NVM
 
 
 @dataclass
@@ -142,7 +143,12 @@ def _open_qemu(blob: bytes, opts: DeviceOptions) -> DeviceSession:
         log.info("model of %d bytes does not fit the %d-byte RAM slot: compiling it in", len(blob), slot_size)
         image = build_image(board, blob=blob, name=opts.model_name, emulate=True, kernels=opts.kernels)
         slot = SLOT_BUILTIN
-    backend = QemuBackend(image.built_for.qemu_machine, image.elf, preload=preload, faults=opts.faults)
+    nvm = None
+    if opts.nvm:
+        from tinyadapt.device.nvm import nvm_file
+
+        nvm = nvm_file(board.name, None if opts.nvm == "default" else opts.nvm, image.built_for.raw.get("nvm_size", 0))
+    backend = QemuBackend(image.built_for.qemu_machine, image.elf, preload=preload, faults=opts.faults, nvm=nvm)
     backend.start()
     try:
         link, client, info = _hello(backend, opts)

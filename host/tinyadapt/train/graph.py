@@ -39,6 +39,7 @@ BACKWARD_OF = {
     "MEAN": "MEAN_BACKWARD",
     "PAD": "PAD_BACKWARD",
     "RESHAPE": "RESHAPE_BACKWARD",
+    "MAX_POOL_2D": "MAX_POOL_2D_BACKWARD",
 }
 UPDATE_WEIGHTS, UPDATE_BIAS, ACCUMULATE_0, ACCUMULATE_1 = 0x1, 0x2, 0x4, 0x8
 
@@ -114,6 +115,7 @@ class TrainPlan:
     backward_macs: int
     logits: int                            # blob tensor index
     grads: dict[int, int] = field(default_factory=dict)  # activation -> its gradient tensor
+    patch: object | None = None            # PatchPlan when the forward pass starts patch by patch
 
     @property
     def arena_bytes(self) -> int:
@@ -152,8 +154,13 @@ def _loss_site(cm: ConvertedModel):
     return t, beta
 
 
-def build_training(cm: ConvertedModel, scheme: UpdateScheme) -> TrainPlan:
-    """Derive, prune, slice and order the backward graph; plan the step's arena; write the blob."""
+def build_training(cm: ConvertedModel, scheme: UpdateScheme, budget: int | None = None) -> TrainPlan:
+    """Derive, prune, slice and order the backward graph; plan the step's arena; write the blob.
+
+    budget: SRAM bytes for the step (arena + parameter RAM). When layer by layer does not fit,
+    the forward pass's first ops run patch by patch (MCUNetV2) where that fits: the backward
+    pass never reaches into the stage (the plan with the least MAC overhead that fits, else
+    the smallest)."""
     if cm.patch is not None:
         raise PlanError(f"{cm.source}: a patch-planned model cannot train (the backward pass reads full maps)")
     layers = weight_layers(cm)
@@ -278,7 +285,10 @@ def build_training(cm: ConvertedModel, scheme: UpdateScheme) -> TrainPlan:
                 continue
             f = ACCUMULATE_0 if acc else 0
             n_x = int(np.prod(tensors[x].shape))
-            if kind == "AVERAGE_POOL_2D":
+            if kind == "MAX_POOL_2D":
+                bwd.append(Lowered(opcode=code, inputs=[x, dy], outputs=[dx], params=struct.pack("<9i", *p, f),
+                                   macs=n_x))
+            elif kind == "AVERAGE_POOL_2D":
                 bwd.append(Lowered(opcode=code, inputs=[y, dy], outputs=[dx], params=struct.pack("<9i", *p, f),
                                    macs=n_x))
             elif kind == "MEAN":
@@ -293,8 +303,6 @@ def build_training(cm: ConvertedModel, scheme: UpdateScheme) -> TrainPlan:
         backward_macs += bwd[-1].macs
 
     ops = fwd + bwd
-    memory = plan_memory(tensors, ops, cm.inputs, cm.outputs)
-    blob = write_blob(tensors, ops, cm.inputs, cm.outputs, memory, train_forward_ops=len(fwd))
     param_ram = 0
     for layer in layers:
         f = flags_of[layer.op_index]
@@ -302,7 +310,38 @@ def build_training(cm: ConvertedModel, scheme: UpdateScheme) -> TrainPlan:
             param_ram += (layer.weights.size + 3) // 4 * 4 + len(kept[layer.number]) * layer.row * 4
         if f & UPDATE_BIAS:
             param_ram += layer.channels * 8
+    memory = plan_memory(tensors, ops, cm.inputs, cm.outputs)
+    patch = None
+    if budget is not None and memory.arena_size + param_ram > budget:
+        patch = _patched(tensors, fwd, bwd, cm, budget - param_ram)
+        if patch is not None and patch.memory.arena_size < memory.arena_size:
+            memory = patch.memory
+        else:
+            patch = None
+    blob = write_blob(tensors, ops, cm.inputs, cm.outputs, memory, patch, train_forward_ops=len(fwd))
     return TrainPlan(converted=cm, scheme=scheme, layers=layers, kept=kept, tensors=tensors, ops=ops,
-                     n_forward_ops=len(fwd), memory=memory, blob=blob, param_ram_bytes=param_ram,
+                     n_forward_ops=len(fwd), memory=memory, blob=blob, param_ram_bytes=param_ram, patch=patch,
                      forward_macs=sum(int(op.macs) for op in fwd), backward_macs=backward_macs,
                      logits=logits, grads=grads)
+
+
+def _patched(tensors, fwd, bwd, cm, arena_budget: int):
+    """The patch plan of the whole step (forward stage + the rest + backward ops) with the least
+    MAC overhead whose arena fits `arena_budget`, else the smallest; None when no prefix of the
+    forward pass can run patch by patch without the backward pass reading inside it."""
+    from tinyadapt.plan.patch import find_stages, plan_patch
+
+    read_by_backward = {t for op in bwd for t in op.inputs}
+    plans = []
+    for stage in find_stages(tensors, fwd, cm.outputs):
+        if read_by_backward & set(stage.internal):
+            continue
+        out_h, out_w = tensors[stage.output].shape[1:3]
+        for grid in range(2, min(8, out_h, out_w) + 1):
+            plans.append(plan_patch(tensors, fwd + bwd, cm.inputs, cm.outputs, stage, grid))
+    if not plans:
+        return None
+    fitting = [p for p in plans if p.memory.arena_size <= arena_budget]
+    if fitting:
+        return min(fitting, key=lambda p: (p.macs, p.memory.arena_size))
+    return min(plans, key=lambda p: p.memory.arena_size)

@@ -19,6 +19,7 @@
  *                       out [dx f32 or -1]
  *   ADD_BACKWARD        in  [y int8, dy f32]                      out [dx1 or -1, dx2 or -1]
  *   AVERAGE_POOL_2D_BACKWARD in [y int8, dy f32]                  out [dx]
+ *   MAX_POOL_2D_BACKWARD     in [x int8 (forward input), dy f32]   out [dx]
  *   MEAN_BACKWARD, PAD_BACKWARD, RESHAPE_BACKWARD  in [dy]        out [dx]
  * Output gradients are written, or added to (TA_BWD_ACCUMULATE_*) when another consumer of
  * the same activation has already written its share.
@@ -127,6 +128,11 @@ void ta_fully_connected_backward_filter_f32(int32_t batches, int32_t in_depth, i
 /* AVERAGE_POOL_2D: each output's gradient spread evenly over the input taps it averaged. */
 void ta_avgpool_backward_f32(const ta_pool_params_t *p, const ta_dims_t *in_dims, const ta_dims_t *out_dims,
                              const float *dy, int accumulate, float *dx);
+
+/* MAX_POOL_2D: each output's gradient goes to the first tap (row-major) holding the window's
+ * maximum of the saved input x; none where the clamped output sat at a bound. */
+void ta_maxpool_backward_f32(const ta_pool_params_t *p, const ta_dims_t *in_dims, const int8_t *x,
+                             const ta_dims_t *out_dims, const float *dy, int accumulate, float *dx);
 
 /* MEAN over the dimensions in axis_mask. */
 void ta_mean_backward_f32(int32_t ndim, const int32_t *in_dims, int32_t axis_mask, const float *dy, int accumulate,
