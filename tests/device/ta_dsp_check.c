@@ -347,10 +347,19 @@ static void check_depthwise(long case_no)
     in_d.w = rint_in(1, 10);
     in_d.c = chance(50) ? rint_in(1, 20) : 4 * rint_in(1, 6);
     f_d.n = 1;
-    f_d.h = k3 ? 3 : rint_in(1, 5);
-    f_d.w = k3 ? 3 : rint_in(1, 5);
+    const int wide = !k3 && chance(25); /* 1x5, 10x8 (micro_speech), ...: the SMLAD tap-pair path */
+    f_d.h = k3 ? 3 : rint_in(1, wide ? 10 : 5);
+    f_d.w = k3 ? 3 : rint_in(1, wide ? 10 : 5);
+    if (wide) {
+        in_d.h = rint_in(1, 24);
+        in_d.w = rint_in(1, 24);
+        in_d.c = chance(50) ? 1 : rint_in(1, 5);
+    }
     conv_params(&p, f_d.h, f_d.w);
     p.depth_multiplier = chance(60) ? 1 : rint_in(2, 9);
+    if (wide && chance(50)) {
+        p.depth_multiplier = chance(50) ? 8 : 4 * rint_in(1, 3);
+    }
     if (k3 && chance(70)) {
         p.dilation_h = p.dilation_w = 1;
     }
