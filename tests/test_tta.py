@@ -271,7 +271,8 @@ def test_tent_reference_matches_the_int8_model():
 
 def test_adaptation_step_memory(digits_tta):
     full, how = full_model_step(digits_tta.backbone_model)
-    assert full == estimate_full_training(digits_tta.backbone_model) and how.startswith("estimated")
+    estimate = estimate_full_training(digits_tta.backbone_model)
+    assert full == estimate if how.startswith("estimated") else (how == "planned" and abs(full - estimate) <= 0.15 * full)
     assert ours_step(digits_tta, {"input", "norm"}) * 6 <= full
     assert ours_step(digits_tta, {"entropy"}) > ours_step(digits_tta, {"input", "norm"})
     # the estimate against train-core's planner where it can plan full training: the heads

@@ -16,16 +16,16 @@ log = logging.getLogger("tinyadapt")
 # EPILOG, add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS = ["convert", "plan", "run", "plan_update", "train"]
 
-_OPTIONAL_SUBCOMMANDS = ["build", "flash", "stream", "metrics", "report", "tta-prepare", "adapt"]
+_OPTIONAL_SUBCOMMANDS = ["build", "flash", "stream", "metrics", "report", "tta_prepare", "adapt"]
 
 
 def _modules():
     mods = []
     for name in SUBCOMMANDS + _OPTIONAL_SUBCOMMANDS:
         try:
-            mods.append(importlib.import_module(f"tinyadapt.cli.{name.replace('-', '_')}_cmd"))
+            mods.append(importlib.import_module(f"tinyadapt.cli.{name}_cmd"))
         except ModuleNotFoundError as exc:
-            if exc.name != f"tinyadapt.cli.{name.replace('-', '_')}_cmd":
+            if exc.name != f"tinyadapt.cli.{name}_cmd":
                 raise
     return mods
 
