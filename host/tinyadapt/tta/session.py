@@ -48,7 +48,7 @@ class AdaptConfig:
     narrow: float = 0.5          # collapse: prediction-histogram entropy below narrow * log(classes) ...
     probe_ratio: float = 0.5     # ... or shuffled-input entropy below probe_ratio * the source heads'
     shadow_rate: float = 0.3     # share of samples also run through the source model for the check
-    worse_margin: float = 0.02   # "worse": mean entropy above the source model's by this (nats) ...
+    worse_margin: float = 0.05   # "worse": mean entropy above the source model's by this (nats) ...
     widen_margin: float = 0.1    # ... unless the prediction histogram's entropy widened by this,
     narrow_margin: float = 0.05  # or that histogram entropy narrowed by this
     pause: int = 100             # samples adaptation stays off after a "worse" rollback
@@ -282,13 +282,7 @@ class Session:
             return
         marg = _marginal(self._recent_pred, self.pm.n_classes)
         mean_h = float(np.mean(self._recent_h))
-        narrowing = marg < self.cfg.narrow * np.log(self.pm.n_classes) and \
-            (self._prev_h is None or mean_h < self._prev_h)
-        confident = False
-        if self._probes:
-            ph = np.mean([self._probe_entropy(k, f) for k, f in self._probes])
-            confident = ph < self.cfg.probe_ratio * np.mean(self._probe_source)
-        worse = False
+        worse, d_marg = False, None
         if len(self._shadow) >= (5 if self.trainers else 10):
             # Label-free, on the same samples. Entropy alone misleads: under a shift the source
             # model is often confidently wrong (low-contrast digits all become one class).
@@ -297,6 +291,15 @@ class Session:
             d_marg = _marginal(sh[:, 2], self.pm.n_classes) - _marginal(sh[:, 3], self.pm.n_classes)
             worse = d_marg < -self.cfg.narrow_margin or (d_h > self.cfg.worse_margin and d_marg < self.cfg.widen_margin)
             self._shadow.clear()
+        # collapse: predictions narrow to few classes while the entropy falls, and (when the
+        # source model ran on some of the same samples) narrower than the source's: a shift can
+        # narrow the source model's predictions by itself
+        narrowing = marg < self.cfg.narrow * np.log(self.pm.n_classes) and \
+            (self._prev_h is None or mean_h < self._prev_h) and (d_marg is None or d_marg < 0)
+        confident = False
+        if self._probes:
+            ph = np.mean([self._probe_entropy(k, f) for k, f in self._probes])
+            confident = ph < self.cfg.probe_ratio * np.mean(self._probe_source)
         if worse:
             self.rollbacks += 1
             self._restore_source()
