@@ -51,7 +51,7 @@ class AdaptConfig:
     worse_margin: float = 0.05   # "worse": mean entropy above the source model's by this (nats) ...
     widen_margin: float = 0.1    # ... unless the prediction histogram's entropy widened by this,
     narrow_margin: float = 0.05  # or that histogram entropy narrowed by this
-    pause: int = 100             # samples adaptation stays off after a "worse" rollback
+    pause: int = 200             # samples adaptation stays off after a "worse" rollback
     dead_zone: float = 0.1       # statistics within this of the source's (mean: in source std, std:
                                  # relative) count as unshifted: no-op on the source distribution
     max_drift: float = 0.3       # entropy: heads whose int8 parameters moved further than this
@@ -238,7 +238,7 @@ class Session:
             if adapt:
                 if "norm" in self.parts:
                     self._update_stats(k, zq)
-                if k == 0 and len(self._probes) < 8 and self._rng.random() < 0.1:
+                if self.trainers and k == 0 and len(self._probes) < 8 and self._rng.random() < 0.1:
                     self._add_probe(k, feat)
             if h < ex["threshold"] or k == len(pm.exits) - 1:
                 return Step(k, pred, h, macs)
@@ -289,7 +289,8 @@ class Session:
             sh = np.asarray(self._shadow)
             d_h = sh[:, 0].mean() - sh[:, 1].mean()
             d_marg = _marginal(sh[:, 2], self.pm.n_classes) - _marginal(sh[:, 3], self.pm.n_classes)
-            worse = d_marg < -self.cfg.narrow_margin or (d_h > self.cfg.worse_margin and d_marg < self.cfg.widen_margin)
+            worse = (d_marg < -self.cfg.narrow_margin and d_h > -self.cfg.worse_margin) or \
+                (d_h > self.cfg.worse_margin and d_marg < self.cfg.widen_margin)
             self._shadow.clear()
         # collapse: predictions narrow to few classes while the entropy falls, and (when the
         # source model ran on some of the same samples) narrower than the source's: a shift can
@@ -297,7 +298,7 @@ class Session:
         narrowing = marg < self.cfg.narrow * np.log(self.pm.n_classes) and \
             (self._prev_h is None or mean_h < self._prev_h) and (d_marg is None or d_marg < 0)
         confident = False
-        if self._probes:
+        if self._probes and self.trainers:   # the signature of entropy minimisation gone wrong
             ph = np.mean([self._probe_entropy(k, f) for k, f in self._probes])
             confident = ph < self.cfg.probe_ratio * np.mean(self._probe_source)
         if worse:
