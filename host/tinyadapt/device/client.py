@@ -279,6 +279,23 @@ class DeviceClient:
         self._expect(Cmd.METRICS, p, _METRICS.size)
         return Metrics(*_METRICS.unpack(p))
 
+    # -- early-exit test-time adaptation (0x50-0x51) -----------------------------------------
+    def adapt_select(self) -> tuple[int, int]:
+        """Bind the exit heads that follow the selected RAM-slot blob: (exits, arena bytes)."""
+        p = self._call(Cmd.ADAPT_SELECT)
+        self._expect(Cmd.ADAPT_SELECT, p, 8)
+        n, arena = struct.unpack("<B3xI", p)
+        return n, arena
+
+    def adapt_infer(self, sample: bytes) -> tuple[int, int, float, int, int, int]:
+        """One early-exit inference: (exit, prediction, entropy, macs, macs_skipped, instructions)."""
+        if len(sample) > self.max_payload:
+            self.input_write(0, sample)
+            sample = b""
+        p = self._timed_call(Cmd.ADAPT_INFER, sample)
+        self._expect(Cmd.ADAPT_INFER, p, 28)
+        return struct.unpack("<B3xifIIQ", p)
+
     # -- training (0x40-0x45) ----------------------------------------------------------------
     def _sample_payload(self, head: bytes, sample: bytes | None) -> bytes:
         """The sample rides in the request when it fits, else goes first with INPUT_WRITE."""

@@ -60,6 +60,8 @@ class Cmd(enum.IntEnum):
     RESET_TO_BASE = 0x43
     TRAIN_INFO = 0x44
     PARAMS_READ = 0x45
+    ADAPT_SELECT = 0x50
+    ADAPT_INFER = 0x51
 
 
 class Feature(enum.IntFlag):

@@ -1,0 +1,140 @@
+/*
+ * ADAPT_* commands (docs/PROTOCOL.md, "Test-time adaptation"): early-exit inference through
+ * the runner of engine/ta_tta.c over a backbone and its exit heads, loaded together into the
+ * RAM slot as the backbone blob followed by a TTA trailer:
+ *
+ *   ram_slot  +-------------------------+ 0
+ *             | backbone blob           |  a normal model blob: LOAD_END checks it, SELECT 1
+ *             +-------------------------+  selects it
+ *             | TTA trailer (16-aligned)|  u32 magic "TTA1", u32 n_exits, u32 macs_full, u32 0,
+ *             |                         |  n_exits x {u16 cut_op, u16 cut_tensor, f32 threshold,
+ *             |                         |  u32 macs_backbone, u32 macs_head, u32 head_offset,
+ *             |                         |  u32 head_size} (offsets from the trailer start)
+ *             | head blobs (16-aligned) |
+ *             +-------------------------+
+ *
+ * App arena: the backbone's arena as SELECT bound it, then (16-aligned) one region the heads
+ * share, since they run one after the other; METRICS' high-water mark covers both.
+ */
+#include <stddef.h>
+#include <string.h>
+
+#include "ta_app_internal.h"
+#include "ta_frame.h"
+#include "tinyadapt/ta_model.h"
+
+#define APP(ctx) ((ta_app_t *)(ctx))
+#define ALIGN16(x) (((x) + 15u) & ~(uint32_t)15u)
+#define TTA_MAGIC 0x31415454u /* "TTA1" */
+#define TTA_HEADER 16u
+#define TTA_EXIT 24u
+
+static float rd_f32(const uint8_t *p)
+{
+    const uint32_t u = ta_rd32(p);
+    float f;
+    memcpy(&f, &u, sizeof(f));
+    return f;
+}
+
+static void wr_f32(uint8_t *p, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    ta_wr32(p, u);
+}
+
+/* Bind the runner to the trailer after the selected RAM-slot blob. */
+static ta_status_t tta_bind(ta_app_t *app, uint32_t *head_arena)
+{
+    TA_ENSURE(app->slot == TA_SLOT_RAM, TA_ERR_STATE);
+    const uint32_t at = ALIGN16(app->model.header->total_size);
+    const uint32_t slot_size = app->cfg.ram_slot_size;
+    TA_ENSURE(at <= slot_size && slot_size - at >= TTA_HEADER, TA_ERR_TRUNCATED);
+    const uint8_t *tr = app->cfg.ram_slot + at;
+    TA_ENSURE(ta_rd32(tr) == TTA_MAGIC, TA_ERR_MAGIC);
+    const uint32_t n = ta_rd32(tr + 4);
+    TA_ENSURE(n >= 1u && n <= TA_TTA_MAX_EXITS, TA_ERR_CORRUPT);
+    TA_ENSURE(slot_size - at >= TTA_HEADER + n * TTA_EXIT, TA_ERR_TRUNCATED);
+    const uint32_t heads_at = ALIGN16(app->model.header->arena_size);
+    TA_ENSURE(heads_at <= app->cfg.arena_size, TA_ERR_ARENA);
+    uint8_t *heads_arena = app->cfg.arena + heads_at;
+    const uint32_t room = app->cfg.arena_size - heads_at;
+    ta_tta_t *t = &app->tta;
+    memset(t, 0, sizeof(*t));
+    t->backbone = &app->engine;
+    t->n_exits = (uint8_t)n;
+    t->macs_full = ta_rd32(tr + 8);
+    uint32_t need = 0;
+    for (uint32_t k = 0; k < n; ++k) {
+        const uint8_t *e = tr + TTA_HEADER + k * TTA_EXIT;
+        const uint32_t off = ta_rd32(e + 16);
+        const uint32_t size = ta_rd32(e + 20);
+        TA_ENSURE((off & 15u) == 0 && off <= slot_size - at && size <= slot_size - at - off, TA_ERR_TRUNCATED);
+        TA_TRY(ta_model_load(&app->tta_models[k], tr + off, size));
+        const uint32_t arena = app->tta_models[k].header->arena_size;
+        TA_ENSURE(arena <= room, TA_ERR_ARENA);
+        need = arena > need ? arena : need;
+        memset(&app->tta_engines[k], 0, sizeof(app->tta_engines[k]));
+        TA_TRY(ta_engine_init(&app->tta_engines[k], &app->tta_models[k], heads_arena, room));
+        t->heads[k] = &app->tta_engines[k];
+        t->exits[k].cut_op = ta_rd16(e);
+        t->exits[k].cut_tensor = ta_rd16(e + 2);
+        t->exits[k].threshold = rd_f32(e + 4);
+        t->exits[k].macs_backbone = ta_rd32(e + 8);
+        t->exits[k].macs_head = ta_rd32(e + 12);
+    }
+    TA_TRY(ta_tta_check(t));
+    *head_arena = need;
+    return TA_OK;
+}
+
+static ta_status_t cmd_adapt_select(void *ctx, const ta_request_t *req, ta_response_t *resp)
+{
+    ta_app_t *app = APP(ctx);
+    TA_ENSURE(req->len == 0, TA_ERR_ARG);
+    app->tta_ready = 0;
+    uint32_t head_arena = 0;
+    TA_TRY(tta_bind(app, &head_arena));
+    app->tta_ready = 1;
+    resp->payload[0] = app->tta.n_exits;
+    resp->payload[1] = resp->payload[2] = resp->payload[3] = 0;
+    ta_wr32(resp->payload + 4, ALIGN16(app->model.header->arena_size) + head_arena);
+    resp->len = 8;
+    return TA_OK;
+}
+
+static ta_status_t cmd_adapt_infer(void *ctx, const ta_request_t *req, ta_response_t *resp)
+{
+    ta_app_t *app = APP(ctx);
+    TA_ENSURE(app->tta_ready && app->slot == TA_SLOT_RAM, TA_ERR_STATE);
+    ta_tensor_t in;
+    TA_TRY(ta_engine_input(&app->engine, 0, &in));
+    if (req->len > 0) { /* else: the input was written with INPUT_WRITE */
+        TA_ENSURE(req->len == in.rec->size, TA_ERR_ARG);
+        memcpy(in.data, req->payload, req->len);
+    }
+    ta_tta_result_t r;
+    const uint64_t t0 = ta_app_counter(app);
+    const ta_status_t st = ta_tta_infer(&app->tta, &r);
+    const uint64_t t1 = ta_app_counter(app);
+    TA_TRY(st);
+    app->invokes++;
+    uint8_t *p = resp->payload;
+    p[0] = r.exit;
+    p[1] = p[2] = p[3] = 0;
+    ta_wr32(p + 4, (uint32_t)r.prediction);
+    wr_f32(p + 8, r.entropy);
+    ta_wr32(p + 12, r.macs);
+    ta_wr32(p + 16, r.macs_skipped);
+    ta_wr64(p + 20, ta_app_counter_units(app, t1 - t0));
+    resp->len = 28;
+    return TA_OK;
+}
+
+static const ta_command_t k_tta[] = {
+    {TA_CMD_ADAPT_SELECT, cmd_adapt_select},
+    {TA_CMD_ADAPT_INFER, cmd_adapt_infer},
+};
+
+const ta_command_set_t ta_tta_commands = {"tta", k_tta, (uint16_t)(sizeof(k_tta) / sizeof(k_tta[0]))};

@@ -1,0 +1,74 @@
+"""Early-exit inference on QEMU mps2-an386 over the protocol (ADAPT_SELECT 0x50, ADAPT_INFER
+0x51): the backbone and its exit heads loaded together into the RAM slot answer exactly like
+the host target's runner (same exit, prediction, entropy bits and MACs), a confident sample
+costs fewer instructions than running the whole backbone (INFER), and bad requests get the
+documented status."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from tinyadapt.device.frames import Cmd
+from tinyadapt.errors import DeviceCommandError
+
+TA_ERR_ARG, TA_ERR_MAGIC, TA_ERR_STATE = -1, -2, -11
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm", "make"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
+    from tinyadapt.tta.datasets import load
+    from tinyadapt.tta.model import PreparedModel
+    from tinyadapt.tta.prepare import prepare, write
+
+    ds = load("digits")
+    out = tmp_path_factory.mktemp("tta") / "digits.tta"
+    write(prepare(str(ds.model), ds.train.x, ds.train.y, exits=2, epochs=25, log=lambda *a: None), out)
+    return PreparedModel(out)
+
+
+def test_device_matches_host_and_skips_work(prepared):
+    from tinyadapt.tta.device import DeviceRunner
+    from tinyadapt.tta.model import to_model_input
+    from tinyadapt.tta.streams import make_stream
+
+    pm = prepared
+    s = make_stream("digits", "blur", length=40)
+    x = to_model_input(s.x.reshape((40,) + tuple(pm.input_shape)), pm.input_dtype, pm.input_scale, pm.input_zp)
+    host = pm.open().runner()
+    with DeviceRunner(pm) as dev:
+        client = dev.session.client
+        assert dev.n_exits == 2
+        by_exit: dict[int, list[int]] = {}
+        for xi in x:
+            r, instructions = dev.infer(xi)
+            h = host.infer(xi)
+            assert (r.exit, r.prediction, r.macs, r.macs_skipped) == (h.exit, h.prediction, h.macs, h.macs_skipped)
+            assert np.float32(r.entropy) == np.float32(h.entropy)
+            by_exit.setdefault(r.exit, []).append(instructions)
+        assert set(by_exit) == {0, 1}
+        full, _ = client.infer(np.ascontiguousarray(x[0]).tobytes())     # the whole backbone
+        assert max(by_exit[0]) < full
+        m = client.metrics()
+        assert 0 < m.arena_used <= dev.arena_bytes
+        with pytest.raises(DeviceCommandError) as e:
+            client.adapt_infer(b"\x00" * 3)                                   # wrong input size
+        assert e.value.status == TA_ERR_ARG
+        client.select(1)                                                      # re-SELECT unbinds the heads
+        with pytest.raises(DeviceCommandError) as e:
+            client.adapt_infer(np.ascontiguousarray(x[0]).tobytes())
+        assert e.value.status == TA_ERR_STATE
+
+
+def test_a_plain_blob_has_no_heads(prepared):
+    from tinyadapt.session.device import DeviceOptions, open_device
+
+    with open_device(prepared.backbone_model.blob, DeviceOptions()) as sess:
+        with pytest.raises(DeviceCommandError) as e:
+            sess.client._call(Cmd.ADAPT_SELECT)
+        assert e.value.status == TA_ERR_MAGIC
