@@ -43,8 +43,10 @@ def add_arguments(p) -> None:
     p.add_argument("prepared", metavar="OUT", help="prepared model folder (tta-prepare)")
     p.add_argument("--stream", "-s", required=True, metavar="X.npy", help="samples in stream order")
     p.add_argument("--labels", "-l", metavar="Y.npy", help="labels, for scoring only")
-    p.add_argument("--target", default="host", choices=["host"],
-                   help="host: the C engine in-process (the device path, protocol 0x50-0x5F, is not built yet)")
+    p.add_argument("--target", default="host", choices=["host", "qemu"],
+                   help="host (default): everything in-process; qemu: the no-adaptation run on an emulated "
+                        "board over the protocol (ADAPT_INFER), checked against the host")
+    p.add_argument("--board", help="board for --target qemu (default qemu-an386)")
     p.add_argument("--mode", default=DEFAULT_MODE, choices=MODES, help=f"adaptation (default {DEFAULT_MODE})")
     p.add_argument("--lr", type=float, default=2e-4, help="entropy minimisation's learning rate")
     p.add_argument("--tent-lr", type=float, default=1e-3, help="the float TENT reference's learning rate")
@@ -77,6 +79,11 @@ def run(args) -> int:
     runner = pm.open().runner()
     base = [runner.infer(xi) for xi in x]
     base_pred = np.array([r.prediction for r in base])
+    device = {}
+    if args.target == "qemu":
+        device = _on_qemu(pm, x, base, args.board)
+    elif args.board:
+        raise InputError("--board is for --target qemu")
 
     sess = Session(pm, AdaptConfig(mode=args.mode, lr=args.lr, seed=args.seed))
     correct = 0
@@ -113,7 +120,7 @@ def run(args) -> int:
         "macs_saved_no_adapt": round(1 - float(np.mean([r.macs for r in base])) / pm.macs_full, 4),
         "peak_sram_bytes": ours, "peak_sram_source": "planned (host); not device-measured",
         "full_model_peak_sram_bytes": full, "full_model_peak_sram_source": how,
-        "rollbacks": sess.rollbacks, "updates": sess.updates,
+        "rollbacks": sess.rollbacks, "updates": sess.updates, **device,
     }
     if args.save_heads:
         atomic_write(args.save_heads, sess.head_params())
@@ -136,3 +143,24 @@ def run(args) -> int:
               f"(no adaptation {summary['macs_saved_no_adapt']:.1%}), rollbacks {sess.rollbacks}")
         print(f"adaptation step SRAM {ours:,} B; full-model entropy minimisation {full:,} B ({how.split(' (')[0]})")
     return 0
+
+
+def _on_qemu(pm, x, base, board) -> dict:
+    """Run the stream without adaptation on QEMU; the device must answer like the host."""
+    from tinyadapt.errors import DeviceError
+    from tinyadapt.session.device import DeviceOptions
+    from tinyadapt.tta.device import DeviceRunner
+
+    instructions = []
+    with DeviceRunner(pm, DeviceOptions(board=board)) as dev:
+        for i, (xi, h) in enumerate(zip(x, base)):
+            r, n = dev.infer(xi)
+            if (r.exit, r.prediction, r.macs) != (h.exit, h.prediction, h.macs):
+                raise DeviceError(f"sample {i}: the device answered exit {r.exit} class {r.prediction}, "
+                                  f"the host target exit {h.exit} class {h.prediction}")
+            instructions.append(n)
+        full, _ = dev.session.client.infer(np.ascontiguousarray(x[0]).tobytes())
+        m = dev.metrics()
+    return {"device_instructions_per_sample": round(float(np.mean(instructions))),
+            "device_instructions_full_backbone": int(full),
+            "device_arena_used_bytes": int(m.arena_used), "device_matches_host": True}
