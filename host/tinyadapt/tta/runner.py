@@ -73,3 +73,49 @@ class Runner:
         if st != 0:
             raise EngineError(f"early-exit inference failed: {status_name(st)}")
         return ExitResult(int(out[0]), int(out[1]), float(h.value), int(out[2]), int(out[3]))
+
+
+class HeadNorm:
+    """The normalisation adaptation of one head (ta_tta_norm_t) on a host engine: the running
+    statistics and their fold into the affine's overlays are the device's C code."""
+
+    def __init__(self, head: HostEngine, pm, k: int, momentum: float, dead_zone: float):
+        lib = _lib()
+        if not getattr(lib, "_norm_bound", False):
+            lib.ta_host_tta_norm_size.restype = ctypes.c_size_t
+            lib.ta_host_tta_norm_open.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_uint] * 4 + [
+                ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p]
+            lib.ta_host_tta_norm_update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint]
+            lib.ta_host_tta_norm_stats.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+            lib._norm_bound = True
+        self.head = head
+        self.arrays = norm_arrays(pm, k)
+        self.m = len(self.arrays[0])
+        q = pm.quant[k]
+        self._f = np.array([q.z[0], momentum, dead_zone], np.float32)
+        self._ptrs = (ctypes.c_void_p * 5)(*[a.ctypes.data for a in self.arrays])
+        self._state = ctypes.create_string_buffer(lib.ta_host_tta_norm_size())
+        s = pm.slots[k]
+        st = lib.ta_host_tta_norm_open(self._state, head.state_ptr, self.m, s.z, s.gamma, s.beta, self._f.ctypes.data,
+                                       int(q.z[1]), self._ptrs)
+        if st != 0:
+            raise EngineError(f"head {k}: normalisation adaptation refused: {status_name(st)}")
+
+    def update(self, z: np.ndarray) -> None:
+        z = np.ascontiguousarray(z, np.int8)
+        _lib().ta_host_tta_norm_update(self._state, z.ctypes.data, z.size // self.m)
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        mu, var = np.zeros(self.m, np.float32), np.zeros(self.m, np.float32)
+        _lib().ta_host_tta_norm_stats(self._state, mu.ctypes.data, var.ctypes.data, 0)
+        return mu, var
+
+    def set_stats(self, mu: np.ndarray, var: np.ndarray) -> None:
+        mu, var = np.ascontiguousarray(mu, np.float32), np.ascontiguousarray(var, np.float32)
+        _lib().ta_host_tta_norm_stats(self._state, mu.ctypes.data, var.ctypes.data, 1)
+
+
+def norm_arrays(pm, k: int) -> list[np.ndarray]:
+    """src_mu, src_var, gamma, beta, gamma_scale of head k as float32 (what the device gets)."""
+    h, q = pm.source_heads[k], pm.quant[k]
+    return [np.ascontiguousarray(a, np.float32) for a in (pm.z_mean[k], pm.z_var[k], h.gamma, h.beta, q.gamma_scale)]

@@ -29,9 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tinyadapt.tta.heads import HeadParams
 from tinyadapt.tta.model import OpenModel, PreparedModel
-from tinyadapt.tta.runner import entropy_int8
+from tinyadapt.tta.runner import HeadNorm, entropy_int8
 
 PARTS = ("input", "norm", "entropy")
 MODES = ("none", "input", "norm", "entropy", "input+norm", "input+entropy")
@@ -92,8 +91,10 @@ class Session:
             self._slots = [[(L.filter, L.bias) for L in plan.updated_layers] for plan in pm.train_plans()]
             self._src_params = [self._params_of(k) for k in range(len(self.trainers))]
         n = len(pm.exits)
-        self.src_mu, self.src_var = [m.copy() for m in pm.z_mean], [v.copy() for v in pm.z_var]
-        self.mu, self.var = [m.copy() for m in pm.z_mean], [v.copy() for v in pm.z_var]
+        # "norm": the device's C code keeps the statistics and folds them into the affine's
+        # overlays (engine/ta_tta.c), so host and device adapt identically
+        self.norms = [HeadNorm(self.om.heads[k], pm, k, self.cfg.momentum, self.cfg.dead_zone)
+                      for k in range(n)] if "norm" in self.parts else None
         self.in_mu, self.in_var = pm.input_mean.copy(), pm.input_var.copy()
         self.good = self._snapshot()
         self.rollbacks = self.updates = 0
@@ -107,22 +108,8 @@ class Session:
         self._probe_source: list[float] = []
         self._shadow: list[tuple[float, float, int, int]] = []
         self.steps: list[Step] = []
-        for k in range(n):
-            self._apply(k)
 
     # -- state --------------------------------------------------------------------------------
-    def _effective(self, k: int) -> HeadParams:
-        """Head k's affine with the stream's statistics folded in (the source head without norm)."""
-        h = self.pm.source_heads[k]
-        if "norm" not in self.parts:
-            return h
-        mu, var = self._zone(self.mu[k], self.var[k], self.src_mu[k], self.src_var[k])
-        ratio = np.sqrt((self.src_var[k] + 1e-6) / (var + 1e-6))
-        out = h.copy()
-        out.gamma = h.gamma * ratio
-        out.beta = h.beta + h.gamma * (self.src_mu[k] - mu * ratio)
-        return out
-
     def _zone(self, mu, var, src_mu, src_var):
         """Per channel, the stream's statistics, or the source's where they differ by less than
         the dead zone (the EMA's own noise on unshifted data)."""
@@ -131,31 +118,27 @@ class Session:
             (np.abs(np.sqrt(var + 1e-12) / sd - 1) < self.cfg.dead_zone)
         return np.where(same, src_mu, mu), np.where(same, src_var, var)
 
-    def _apply(self, k: int) -> None:
-        if "norm" in self.parts:
-            self.om.set_head(k, self._effective(k))
-
     def _snapshot(self):
-        return ([m.copy() for m in self.mu], [v.copy() for v in self.var], self.in_mu.copy(), self.in_var.copy(),
+        return ([n.stats() for n in self.norms] if self.norms else None, None, self.in_mu.copy(), self.in_var.copy(),
                 [t.params() for t in self.trainers] if self.trainers else None)
 
     def _restore(self, snap) -> None:
-        self.mu, self.var = [m.copy() for m in snap[0]], [v.copy() for v in snap[1]]
+        if self.norms:
+            for n, (mu, var) in zip(self.norms, snap[0]):
+                n.set_stats(mu, var)
         self.in_mu, self.in_var = snap[2].copy(), snap[3].copy()
         if self.trainers:
             for t, p in zip(self.trainers, snap[4]):
                 t.load_params(p)
-        for k in range(len(self.mu)):
-            self._apply(k)
 
     def _restore_source(self) -> None:
-        self.mu, self.var = [m.copy() for m in self.src_mu], [v.copy() for v in self.src_var]
+        if self.norms:
+            for k, n in enumerate(self.norms):
+                n.set_stats(self.pm.z_mean[k], self.pm.z_var[k])
         self.in_mu, self.in_var = self.pm.input_mean.copy(), self.pm.input_var.copy()
         if self.trainers:
             for t in self.trainers:
                 t.reset()
-        for k in range(len(self.mu)):
-            self._apply(k)
 
     def _params_of(self, k: int) -> np.ndarray:
         t = self.trainers[k]
@@ -259,13 +242,8 @@ class Session:
         return out.astype(x.dtype)
 
     def _update_stats(self, k: int, zq: np.ndarray) -> None:
-        q = self.pm.quant[k].z
-        z = ((zq.astype(np.float64) - q[1]) * q[0]).reshape(-1, zq.shape[-1])
-        m = self.cfg.momentum
-        self.mu[k] = (1 - m) * self.mu[k] + m * z.mean(0)
-        self.var[k] = (1 - m) * self.var[k] + m * ((z - self.mu[k]) ** 2).mean(0)
+        self.norms[k].update(zq)
         self.updates += 1
-        self._apply(k)
 
     # -- safety -------------------------------------------------------------------------------
     def _add_probe(self, k: int, feat: np.ndarray) -> None:
