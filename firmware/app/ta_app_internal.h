@@ -66,6 +66,7 @@ typedef struct ta_app {
     ta_tta_t tta;
     ta_model_t tta_models[TA_TTA_MAX_EXITS];
     ta_engine_t tta_engines[TA_TTA_MAX_EXITS];
+    ta_tta_norm_t tta_norms[TA_TTA_MAX_EXITS];
     uint8_t tta_ready;
 } ta_app_t;
 

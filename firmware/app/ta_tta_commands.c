@@ -9,8 +9,13 @@
  *             | TTA trailer (16-aligned)|  u32 magic "TTA1", u32 n_exits, u32 macs_full, u32 0,
  *             |                         |  n_exits x {u16 cut_op, u16 cut_tensor, f32 threshold,
  *             |                         |  u32 macs_backbone, u32 macs_head, u32 head_offset,
- *             |                         |  u32 head_size} (offsets from the trailer start)
+ *             |                         |  u32 head_size, u32 norm_offset (0: none), u32 0}
+ *             |                         |  (offsets from the trailer start)
  *             | head blobs (16-aligned) |
+ *             | norm sections (16-al.)  |  u16 channels, u16 z_tensor, u16 gamma_tensor,
+ *             |                         |  u16 beta_tensor, f32 z_scale, i32 z_zero_point,
+ *             |                         |  f32 momentum, f32 dead_zone, u32 0, u32 0, then
+ *             |                         |  f32 src_mu[M], src_var[M], gamma[M], beta[M], gamma_scale[M]
  *             +-------------------------+
  *
  * App arena: the backbone's arena as SELECT bound it, then (16-aligned) one region the heads
@@ -27,7 +32,8 @@
 #define ALIGN16(x) (((x) + 15u) & ~(uint32_t)15u)
 #define TTA_MAGIC 0x31415454u /* "TTA1" */
 #define TTA_HEADER 16u
-#define TTA_EXIT 24u
+#define TTA_EXIT 32u
+#define TTA_NORM 32u
 
 static float rd_f32(const uint8_t *p)
 {
@@ -42,6 +48,37 @@ static void wr_f32(uint8_t *p, float f)
     uint32_t u;
     memcpy(&u, &f, sizeof(u));
     ta_wr32(p, u);
+}
+
+/* Head k's normalisation adaptation from its trailer section. */
+static ta_status_t norm_bind(ta_app_t *app, uint32_t k, const uint8_t *tr, uint32_t tr_size, uint32_t off)
+{
+    TA_ENSURE((off & 15u) == 0 && off <= tr_size && tr_size - off >= TTA_NORM, TA_ERR_TRUNCATED);
+    const uint8_t *p = tr + off;
+    ta_tta_norm_t *n = &app->tta_norms[k];
+    memset(n, 0, sizeof(*n));
+    n->channels = ta_rd16(p);
+    TA_ENSURE(n->channels > 0 && n->channels <= TA_TTA_MAX_CHANNELS, TA_ERR_CORRUPT);
+    TA_ENSURE(tr_size - off - TTA_NORM >= 5u * 4u * n->channels, TA_ERR_TRUNCATED);
+    n->z_tensor = ta_rd16(p + 2);
+    n->gamma_tensor = ta_rd16(p + 4);
+    n->beta_tensor = ta_rd16(p + 6);
+    n->z_scale = rd_f32(p + 8);
+    n->z_zero_point = (int32_t)ta_rd32(p + 12);
+    n->momentum = rd_f32(p + 16);
+    n->dead_zone = rd_f32(p + 20);
+    const float *arrays = (const float *)(const void *)(p + TTA_NORM); /* 16-aligned in the slot */
+    n->src_mu = arrays;
+    n->src_var = arrays + n->channels;
+    n->gamma = arrays + 2u * n->channels;
+    n->beta = arrays + 3u * n->channels;
+    n->gamma_scale = arrays + 4u * n->channels;
+    TA_ENSURE(n->z_tensor < app->tta_models[k].header->n_tensors &&
+              n->gamma_tensor < app->tta_models[k].header->n_tensors &&
+              n->beta_tensor < app->tta_models[k].header->n_tensors, TA_ERR_CORRUPT);
+    TA_TRY(ta_tta_norm_bind(n, &app->tta_engines[k]));
+    app->tta.norm[k] = n;
+    return TA_OK;
 }
 
 /* Bind the runner to the trailer after the selected RAM-slot blob. */
@@ -83,19 +120,30 @@ static ta_status_t tta_bind(ta_app_t *app, uint32_t *head_arena)
         t->exits[k].threshold = rd_f32(e + 4);
         t->exits[k].macs_backbone = ta_rd32(e + 8);
         t->exits[k].macs_head = ta_rd32(e + 12);
+        const uint32_t norm = ta_rd32(e + 24);
+        if (norm != 0u) {
+            TA_TRY(norm_bind(app, k, tr, slot_size - at, norm));
+        }
     }
     TA_TRY(ta_tta_check(t));
     *head_arena = need;
     return TA_OK;
 }
 
+/* Request: u8 mode (0: inference only, 1: adapt the heads' normalisation on every sample). */
 static ta_status_t cmd_adapt_select(void *ctx, const ta_request_t *req, ta_response_t *resp)
 {
     ta_app_t *app = APP(ctx);
-    TA_ENSURE(req->len == 0, TA_ERR_ARG);
+    TA_ENSURE(req->len == 1 && req->payload[0] <= 1u, TA_ERR_ARG);
     app->tta_ready = 0;
     uint32_t head_arena = 0;
     TA_TRY(tta_bind(app, &head_arena));
+    if (req->payload[0] == 1u) {
+        for (uint8_t k = 0; k < app->tta.n_exits; ++k) {
+            TA_ENSURE(app->tta.norm[k] != NULL, TA_ERR_UNSUPPORTED);
+        }
+        app->tta.adapt = 1;
+    }
     app->tta_ready = 1;
     resp->payload[0] = app->tta.n_exits;
     resp->payload[1] = resp->payload[2] = resp->payload[3] = 0;
@@ -132,9 +180,24 @@ static ta_status_t cmd_adapt_infer(void *ctx, const ta_request_t *req, ta_respon
     return TA_OK;
 }
 
+/* Back to the source heads: every head's statistics to the source's. */
+static ta_status_t cmd_adapt_reset(void *ctx, const ta_request_t *req, ta_response_t *resp)
+{
+    ta_app_t *app = APP(ctx);
+    TA_ENSURE(req->len == 0, TA_ERR_ARG);
+    TA_ENSURE(app->tta_ready, TA_ERR_STATE);
+    for (uint8_t k = 0; k < app->tta.n_exits; ++k) {
+        if (app->tta.norm[k] != NULL) {
+            ta_tta_norm_reset(app->tta.norm[k]);
+        }
+    }
+    return TA_OK;
+}
+
 static const ta_command_t k_tta[] = {
     {TA_CMD_ADAPT_SELECT, cmd_adapt_select},
     {TA_CMD_ADAPT_INFER, cmd_adapt_infer},
+    {TA_CMD_ADAPT_RESET, cmd_adapt_reset},
 };
 
 const ta_command_set_t ta_tta_commands = {"tta", k_tta, (uint16_t)(sizeof(k_tta) / sizeof(k_tta[0]))};

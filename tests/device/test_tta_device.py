@@ -70,5 +70,37 @@ def test_a_plain_blob_has_no_heads(prepared):
 
     with open_device(prepared.backbone_model.blob, DeviceOptions()) as sess:
         with pytest.raises(DeviceCommandError) as e:
-            sess.client._call(Cmd.ADAPT_SELECT)
+            sess.client._call(Cmd.ADAPT_SELECT, b"\x00")
         assert e.value.status == TA_ERR_MAGIC
+
+
+def test_device_adapts_like_the_host(prepared):
+    # "norm" adaptation on the device (ADAPT_SELECT mode 1): the same C statistics and fold as
+    # the host session's, so the same answers sample by sample on a shifted stream, better than
+    # not adapting; ADAPT_RESET goes back to the source heads in one command
+    from tinyadapt.tta.device import DeviceRunner
+    from tinyadapt.tta.model import to_model_input
+    from tinyadapt.tta.session import AdaptConfig, Session
+    from tinyadapt.tta.streams import make_stream
+
+    pm = prepared
+    s = make_stream("digits", "contrast", length=120, shift_at=0.1)
+    x = to_model_input(s.x.reshape((len(s.x),) + tuple(pm.input_shape)), pm.input_dtype, pm.input_scale, pm.input_zp)
+    host = Session(pm, AdaptConfig(mode="norm", shadow_rate=0.0, window=10**9))   # no health checks
+    source = pm.open().runner()
+    with DeviceRunner(pm, adapt=True) as dev:
+        dev_pred = []
+        for xi in x:
+            r, _ = dev.infer(xi)
+            h = host.step(xi)
+            assert (r.exit, r.prediction, r.macs) == (h.exit, h.prediction, h.macs)
+            assert np.float32(r.entropy) == np.float32(h.entropy)
+            dev_pred.append(r.prediction)
+        base = [source.infer(xi).prediction for xi in x]
+        assert np.mean(np.array(dev_pred) == s.y) >= np.mean(np.array(base) == s.y) + 0.10
+        adapted = dev.infer(x[-1])[0]
+        dev.reset()                                  # the next sample meets the source heads again
+        r, _ = dev.infer(x[-1])
+        h = source.infer(x[-1])
+        assert (r.exit, r.prediction, np.float32(r.entropy)) == (h.exit, h.prediction, np.float32(h.entropy))
+        assert np.float32(adapted.entropy) != np.float32(r.entropy)

@@ -280,9 +280,10 @@ class DeviceClient:
         return Metrics(*_METRICS.unpack(p))
 
     # -- early-exit test-time adaptation (0x50-0x51) -----------------------------------------
-    def adapt_select(self) -> tuple[int, int]:
-        """Bind the exit heads that follow the selected RAM-slot blob: (exits, arena bytes)."""
-        p = self._call(Cmd.ADAPT_SELECT)
+    def adapt_select(self, mode: int = 0) -> tuple[int, int]:
+        """Bind the exit heads that follow the selected RAM-slot blob (mode 1: adapt their
+        normalisation on every sample): (exits, arena bytes)."""
+        p = self._call(Cmd.ADAPT_SELECT, bytes([mode]))
         self._expect(Cmd.ADAPT_SELECT, p, 8)
         n, arena = struct.unpack("<B3xI", p)
         return n, arena
@@ -295,6 +296,10 @@ class DeviceClient:
         p = self._timed_call(Cmd.ADAPT_INFER, sample)
         self._expect(Cmd.ADAPT_INFER, p, 28)
         return struct.unpack("<B3xifIIQ", p)
+
+    def adapt_reset(self) -> None:
+        """Back to the source heads (their statistics to the source's)."""
+        self._call(Cmd.ADAPT_RESET)
 
     # -- training (0x40-0x45) ----------------------------------------------------------------
     def _sample_payload(self, head: bytes, sample: bytes | None) -> bytes:

@@ -62,6 +62,7 @@ class Cmd(enum.IntEnum):
     PARAMS_READ = 0x45
     ADAPT_SELECT = 0x50
     ADAPT_INFER = 0x51
+    ADAPT_RESET = 0x52
 
 
 class Feature(enum.IntFlag):
