@@ -68,6 +68,10 @@ typedef struct ta_app {
     ta_engine_t tta_engines[TA_TTA_MAX_EXITS];
     ta_tta_norm_t tta_norms[TA_TTA_MAX_EXITS];
     uint8_t tta_ready;
+    uint8_t tta_restored;      /* ADAPT_SELECT applied stored statistics */
+    uint32_t tta_crc;          /* identifies backbone + heads + exit table in the store */
+    ta_param_store_t tta_store; /* second half of the NVM region (the first is training's) */
+    float tta_image[TA_TTA_MAX_EXITS * 2 * TA_TTA_MAX_CHANNELS]; /* mu, var of every head */
 } ta_app_t;
 
 /* The command set for every code in protocol version 1. */

@@ -20,6 +20,12 @@
  *
  * App arena: the backbone's arena as SELECT bound it, then (16-aligned) one region the heads
  * share, since they run one after the other; METRICS' high-water mark covers both.
+ *
+ * Persistence: ADAPT_SAVE writes every head's running statistics (mu, var per channel; the
+ * int8 affine follows from them) atomically to the second half of the NVM region with the
+ * TTA tag; ADAPT_SELECT restores them when the record is this prepared model's (the CRC of
+ * the backbone, the heads and the exit table); ADAPT_RESET with the persist flag leaves a
+ * tombstone, so the next boot starts from the source heads.
  */
 #include <stddef.h>
 #include <string.h>
@@ -126,8 +132,56 @@ static ta_status_t tta_bind(ta_app_t *app, uint32_t *head_arena)
         }
     }
     TA_TRY(ta_tta_check(t));
+    uint32_t crc = ta_crc32(app->model.header->crc32, tr, TTA_HEADER + n * TTA_EXIT);
+    for (uint32_t k = 0; k < n; ++k) {
+        const uint32_t hc = app->tta_models[k].header->crc32;
+        crc = ta_crc32(crc, &hc, sizeof(hc));
+    }
+    app->tta_crc = crc;
     *head_arena = need;
     return TA_OK;
+}
+
+/* The store on the second half of the board's NVM (TA_ERR_UNSUPPORTED without NVM). */
+static ta_status_t store_open(ta_app_t *app)
+{
+    const ta_nvm_t *nvm = app->hal->nvm;
+    TA_ENSURE(nvm != NULL && nvm->page_size != 0, TA_ERR_UNSUPPORTED);
+    const uint32_t half = (nvm->size / 2u) & ~(nvm->page_size - 1u);
+    return ta_param_store_init(&app->tta_store, nvm, half, (nvm->size - half) & ~(nvm->page_size - 1u));
+}
+
+/* mu, var of every adapting head, in exit order: the image SAVE stores. */
+static uint32_t image_size(const ta_app_t *app)
+{
+    uint32_t n = 0;
+    for (uint8_t k = 0; k < app->tta.n_exits; ++k) {
+        n += app->tta.norm[k] != NULL ? 2u * app->tta.norm[k]->channels : 0u;
+    }
+    return n * (uint32_t)sizeof(float);
+}
+
+static void image_io(ta_app_t *app, int restore)
+{
+    float *p = app->tta_image;
+    for (uint8_t k = 0; k < app->tta.n_exits; ++k) {
+        ta_tta_norm_t *nm = app->tta.norm[k];
+        if (nm == NULL) {
+            continue;
+        }
+        for (uint32_t c = 0; c < nm->channels; ++c, p += 2) {
+            if (restore) {
+                nm->mu[c] = p[0];
+                nm->var[c] = p[1];
+            } else {
+                p[0] = nm->mu[c];
+                p[1] = nm->var[c];
+            }
+        }
+        if (restore) {
+            ta_tta_norm_fold(nm);
+        }
+    }
 }
 
 /* Request: u8 mode (0: inference only, 1: adapt the heads' normalisation on every sample). */
@@ -144,9 +198,20 @@ static ta_status_t cmd_adapt_select(void *ctx, const ta_request_t *req, ta_respo
         }
         app->tta.adapt = 1;
     }
+    app->tta_restored = 0;
+    const uint32_t len = image_size(app);
+    if (len > 0 && store_open(app) == TA_OK) {
+        ta_param_record_t rec;
+        if (ta_param_store_load(&app->tta_store, TA_PARAM_TAG_TTA, app->tta_crc, (uint8_t *)app->tta_image, len,
+                                &rec) == TA_OK) {
+            image_io(app, 1);
+            app->tta_restored = 1;
+        }
+    }
     app->tta_ready = 1;
     resp->payload[0] = app->tta.n_exits;
-    resp->payload[1] = resp->payload[2] = resp->payload[3] = 0;
+    resp->payload[1] = app->tta_restored;
+    resp->payload[2] = resp->payload[3] = 0;
     ta_wr32(resp->payload + 4, ALIGN16(app->model.header->arena_size) + head_arena);
     resp->len = 8;
     return TA_OK;
@@ -180,17 +245,52 @@ static ta_status_t cmd_adapt_infer(void *ctx, const ta_request_t *req, ta_respon
     return TA_OK;
 }
 
-/* Back to the source heads: every head's statistics to the source's. */
+/* Back to the source heads: every head's statistics to the source's. Request: u8 flags,
+ * bit 0 persist (a tombstone, so the next boot starts from the source heads too). Response:
+ * u32 revision of that tombstone (0 without persist). */
 static ta_status_t cmd_adapt_reset(void *ctx, const ta_request_t *req, ta_response_t *resp)
 {
     ta_app_t *app = APP(ctx);
-    TA_ENSURE(req->len == 0, TA_ERR_ARG);
+    TA_ENSURE(req->len == 1 && (req->payload[0] & ~1u) == 0, TA_ERR_ARG);
     TA_ENSURE(app->tta_ready, TA_ERR_STATE);
     for (uint8_t k = 0; k < app->tta.n_exits; ++k) {
         if (app->tta.norm[k] != NULL) {
             ta_tta_norm_reset(app->tta.norm[k]);
         }
     }
+    app->tta_restored = 0;
+    uint32_t revision = 0;
+    if (req->payload[0] & 1u) {
+        TA_TRY(store_open(app));
+        ta_param_record_t rec;
+        TA_TRY(ta_param_store_save(&app->tta_store, TA_PARAM_TAG_TTA, app->tta_crc, NULL, 0, &rec));
+        revision = rec.revision;
+    }
+    ta_wr32(resp->payload, revision);
+    resp->len = 4;
+    return TA_OK;
+}
+
+/* Persist the adapted heads. Response: u32 revision, u32 bytes, u64 instructions. */
+static ta_status_t cmd_adapt_save(void *ctx, const ta_request_t *req, ta_response_t *resp)
+{
+    ta_app_t *app = APP(ctx);
+    TA_ENSURE(req->len == 0, TA_ERR_ARG);
+    TA_ENSURE(app->tta_ready, TA_ERR_STATE);
+    const uint32_t len = image_size(app);
+    TA_ENSURE(len > 0, TA_ERR_UNSUPPORTED);
+    TA_TRY(store_open(app));
+    image_io(app, 0);
+    ta_param_record_t rec;
+    const uint64_t t0 = ta_app_counter(app);
+    const ta_status_t st = ta_param_store_save(&app->tta_store, TA_PARAM_TAG_TTA, app->tta_crc,
+                                               (const uint8_t *)app->tta_image, len, &rec);
+    const uint64_t t1 = ta_app_counter(app);
+    TA_TRY(st);
+    ta_wr32(resp->payload, rec.revision);
+    ta_wr32(resp->payload + 4, rec.len);
+    ta_wr64(resp->payload + 8, ta_app_counter_units(app, t1 - t0));
+    resp->len = 16;
     return TA_OK;
 }
 
@@ -198,6 +298,7 @@ static const ta_command_t k_tta[] = {
     {TA_CMD_ADAPT_SELECT, cmd_adapt_select},
     {TA_CMD_ADAPT_INFER, cmd_adapt_infer},
     {TA_CMD_ADAPT_RESET, cmd_adapt_reset},
+    {TA_CMD_ADAPT_SAVE, cmd_adapt_save},
 };
 
 const ta_command_set_t ta_tta_commands = {"tta", k_tta, (uint16_t)(sizeof(k_tta) / sizeof(k_tta[0]))};

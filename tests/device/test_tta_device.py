@@ -104,3 +104,37 @@ def test_device_adapts_like_the_host(prepared):
         h = source.infer(x[-1])
         assert (r.exit, r.prediction, np.float32(r.entropy)) == (h.exit, h.prediction, np.float32(h.entropy))
         assert np.float32(adapted.entropy) != np.float32(r.entropy)
+
+
+def test_adapted_heads_persist_and_reset(prepared, tmp_path):
+    # ADAPT_SAVE keeps the adapted heads across a reboot (the atomic parameter store, TTA tag,
+    # second half of the NVM); ADAPT_RESET with persist brings the next boot back to the source
+    from tinyadapt.session.device import DeviceOptions
+    from tinyadapt.tta.device import DeviceRunner
+    from tinyadapt.tta.model import to_model_input
+    from tinyadapt.tta.streams import make_stream
+
+    pm = prepared
+    opts = DeviceOptions(nvm=str(tmp_path / "nvm.bin"))
+    s = make_stream("digits", "contrast", length=60, shift_at=0.0)
+    x = to_model_input(s.x.reshape((len(s.x),) + tuple(pm.input_shape)), pm.input_dtype, pm.input_scale, pm.input_zp)
+    key = (lambda r: (r.exit, r.prediction, float(np.float32(r.entropy))))
+    source = [key(pm.open().runner().infer(xi)) for xi in x[-10:]]
+    with DeviceRunner(pm, opts, adapt=True) as dev:
+        assert not dev.restored
+        for xi in x:
+            dev.infer(xi)
+        revision, n = dev.save()
+        assert n == 8 * sum(len(m) for m in pm.z_mean)
+        _, _, restored = dev.session.client.adapt_select(0)       # inference only, from the store
+        assert restored
+        adapted = [key(dev.infer(xi)[0]) for xi in x[-10:]]
+    assert adapted != source
+    with DeviceRunner(pm, opts) as dev:                             # a reboot
+        assert dev.restored
+        assert [key(dev.infer(xi)[0]) for xi in x[-10:]] == adapted
+        assert dev.reset(persist=True) == revision + 1
+        assert [key(dev.infer(xi)[0]) for xi in x[-10:]] == source
+    with DeviceRunner(pm, opts) as dev:
+        assert not dev.restored
+        assert [key(dev.infer(xi)[0]) for xi in x[-10:]] == source

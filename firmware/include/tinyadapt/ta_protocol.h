@@ -55,7 +55,8 @@ typedef enum {
     TA_CMD_ADAPT_FIRST_ = 0x50, /* 0x50-0x5F: ADAPT_* (early-exit TTA, docs/TTA.md) */
     TA_CMD_ADAPT_SELECT = 0x50,
     TA_CMD_ADAPT_INFER = 0x51,
-    TA_CMD_ADAPT_RESET = 0x52
+    TA_CMD_ADAPT_RESET = 0x52,
+    TA_CMD_ADAPT_SAVE = 0x53
 } ta_cmd_code_t;
 
 /* HELLO feature bits. */

@@ -63,6 +63,7 @@ class Cmd(enum.IntEnum):
     ADAPT_SELECT = 0x50
     ADAPT_INFER = 0x51
     ADAPT_RESET = 0x52
+    ADAPT_SAVE = 0x53
 
 
 class Feature(enum.IntFlag):

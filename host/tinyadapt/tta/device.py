@@ -58,13 +58,16 @@ class DeviceRunner:
         self.pm = pm
         self.session = open_device(pack(pm, momentum, dead_zone), opts or DeviceOptions())
         try:
-            self.n_exits, self.arena_bytes = self.session.client.adapt_select(1 if adapt else 0)
+            self.n_exits, self.arena_bytes, self.restored = self.session.client.adapt_select(1 if adapt else 0)
         except BaseException:
             self.session.close()
             raise
 
-    def reset(self) -> None:
-        self.session.client.adapt_reset()
+    def reset(self, persist: bool = False) -> int:
+        return self.session.client.adapt_reset(persist)
+
+    def save(self) -> tuple[int, int]:
+        return self.session.client.adapt_save()
 
     def infer(self, x: np.ndarray) -> tuple[ExitResult, int]:
         exit_, pred, h, macs, skipped, instructions = self.session.client.adapt_infer(
