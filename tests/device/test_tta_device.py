@@ -138,3 +138,22 @@ def test_adapted_heads_persist_and_reset(prepared, tmp_path):
     with DeviceRunner(pm, opts) as dev:
         assert not dev.restored
         assert [key(dev.infer(xi)[0]) for xi in x[-10:]] == source
+
+
+def test_cli_adapt_on_qemu(prepared, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tinyadapt.tta.streams import make_stream
+
+    s = make_stream("digits", "contrast", length=40, shift_at=0.0)
+    np.save(tmp_path / "x.npy", s.x)
+    np.save(tmp_path / "y.npy", s.y)
+    r = subprocess.run([sys.executable, "-m", "tinyadapt", "adapt", str(prepared.folder), "--stream",
+                        str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--target", "qemu", "--mode",
+                        "norm", "--no-reference", "--json"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["device_matches_host"] is True and j["device_arena_used_bytes"] > 0
+    assert j["accuracy_adapted_device"] == j["accuracy_adapted"]       # no health-check action on 40 samples

@@ -28,7 +28,10 @@ heads' parameter image (what the device's store keeps under the TTA tag).
 --json keys: accuracy_no_adapt, accuracy_adapted, accuracy_tent_float, exit_rate (per exit,
 adapted run), macs_saved (fraction of the backbone's MACs, adapted run, including the source
 runs of the health check), macs_saved_no_adapt, peak_sram_bytes (adaptation step, planned),
-full_model_peak_sram_bytes, rollbacks."""
+full_model_peak_sram_bytes, rollbacks. With --target qemu: device_instructions_per_sample
+(no adaptation), device_instructions_full_backbone (INFER of the whole backbone),
+device_arena_used_bytes (METRICS), and with --mode norm (the part the device runs itself)
+accuracy_adapted_device, the stream adapted on the device without the host's health checks."""
 EPILOG = """\
 examples:
   tinyadapt adapt digits.tta --stream x.npy --labels y.npy
@@ -44,8 +47,9 @@ def add_arguments(p) -> None:
     p.add_argument("--stream", "-s", required=True, metavar="X.npy", help="samples in stream order")
     p.add_argument("--labels", "-l", metavar="Y.npy", help="labels, for scoring only")
     p.add_argument("--target", default="host", choices=["host", "qemu"],
-                   help="host (default): everything in-process; qemu: the no-adaptation run on an emulated "
-                        "board over the protocol (ADAPT_INFER), checked against the host")
+                   help="host (default): everything in-process; qemu: also on an emulated board over the "
+                        "protocol (ADAPT_*): the no-adaptation run, checked against the host, and with "
+                        "--mode norm the device adapting by itself")
     p.add_argument("--board", help="board for --target qemu (default qemu-an386)")
     p.add_argument("--mode", default=DEFAULT_MODE, choices=MODES, help=f"adaptation (default {DEFAULT_MODE})")
     p.add_argument("--lr", type=float, default=2e-4, help="entropy minimisation's learning rate")
@@ -81,7 +85,7 @@ def run(args) -> int:
     base_pred = np.array([r.prediction for r in base])
     device = {}
     if args.target == "qemu":
-        device = _on_qemu(pm, x, base, args.board)
+        device = _on_qemu(pm, x, base, args.board, y, adapt=parts == {"norm"})
     elif args.board:
         raise InputError("--board is for --target qemu")
 
@@ -145,13 +149,21 @@ def run(args) -> int:
     return 0
 
 
-def _on_qemu(pm, x, base, board) -> dict:
-    """Run the stream without adaptation on QEMU; the device must answer like the host."""
+def _on_qemu(pm, x, base, board, y, adapt: bool) -> dict:
+    """Run the stream without adaptation on QEMU (the device must answer like the host), and
+    with --mode norm also adapting on the device (ADAPT_SELECT mode 1)."""
     from tinyadapt.errors import DeviceError
     from tinyadapt.session.device import DeviceOptions
     from tinyadapt.tta.device import DeviceRunner
 
     instructions = []
+    out = {}
+    if adapt:
+        with DeviceRunner(pm, DeviceOptions(board=board), adapt=True) as dev:
+            pred = np.array([dev.infer(xi)[0].prediction for xi in x])
+            out["device_arena_used_bytes_adapting"] = int(dev.metrics().arena_used)
+        if y is not None:
+            out["accuracy_adapted_device"] = round(float((pred == y).mean()), 4)
     with DeviceRunner(pm, DeviceOptions(board=board)) as dev:
         for i, (xi, h) in enumerate(zip(x, base)):
             r, n = dev.infer(xi)
@@ -163,4 +175,4 @@ def _on_qemu(pm, x, base, board) -> dict:
         m = dev.metrics()
     return {"device_instructions_per_sample": round(float(np.mean(instructions))),
             "device_instructions_full_backbone": int(full),
-            "device_arena_used_bytes": int(m.arena_used), "device_matches_host": True}
+            "device_arena_used_bytes": int(m.arena_used), "device_matches_host": True, **out}
