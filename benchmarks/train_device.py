@@ -5,8 +5,9 @@ backpropagation in our engine, next to what the host plan predicts for the same 
 
     .venv/bin/python benchmarks/train_device.py [--model M.tflite] [--board B] [--steps N] [--json]
 
-Default model: the Keras MobileNetV2-0.35 at 128x128 export (models/exports/mnv2_035_128.tflite,
-branch patch-exports), else the digits CNN. Each scheme runs on an image with the blob compiled
+Default model: the Keras MobileNetV2-0.35 at 128x128 export (models/exports/mnv2_035_128.tflite),
+else the digits CNN. The sparse scheme is plan-update's choice under the board's budget (what
+`tinyadapt train --board B` trains), or the default scheme when no scheme fits. Each scheme runs on an image with the blob compiled
 in and no RAM slot, linked with the board's budget (`--board stm32f746g-disco`: the F746's
 320 KiB RAM on the emulated Cortex-M7); a scheme whose step does not fit that budget is run on
 the plain QEMU board (mps2-an500, 4 MiB) instead and marked so.
@@ -25,6 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "host"))
 
+from tinyadapt.cli.plan_args import board_budget  # noqa: E402
 from tinyadapt.convert import convert  # noqa: E402
 from tinyadapt.device.backends.qemu import QemuBackend  # noqa: E402
 from tinyadapt.device.boards import emulation_host, load_board  # noqa: E402
@@ -34,6 +36,7 @@ from tinyadapt.device.link import Link  # noqa: E402
 from tinyadapt.errors import TinyAdaptError  # noqa: E402
 from tinyadapt.train.graph import build_training, weight_layers  # noqa: E402
 from tinyadapt.train.scheme import UpdateScheme, default_scheme  # noqa: E402
+from tinyadapt.train.search import plan_update  # noqa: E402
 
 MNV2 = REPO / "models" / "exports" / "mnv2_035_128.tflite"
 DIGITS = REPO / "models" / "digits" / "digits_cnn.tflite"
@@ -89,19 +92,25 @@ def main(argv=None) -> int:
         board = load_board(args.board)
         cm = convert(model)
         n = len(weight_layers(cm))
-        schemes = {"sparse (default scheme)": default_scheme(n), "full backprop": UpdateScheme.full(n)}
+        notes = []
+        try:        # the scheme `tinyadapt train --board B` would choose
+            sparse_plan, _ = plan_update(cm, board_budget(board.name))
+            sparse_name = "sparse (plan-update)"
+        except TinyAdaptError as exc:
+            notes.append(f"plan-update for {board.name}: {exc}; the default scheme is measured instead")
+            sparse_plan, sparse_name = build_training(cm, default_scheme(n)), "sparse (default scheme)"
+        plans = {sparse_name: sparse_plan, "full backprop": build_training(cm, UpdateScheme.full(n))}
         rng = np.random.default_rng(0)
         rows = {}
-        for name, scheme in schemes.items():
-            plan = build_training(cm, scheme)
-            rows[name] = dict(run_scheme(board, plan, args.steps, rng), scheme=scheme.describe())
+        for name, plan in plans.items():
+            rows[name] = dict(run_scheme(board, plan, args.steps, rng), scheme=plan.scheme.describe())
     except TinyAdaptError as exc:
         print(f"train_device.py: {exc}", file=sys.stderr)
         return 1
-    sparse, full = rows["sparse (default scheme)"], rows["full backprop"]
+    sparse, full = rows[sparse_name], rows["full backprop"]
     ratios = {"sram_full_over_sparse": round(full["peak_sram_bytes"] / sparse["peak_sram_bytes"], 2),
               "instructions_full_over_sparse": round(full["instructions_per_step"] / sparse["instructions_per_step"], 2)}
-    out = {"model": str(model), "board": args.board, "steps": args.steps, "schemes": rows, **ratios}
+    out = {"model": str(model), "board": args.board, "steps": args.steps, "schemes": rows, **ratios, "notes": notes}
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -113,6 +122,8 @@ def main(argv=None) -> int:
               f"{r['param_ram_bytes']:>10,} {r['plan_peak_sram_bytes']:>10,} {r['instructions_per_step']:>14,} "
               f"{r['macs_per_step']:>12,}")
     print(f"full / sparse: SRAM x{ratios['sram_full_over_sparse']}, instructions x{ratios['instructions_full_over_sparse']}")
+    for note in notes:
+        print(f"note: {note}")
     for name, r in rows.items():
         if not r["fits_board"]:
             print(f"note: {name} does not fit {args.board} (peak {r['plan_peak_sram_bytes']:,} B > RAM "

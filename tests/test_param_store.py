@@ -47,3 +47,23 @@ def test_store_builds_for_cortex_m_without_warnings(tmp_path):
                            f"-I{FW / 'include'}", "-c", str(FW / "engine" / "ta_param_store.c"), "-o",
                            str(tmp_path / "s.o")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_host_nvm_file_is_created_erased_and_guarded(tmp_path):
+    from tinyadapt.device.nvm import newest, nvm_file, read_store
+    from tinyadapt.errors import DeviceError
+
+    p = nvm_file("qemu-an386", tmp_path / "n.bin", 8192)
+    assert p.read_bytes() == b"\xff" * 8192
+    assert [s.state for s in read_store(p.read_bytes(), 0, 8192, 4096)] == ["erased", "erased"]
+    assert newest(read_store(p.read_bytes(), 0, 8192, 4096)) is None
+    with pytest.raises(DeviceError, match="another board"):
+        nvm_file("qemu-an386", p, 4096)
+    with pytest.raises(DeviceError, match="space or comma"):
+        nvm_file("qemu-an386", tmp_path / "a b.bin", 8192)
+    with pytest.raises(DeviceError, match="no NVM region"):
+        nvm_file("stm32f746g-disco", tmp_path / "x.bin", 0)
+    # A torn header (anything but a full, CRC-valid record) reads as torn, never as valid.
+    img = bytearray(p.read_bytes())
+    img[0:4] = (0x31504154).to_bytes(4, "little")
+    assert read_store(bytes(img), 0, 8192, 4096)[0].state == "torn"

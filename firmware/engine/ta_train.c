@@ -151,7 +151,7 @@ static ta_status_t check_param_op(const ta_op_call_t *call, uint16_t opcode)
             TA_ENSURE(k[i] >= 0 && k[i] < out_c && (i == 0 || k[i] > k[i - 1]), TA_ERR_CORRUPT);
         }
         /* One output channel's weight gradient is computed into the scratch. */
-        const uint32_t row = (uint32_t)(ta_tensor_elems(w) / out_c);
+        const uint64_t row = (uint64_t)(ta_tensor_elems(w) / out_c);
         TA_ENSURE(call->scratch != NULL && call->scratch_size >= row * sizeof(float), TA_ERR_CORRUPT);
     }
     return TA_OK;
@@ -348,16 +348,22 @@ size_t ta_train_param_ram_size(const ta_model_t *model)
 
 /* ---- parameters ---------------------------------------------------------------------------- */
 
+/* Clamps written so that NaN (a diverged step, or a hostile image) lands on the lower bound:
+ * converting NaN to an integer is undefined, and the two targets must agree bit for bit. */
+static float clamp_weight(float v) { return v > 127.0f ? 127.0f : (v >= -127.0f ? v : -127.0f); }
+
+/* 2147483520 is the largest float below 2^31. */
+static float clamp_bias(float v) { return v > 2147483520.0f ? 2147483520.0f : (v >= -2147483520.0f ? v : -2147483520.0f); }
+
 static int8_t round_weight(float v)
 {
-    v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
+    v = clamp_weight(v);
     return (int8_t)(int32_t)(v < 0.0f ? v - 0.5f : v + 0.5f);
 }
 
 static int32_t round_bias(float v)
 {
-    /* 2147483520 is the largest float below 2^31. */
-    v = v > 2147483520.0f ? 2147483520.0f : (v < -2147483520.0f ? -2147483520.0f : v);
+    v = clamp_bias(v);
     return (int32_t)(v < 0.0f ? v - 0.5f : v + 0.5f);
 }
 
@@ -536,7 +542,7 @@ static void update_params(const ta_op_call_t *call, uint16_t opcode, const ta_tr
             }
             const float sb = scale[c] * x_scale;
             const float g_int = sb * db;
-            s->bias_master[c] -= ctx->lr * (g_int * (1.0f / (sb * sb)));
+            s->bias_master[c] = clamp_bias(s->bias_master[c] - ctx->lr * (g_int * (1.0f / (sb * sb))));
             s->bias[c] = round_bias(s->bias_master[c]);
         }
         ctx->updated += s->channels;
@@ -569,8 +575,7 @@ static void update_params(const ta_op_call_t *call, uint16_t opcode, const ta_tr
         float *master = s->weight_master + (size_t)k * s->row;
         for (uint32_t j = 0; j < s->row; ++j) {
             const float g_int = sw * grad[j];
-            master[j] -= ctx->lr * (g_int * inv);
-            master[j] = master[j] > 127.0f ? 127.0f : (master[j] < -127.0f ? -127.0f : master[j]);
+            master[j] = clamp_weight(master[j] - ctx->lr * (g_int * inv));
             s->weight[weight_index(s, opcode, (uint32_t)c, j)] = round_weight(master[j]);
         }
     }

@@ -28,3 +28,16 @@ def test_ten_kills_during_saves_never_leave_a_mix():
     assert r["kills"] == 10 and r["mixes"] == 0
     assert r["booted_old"] + r["booted_new"] == 10
     assert r["final_revision"] >= 10          # saves did complete between the kills
+
+
+def test_kills_during_save_commands_of_the_device_app():
+    """The real firmware: train a step, SAVE, SIGKILL at a random moment of the SAVE, reboot,
+    and the device restores exactly the last saved parameter image or the one being saved."""
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "power_cut.py"), "--app", "--kills", "4", "--seed",
+                           "5", "--json"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    r = json.loads(proc.stdout.splitlines()[-1])
+    assert r["kills"] == 4 and r["mixes"] == 0 and r["booted_old"] + r["booted_new"] == 4

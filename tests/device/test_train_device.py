@@ -212,3 +212,20 @@ def test_posix_port_saves_to_its_nvm_file_across_restarts(digits, tmp_path, imag
         assert after == before
     finally:
         dev.stop()
+
+
+def test_training_targets_agree_on_cortex_m7(digits, tmp_path):
+    """open_trainer: the host target and QEMU mps2-an500 (Cortex-M7) through the same interface,
+    with the device-only measurements (instructions per step, step SRAM high-water)."""
+    from tinyadapt.session.device import DeviceOptions
+    from tinyadapt.session.train_device import open_trainer
+
+    blob, _, xs, ys = digits
+    host = open_trainer(blob, "host")
+    with open_trainer(blob, "qemu", DeviceOptions(board="qemu-an500", nvm=str(tmp_path / "nvm.bin"))) as dev:
+        for x, y in zip(xs[30:38], ys[30:38]):
+            assert dev.step(x[None], int(y), LR) == pytest.approx(host.step(x[None], int(y), LR), rel=0, abs=0)
+        assert dev.params() == host.params()
+        assert dev.instructions_per_step > 0 and dev.counter_unit == "instructions"
+        assert dev.peak_sram_bytes == dev.info.step_arena_used + host.param_ram_size
+        assert dev.info.step_arena_used == dev.info.step_arena_size    # the plan is tight: every byte used

@@ -44,6 +44,8 @@ def add_arguments(p) -> None:
     p.add_argument("--eval-labels", dest="eval_labels", metavar="Y.npy", help="evaluation labels")
     p.add_argument("--epochs", type=int, default=3, help="passes over the data (default 3)")
     p.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (default 0.01)")
+    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+                   help="learning-rate schedule over the run (default cosine decay to 0)")
     p.add_argument("--seed", type=int, default=0, help="shuffling seed (default 0)")
     p.add_argument("--target", default="host", choices=["host", "qemu"], help="where to train (default host)")
     add_budget_arguments(p)
@@ -120,6 +122,7 @@ def run(args) -> int:
         "macs_per_step": plan.macs_per_step,
         "steps": res.steps,
         "learning_rate": args.lr,
+        "schedule": args.schedule,
         "epochs": res.epochs,
         "scheme": scheme.to_json(),
         "seconds": round(res.seconds, 3),
@@ -153,7 +156,7 @@ def _train_live(args, target, x, y, xe, ye):
     from tinyadapt.train.session import train
 
     if not progress_enabled(args.json):
-        res = train(target, x, y, xe, ye, args.epochs, args.lr, seed=args.seed)
+        res = train(target, x, y, xe, ye, args.epochs, args.lr, seed=args.seed, schedule=args.schedule)
         if not args.json:
             for e in res.epochs:
                 stderr.print(f"epoch {e['epoch']}: loss {e['loss']:.4f}, train acc {100 * e['train_accuracy']:.1f} %, "
@@ -171,4 +174,5 @@ def _train_live(args, target, x, y, xe, ye):
             bar.update(task, advance=1, description=f"epoch {epoch + 1}/{args.epochs}",
                        stats=f"loss {state['loss']:.3f}  acc {100 * acc:.1f} %")
 
-        return train(target, x, y, xe, ye, args.epochs, args.lr, seed=args.seed, on_step=on_step)
+        return train(target, x, y, xe, ye, args.epochs, args.lr, seed=args.seed, on_step=on_step,
+                     schedule=args.schedule)

@@ -145,7 +145,7 @@ def qas_sgd(w_master, b_master, dw_real, db_real, s_w, s_x, lr):
     sw = np.asarray(s_w, dtype=np.float64).reshape(shape) if dw_real is not None else None
     w_new = None if w_master is None else np.clip(w_master - lr * (sw * dw_real) / sw ** 2, -127, 127)
     sb = np.asarray(s_w, dtype=np.float64) * s_x
-    b_new = None if b_master is None else b_master - lr * (sb * db_real) / sb ** 2
+    b_new = None if b_master is None else np.clip(b_master - lr * (sb * db_real) / sb ** 2, -2147483520, 2147483520)
     return w_new, b_new
 
 

@@ -157,10 +157,14 @@ def search(cm: ConvertedModel, gains: Gains, budget: int | None) -> tuple[Update
         if total > best_gain:
             best, best_gain = scheme, total
     if best is None:
-        smallest = min(bias_depths(len(weight_layers(cm))))
-        need = estimate(UpdateScheme(bias_depth=smallest))
-        raise TinyAdaptError(f"{cm.source}: no update scheme fits {budget} bytes: even the biases of the last "
-                             f"layer need about {need} bytes for the training step")
+        needs = []
+        for k in bias_depths(len(weight_layers(cm))):
+            try:
+                needs.append(estimate(UpdateScheme(bias_depth=k)))
+            except TinyAdaptError:
+                continue
+        detail = f": the smallest bias-only update needs about {min(needs)} bytes" if needs else ""
+        raise TinyAdaptError(f"{cm.source}: no update scheme fits {budget} bytes{detail}")
     return best, best_gain
 
 

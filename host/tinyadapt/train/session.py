@@ -96,16 +96,24 @@ def accuracy(target, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean([target.eval(x[i])[1] == int(y[i]) for i in range(len(y))])) if len(y) else 0.0
 
 
+def lr_at(step: int, total: int, lr: float, schedule: str = "cosine") -> float:
+    """The learning rate of step `step` of `total`: constant, or cosine-decayed to 0."""
+    if schedule == "constant" or total <= 1:
+        return lr
+    return float(np.float32(lr * 0.5 * (1.0 + np.cos(np.pi * step / total))))
+
+
 def train(target, x, y, x_eval, y_eval, epochs: int, lr: float, seed: int = 0, on_step=None,
-          loss: str = "cross_entropy") -> TrainResult:
-    """SGD, batch size 1, the samples shuffled each epoch (seeded)."""
+          loss: str = "cross_entropy", schedule: str = "cosine") -> TrainResult:
+    """SGD, batch size 1, the samples shuffled each epoch (seeded), the learning rate decayed
+    by `schedule` over the run (the device gets each step's rate with the sample)."""
     t0 = time.monotonic()
     res = TrainResult(accuracy(target, x_eval, y_eval), 0.0, 0)
     rng = np.random.default_rng(seed)
     for epoch in range(epochs):
         losses, hits = [], 0
         for k, i in enumerate(rng.permutation(len(y))):
-            value, pred = target.step(x[i], int(y[i]), lr, loss)
+            value, pred = target.step(x[i], int(y[i]), lr_at(res.steps, epochs * len(y), lr, schedule), loss)
             if not np.isfinite(value):
                 raise TinyAdaptError(f"training diverged at epoch {epoch + 1}, step {k + 1} (loss {value}): "
                                      "lower the learning rate")
