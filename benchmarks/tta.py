@@ -10,7 +10,11 @@ For each shipped data set (digits, BasicMotions): tta-prepare on the source trai
   * the adaptation step's SRAM next to full-model entropy minimisation, both planned for our
     engine (train-core's planner).
 
-    .venv/bin/python benchmarks/tta.py [--modes input+norm,entropy] [--json]
+  * with --qemu: on QEMU mps2-an386 (Cortex-M4), instructions per sample of the source split
+    with early exits (ADAPT_INFER) next to INFER of the whole backbone, the device's arena
+    high-water mark, and the contrast / offset stream adapted on the device ("norm").
+
+    .venv/bin/python benchmarks/tta.py [--modes input+norm,entropy] [--qemu] [--json]
 """
 
 from __future__ import annotations
@@ -39,7 +43,28 @@ def _x(pm, x):
     return to_model_input(x.reshape((len(x),) + tuple(pm.input_shape)), pm.input_dtype, pm.input_scale, pm.input_zp)
 
 
-def bench(name: str, modes: list[str], folder: Path, log) -> dict:
+def on_qemu(pm, x, y, stream, log) -> dict:
+    from tinyadapt.tta.device import DeviceRunner
+
+    with DeviceRunner(pm) as dev:
+        res = [dev.infer(xi) for xi in x]
+        full = [dev.session.client.infer(np.ascontiguousarray(xi).tobytes())[0] for xi in x[:20]]
+        arena = dev.metrics().arena_used
+    xs = _x(pm, stream.x)
+    with DeviceRunner(pm, adapt=True) as dev:
+        adapted = np.array([dev.infer(xi)[0].prediction for xi in xs])
+    ours = float(np.mean([n for _, n in res]))
+    out = {"instructions_early_exit": ours, "instructions_full_backbone": float(np.mean(full)),
+           "accuracy_source": float(np.mean([r.prediction for r, _ in res] == y)), "arena_used": int(arena),
+           "stream": stream.name, "stream_accuracy_adapted_on_device": float((adapted == stream.y).mean())}
+    log(f"  QEMU mps2-an386: {ours:,.0f} instructions per source sample with early exits, "
+        f"{out['instructions_full_backbone']:,.0f} for the whole backbone (INFER) "
+        f"({1 - ours / out['instructions_full_backbone']:+.1%} saved); arena high-water {arena:,} B; "
+        f"{stream.name} adapted on the device (norm): {out['stream_accuracy_adapted_on_device']:.3f}")
+    return out
+
+
+def bench(name: str, modes: list[str], folder: Path, log, qemu: bool = False) -> dict:
     ds = load(name)
     man = prepare(str(ds.model), ds.train.x, ds.train.y, exits=2, augment_rolls=7 if name == "basicmotions" else 0,
                   log=lambda *a: None)
@@ -88,20 +113,24 @@ def bench(name: str, modes: list[str], folder: Path, log) -> dict:
         mem[mode] = ours_step(pm, parse_mode(mode))
     log("  adaptation step SRAM: " + ", ".join(f"{m} {mem[m]:,} B ({full / mem[m]:.1f}x less)" for m in modes) +
         f"; full-model entropy minimisation {full:,} B ({how.split(' (')[0]})")
-    return {"source": src, "streams": rows, "memory": mem}
+    res = {"source": src, "streams": rows, "memory": mem}
+    if qemu:
+        res["qemu"] = on_qemu(pm, x, ds.test.y, make_stream(name, "contrast" if name == "digits" else "offset"), log)
+    return res
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--modes", default=f"{DEFAULT_MODE},entropy", help="adaptation modes to compare")
     ap.add_argument("--datasets", default="digits,basicmotions")
+    ap.add_argument("--qemu", action="store_true", help="also measure on QEMU (builds the firmware)")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     modes = a.modes.split(",")
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in a.datasets.split(","):
-            out[name] = bench(name, modes, Path(tmp), log=(lambda *m: None) if a.json else print)
+            out[name] = bench(name, modes, Path(tmp), log=(lambda *m: None) if a.json else print, qemu=a.qemu)
     if a.json:
         print(json.dumps(out, indent=2))
     return 0
