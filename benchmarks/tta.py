@@ -44,14 +44,16 @@ def _x(pm, x):
 
 
 def on_qemu(pm, x, y, stream, log) -> dict:
+    from tinyadapt.session.device import DeviceOptions
     from tinyadapt.tta.device import DeviceRunner
 
-    with DeviceRunner(pm) as dev:
+    opts = DeviceOptions(timeout=20.0)   # a loaded 2-core machine slows QEMU down
+    with DeviceRunner(pm, opts) as dev:
         res = [dev.infer(xi) for xi in x]
-        full = [dev.session.client.infer(np.ascontiguousarray(xi).tobytes())[0] for xi in x[:20]]
+        full = [dev.session.client.run([np.ascontiguousarray(xi).tobytes()])[1].instructions for xi in x[:20]]
         arena = dev.metrics().arena_used
     xs = _x(pm, stream.x)
-    with DeviceRunner(pm, adapt=True) as dev:
+    with DeviceRunner(pm, opts, adapt=True) as dev:
         adapted = np.array([dev.infer(xi)[0].prediction for xi in xs])
     ours = float(np.mean([n for _, n in res]))
     out = {"instructions_early_exit": ours, "instructions_full_backbone": float(np.mean(full)),

@@ -171,7 +171,7 @@ def _on_qemu(pm, x, base, board, y, adapt: bool) -> dict:
                 raise DeviceError(f"sample {i}: the device answered exit {r.exit} class {r.prediction}, "
                                   f"the host target exit {h.exit} class {h.prediction}")
             instructions.append(n)
-        full, _ = dev.session.client.infer(np.ascontiguousarray(x[0]).tobytes())
+        full = dev.session.client.run([np.ascontiguousarray(x[0]).tobytes()])[1].instructions
         m = dev.metrics()
     return {"device_instructions_per_sample": round(float(np.mean(instructions))),
             "device_instructions_full_backbone": int(full),
