@@ -322,3 +322,17 @@ def test_cli_errors_are_one_line_and_keep_outputs(tmp_path):
         assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
     assert (out / "keep.txt").read_text() == "mine"
     assert _cli("tta-prepare", "--help").returncode == 0 and _cli("adapt", "--help").returncode == 0
+
+
+def test_prepare_respects_the_budget():
+    from tinyadapt.convert import convert
+    from tinyadapt.errors import PlanError
+
+    ds = load("digits")
+    backbone = convert(str(ds.model)).peak_sram_bytes
+    with pytest.raises(PlanError, match="fits"):
+        prepare(str(ds.model), ds.train.x[:120], ds.train.y[:120], budget=backbone + 256, epochs=1,
+                log=lambda *a: None)
+    man = prepare(str(ds.model), ds.train.x[:120], ds.train.y[:120], budget=backbone + 768, epochs=1,
+                  log=lambda *a: None)
+    assert all(backbone + e["head_arena_bytes"] <= backbone + 768 for e in man["exits"])

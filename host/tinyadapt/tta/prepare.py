@@ -100,6 +100,7 @@ class HeadResult:
     macs: int
     entropy: np.ndarray      # on the calibration split, from the int8 head
     pred: np.ndarray
+    index: int = 0           # which cut candidate
 
 
 def _run_head(model: ConvertedModel, feats: np.ndarray, quant) -> tuple[np.ndarray, np.ndarray]:
@@ -202,6 +203,7 @@ def prepare(model_path: str, x: np.ndarray, y: np.ndarray, *, exits: int = 2, bu
     limit = budget
     for k, c in enumerate(cuts):
         r = build_head(c, f_fit[k], y_fit, f_cal[k], n_classes, cfg)
+        r.index = k
         fits = limit is None or m.peak_sram_bytes + r.model.peak_sram_bytes <= limit
         log(f"  head at op {c.op - 1} {list(c.shape[1:])}: {r.macs:,} MACs, arena {r.model.peak_sram_bytes:,} B, "
             f"held-out accuracy {(r.pred == y[cal]).mean():.3f}{'' if fits else ' (does not fit the budget)'}")
@@ -237,7 +239,7 @@ def prepare(model_path: str, x: np.ndarray, y: np.ndarray, *, exits: int = 2, bu
     exit_recs = []
     for k, h in enumerate(chosen):
         files[f"head_{k}.tflite"] = h.tflite
-        f = H.forward(h.params, _deq(f_fit[results.index(h)], h.cut.quant))
+        f = H.forward(h.params, _deq(f_fit[h.index], h.cut.quant))
         for name in ("conv", "gamma", "beta", "fc_w", "fc_b"):
             arrays[f"h{k}_{name}"] = getattr(h.params, name)
         arrays[f"h{k}_z_mean"] = f.z.mean((0, 1))
