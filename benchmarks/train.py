@@ -120,21 +120,29 @@ def _digits_domain(seed: int):
     return x, d["y"].astype(np.int64), order[:240], order[240:]
 
 
-def transfer(epochs: int = 10, seeds=(0, 1), lrs=(0.002, 0.005, 0.01)) -> None:
+def transfer(epochs: int = 10, seeds=(0, 1, 2, 3), lrs=(0.002, 0.005, 0.01, 0.02), budget: int = 30000) -> None:
     from tinyadapt.convert import convert
     from tinyadapt.train.floatnet import FloatNet
     from tinyadapt.train.graph import build_training, weight_layers
     from tinyadapt.train.scheme import UpdateScheme
+    from tinyadapt.train.search import measure_gains, search
     from tinyadapt.train.session import HostTarget, accuracy, load_samples, lr_at, train
 
     cm = convert(REPO / "models" / "digits" / "digits_cnn.tflite")
     n = len(weight_layers(cm))
-    sparse = UpdateScheme(bias_depth=n, weights={n - 1: 1.0, n - 2: 1.0, n - 3: 0.5})
-    methods = {"int8 sparse update (ours)": sparse, "int8 full update (ours)": UpdateScheme.full(n)}
+    fixed = UpdateScheme(bias_depth=n, weights={0: 1.0, 1: 1.0, 2: 0.5, 3: 0.5, 4: 1.0})
+    methods = {f"int8 sparse, plan-update --data, {budget} B (ours)": None,
+               f"int8 sparse, {fixed.describe()} (ours)": fixed,
+               "int8 full update (ours)": UpdateScheme.full(n)}
     results: dict[str, list[tuple[float, float]]] = {}
     for seed in seeds:
         x, y, tr, ev = _digits_domain(seed)
         for name, scheme in methods.items():
+            if scheme is None:  # contribution analysis on the adaptation split only
+                probe = build_training(cm, UpdateScheme(bias_depth=1))
+                xq, yq = load_samples(probe, x, y, "digits")
+                scheme, _ = search(cm, measure_gains(cm, xq[tr], yq[tr], lr=0.01, epochs=2, seed=seed), budget)
+                print(f"seed {seed}: plan-update chose {scheme.describe()}", flush=True)
             plan = build_training(cm, scheme)
             xq, yq = load_samples(plan, x, y, "digits")
             best = None
@@ -143,17 +151,25 @@ def transfer(epochs: int = 10, seeds=(0, 1), lrs=(0.002, 0.005, 0.01)) -> None:
                 if best is None or res.accuracy_after > best[1]:
                     best = (res.accuracy_before, res.accuracy_after, plan.peak_sram_bytes)
             results.setdefault(name, []).append(best)
-        for name, which in (("float last layer only", "last"), ("float whole network", "all")):
+        fixed_plan = build_training(cm, fixed)
+        for name, which in (("float last layer only", "last"), ("float whole network", "all"),
+                            ("float reference of the fixed sparse update", "sparse")):
             best = None
             for lr in lrs:
                 net = FloatNet(cm)
                 ops = {net.layers[-1].op_index} if which == "last" else {layer.op_index for layer in net.layers}
+                kept, bias_ops = {}, None
+                if which == "sparse":
+                    ops = {net.layers[k].op_index for k in fixed.weights}
+                    kept = {net.layers[k].op_index: rows for k, rows in fixed_plan.kept.items()}
+                    bias_ops = {layer.op_index for layer in fixed_plan.updated_layers
+                                if layer.number >= n - fixed.bias_depth}
                 before = np.mean([net.predict(xq[i]) == yq[i] for i in ev])
                 rng = np.random.default_rng(seed)
                 step = 0
                 for _ in range(epochs):
                     for i in rng.permutation(tr):
-                        net.step(xq[i], int(yq[i]), lr_at(step, epochs * len(tr), lr), ops)
+                        net.step(xq[i], int(yq[i]), lr_at(step, epochs * len(tr), lr), ops, kept, bias_ops)
                         step += 1
                 after = float(np.mean([net.predict(xq[i]) == yq[i] for i in ev]))
                 if best is None or after > best[1]:
@@ -166,7 +182,7 @@ def transfer(epochs: int = 10, seeds=(0, 1), lrs=(0.002, 0.005, 0.01)) -> None:
         a = np.mean([r[1] for r in rs]) * 100
         mem = rs[0][2]
         rows.append((name, f"{b:.1f}", f"{a:.1f}", " / ".join(f"{100 * r[1]:.1f}" for r in rs),
-                     f"{mem:,}" if mem else "-"))
+                     " / ".join(sorted({f"{r[2]:,}" for r in rs})) if mem else "-"))
     print(f"\ntransfer: digits CNN, upright -> mirrored digits; {len(seeds)} splits of 240 adaptation / 120 held-out "
           f"samples, {epochs} epochs, batch 1, SGD with cosine decay, best lr of {list(lrs)} for each method")
     _table(rows, ["method", "acc before %", "acc after %", "per split", "train-step SRAM B"])

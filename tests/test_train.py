@@ -243,3 +243,19 @@ def test_patch_based_forward_under_a_budget_trains_like_layer_by_layer():
         assert a.step(x, y, 0.05) == b.step(x, y, 0.05)
     assert a.params() == b.params()
     assert_step_matches_replay(patched, data["x"][7], int(data["y"][7]), 0.05, steps=1)
+
+
+def test_search_fits_the_budget_and_prefers_measured_gains():
+    from tinyadapt.train.search import Gains, prior_gains, search
+
+    cm = convert(block_model())
+    full = build_training(cm, UpdateScheme.full(4))
+    budget = (full.peak_sram_bytes * 2) // 3
+    scheme, _ = search(cm, prior_gains(4), budget)
+    assert build_training(cm, scheme, budget=budget).peak_sram_bytes <= budget
+    # Measured gains that favour one layer steer the search to it.
+    gains = Gains({1: 0.5, 4: 1.0}, {(0, 1.0): 9.0, (3, 1.0): 0.1}, measured=True)
+    scheme, total = search(cm, gains, None)
+    assert scheme.weights.get(0) == 1.0 and scheme.bias_depth == 4 and total == pytest.approx(10.1)
+    with pytest.raises(Exception, match="no update scheme fits 100 bytes"):
+        search(cm, prior_gains(4), 100)

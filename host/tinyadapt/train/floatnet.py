@@ -98,8 +98,14 @@ class FloatNet:
     def predict(self, x_q) -> int:
         return int(np.argmax(self.forward(x_q)[0]))
 
-    def step(self, x_q, label: int, lr: float, train_ops: set[int]) -> float:
-        """One SGD step on the layers whose op index is in train_ops; returns the loss."""
+    def step(self, x_q, label: int, lr: float, train_ops: set[int], kept: dict | None = None,
+             bias_ops: set[int] | None = None) -> float:
+        """One SGD step; returns the loss. train_ops: op indices whose weights are updated, all
+        output channels unless kept[op] lists the kept ones; bias_ops: op indices whose biases
+        are updated (default: train_ops). The float form of the int8 sparse update: QAS makes
+        the int-domain step equal to this float SGD step."""
+        kept = kept or {}
+        bias_ops = set(train_ops) if bias_ops is None else set(bias_ops)
         cm = self.cm
         beta = 1.0
         for op in cm.ops:
@@ -109,7 +115,7 @@ class FloatNet:
         loss, gz = ref.softmax_loss(z, beta, 0, label)
         logits_t = cm.ops[tape[-1][0]].outputs[0]
         grads = {logits_t: gz.reshape(vals[logits_t].shape)}
-        deepest = min(train_ops)
+        deepest = min(set(train_ops) | bias_ops)
         for i, name, p, x, pre, y, lo, hi in reversed(tape):
             op = cm.ops[i]
             g = grads.pop(op.outputs[0], None)
@@ -122,7 +128,14 @@ class FloatNet:
                 dx, dw, db = ref.conv2d_backward(x, w, g, (p[0], p[1]), (p[2], p[3]), (p[4], p[5]),
                                                  name == "DEPTHWISE_CONV_2D")
                 if i in train_ops:
-                    w -= lr * dw
+                    rows = kept.get(i)
+                    if rows is None:
+                        w -= lr * dw
+                    elif name == "DEPTHWISE_CONV_2D":
+                        w[..., rows] -= lr * dw[..., rows]
+                    else:
+                        w[rows] -= lr * dw[rows]
+                if i in bias_ops:
                     b -= lr * db
             elif name == "FULLY_CONNECTED":
                 w, b = self.params[i]
@@ -130,7 +143,13 @@ class FloatNet:
                 x2 = x.reshape(-1, w.shape[1])
                 dx = (g2 @ w).reshape(x.shape)
                 if i in train_ops:
-                    w -= lr * (g2.T @ x2)
+                    rows = kept.get(i)
+                    dw = g2.T @ x2
+                    if rows is None:
+                        w -= lr * dw
+                    else:
+                        w[rows] -= lr * dw[rows]
+                if i in bias_ops:
                     b -= lr * g2.sum(axis=0)
             elif name == "ADD":
                 other = op.inputs[1]
