@@ -54,7 +54,7 @@ def run_scheme(board, plan, steps: int, rng) -> dict:
     q = QemuBackend(image.built_for.qemu_machine, image.elf)
     q.start()
     try:
-        c = DeviceClient(Link(q.open_port(), timeout=600.0, retries=0))
+        c = DeviceClient(Link(q.open_port(), timeout=600.0, retries=1))
         c.hello()
         c.select(SLOT_BUILTIN)
         info = c.train_info()
@@ -85,6 +85,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None)
     ap.add_argument("--board", default="stm32f746g-disco")
     ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--bias-depth", type=int, default=None, help="sparse scheme: biases of the last N layers")
+    ap.add_argument("--layer", action="append", default=[], metavar="I:R",
+                    help="sparse scheme: weights of layer I at channel ratio R (repeatable)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     model = Path(args.model) if args.model else (MNV2 if MNV2.is_file() else DIGITS)
@@ -93,12 +96,17 @@ def main(argv=None) -> int:
         cm = convert(model)
         n = len(weight_layers(cm))
         notes = []
-        try:        # the scheme `tinyadapt train --board B` would choose
-            sparse_plan, _ = plan_update(cm, board_budget(board.name))
-            sparse_name = "sparse (plan-update)"
-        except TinyAdaptError as exc:
-            notes.append(f"plan-update for {board.name}: {exc}; the default scheme is measured instead")
-            sparse_plan, sparse_name = build_training(cm, default_scheme(n)), "sparse (default scheme)"
+        if args.bias_depth is not None or args.layer:
+            weights = {int(i): float(r) for i, r in (s.split(":") for s in args.layer)}
+            scheme = UpdateScheme(bias_depth=args.bias_depth or 0, weights=weights)
+            sparse_plan, sparse_name = build_training(cm, scheme), "sparse (given scheme)"
+        else:
+            try:        # the scheme `tinyadapt train --board B` would choose
+                sparse_plan, _ = plan_update(cm, board_budget(board.name))
+                sparse_name = "sparse (plan-update)"
+            except TinyAdaptError as exc:
+                notes.append(f"plan-update for {board.name}: {exc}; the default scheme is measured instead")
+                sparse_plan, sparse_name = build_training(cm, default_scheme(n)), "sparse (default scheme)"
         plans = {sparse_name: sparse_plan, "full backprop": build_training(cm, UpdateScheme.full(n))}
         rng = np.random.default_rng(0)
         rows = {}

@@ -202,7 +202,7 @@ def test_posix_port_saves_to_its_nvm_file_across_restarts(digits, tmp_path, imag
         assert struct.unpack("<I", dev.client.request(0x42).payload[:4])[0] == 1
     finally:
         dev.stop()
-    assert nvm.stat().st_size == 512 << 10
+    assert nvm.stat().st_size == 1 << 20
     dev = start()
     try:
         fields = info(dev)

@@ -47,7 +47,7 @@ static uint8_t g_frame[TA_POSIX_FRAME_SIZE] __attribute__((aligned(16)));
 
 /* ---- file-backed NVM ------------------------------------------------------------------ */
 
-#define NVM_SIZE (512u << 10)
+#define NVM_SIZE (1u << 20)
 #define NVM_PAGE 4096u
 #define NVM_UNIT 4u
 #define NVM_ROW 256u

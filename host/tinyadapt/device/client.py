@@ -175,7 +175,7 @@ class DeviceClient:
 
         Only answers to a first transmission are timed: a retried request's time is mostly
         waiting, and letting it in would make every later wait longer still."""
-        out = self._call(cmd, payload, timeout=self._invoke_timeout)
+        out = self._call(cmd, payload, timeout=max(self._invoke_timeout, self.link.timeout))
         if self.link.stats.last_attempts == 1:
             self._slow_invoke = max(self._slow_invoke, self.link.stats.last_rtt)
             self._invoke_timeout = min(self.link.timeout + 3 * self._slow_invoke, MAX_INVOKE_TIMEOUT)
@@ -222,7 +222,8 @@ class DeviceClient:
         self._call(Cmd.LOAD_END, timeout=max(self.link.timeout, 2.0))
 
     def select(self, slot: int) -> ModelInfo:
-        p = self._call(Cmd.SELECT, struct.pack("<B", slot), timeout=max(self.link.timeout, 2.0))
+        # SELECT of a trainable model also CRC-checks and restores saved parameters: allow for it.
+        p = self._call(Cmd.SELECT, struct.pack("<B", slot), timeout=max(self.link.timeout, 10.0))
         self._expect(Cmd.SELECT, p, _SELECT.size, exact=False)
         arena, n_in, n_out, n_ops = _SELECT.unpack_from(p)
         self._expect(Cmd.SELECT, p, _SELECT.size + 4 * (n_in + n_out))

@@ -48,6 +48,9 @@ def nvm_file(board: str, path: str | os.PathLike | None = None, size: int = 0) -
     size is refused, so an image of another board is never used."""
     p = Path(path) if path else Path(os.environ.get("TINYADAPT_NVM_DIR", DEFAULT_DIR)) / f"{board}.bin"
     p = p.resolve()
+    if len(str(p)) > 400:
+        raise DeviceError(f"NVM file path {p} is longer than the 400 characters the firmware reads: "
+                          "choose a shorter --nvm path")
     if " " in str(p) or "," in str(p):
         raise DeviceError(f"NVM file path {p} contains a space or comma, which QEMU's semihosting "
                           "arguments cannot carry: choose another --nvm path")
