@@ -19,7 +19,7 @@ static const ta_command_set_t *const k_command_sets[] = {
 
 uint32_t ta_app_features(const ta_app_t *app)
 {
-    uint32_t f = TA_FEATURE_PROFILE | TA_FEATURE_TRAIN;
+    uint32_t f = TA_FEATURE_PROFILE | TA_FEATURE_TRAIN | TA_FEATURE_ADAPT;
     if (app->store_ready) {
         f |= TA_FEATURE_NVM;
     }

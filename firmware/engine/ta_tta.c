@@ -117,9 +117,13 @@ static float sqrt_f(float x)
 
 static float abs_f(float x) { return x < 0.0f ? -x : x; }
 
-/* round half away from zero, clamped: the converter's rounding */
+/* round half away from zero, clamped: the converter's rounding (NaN, from statistics of a
+ * corrupt trailer, becomes 0: a float -> int conversion of NaN is undefined) */
 static int32_t round_clamp(float v, float lo, float hi)
 {
+    if (v != v) {
+        v = 0.0f;
+    }
     v = v < lo ? lo : (v > hi ? hi : v);
     return (int32_t)(v >= 0.0f ? v + 0.5f : v - 0.5f);
 }
@@ -181,7 +185,8 @@ ta_status_t ta_tta_norm_bind(ta_tta_norm_t *n, ta_engine_t *head)
     TA_TRY(ta_engine_tensor(head, n->z_tensor, &z));
     TA_TRY(ta_engine_tensor(head, n->gamma_tensor, &g));
     TA_TRY(ta_engine_tensor(head, n->beta_tensor, &b));
-    TA_ENSURE(z.rec->dtype == TA_DTYPE_INT8 && z.rec->size % n->channels == 0u, TA_ERR_SHAPE);
+    TA_ENSURE(z.rec->dtype == TA_DTYPE_INT8 && z.rec->size >= n->channels && z.rec->size % n->channels == 0u,
+              TA_ERR_SHAPE);
     TA_ENSURE(g.rec->size == n->channels && b.rec->size == 4u * n->channels, TA_ERR_SHAPE);
     ta_tta_norm_reset(n);
     /* overlays sorted by tensor index, as the engine's lookup expects */

@@ -76,6 +76,7 @@ class Feature(enum.IntFlag):
     TIME_COUNTER = 1 << 5       # counts are nanoseconds of wall time
     TRAIN = 1 << 6              # TRAIN_* commands
     NVM = 1 << 7                # an NVM region: SAVE persists parameters
+    ADAPT = 1 << 8              # ADAPT_* commands (early-exit TTA)
 
 
 # ta_status_t (firmware/include/tinyadapt/ta_status.h), for error messages.
