@@ -142,7 +142,7 @@ def patch_demo(figures: dict) -> bool:
     return exact
 
 
-def adapt_demo(epochs: int = 3, lr: float = 0.01) -> bool:
+def adapt_demo(figures: dict, epochs: int = 3, lr: float = 0.01) -> bool:
     import tempfile
 
     from tinyadapt.session.device import DeviceOptions, open_device
@@ -188,6 +188,9 @@ def adapt_demo(epochs: int = 3, lr: float = 0.01) -> bool:
             trainer.close()
     stdout.print(f"reboot     restored revision {info.stored_revision}: accuracy {after_reboot:.2%} on the held-out split")
     ok = info.restored and same and after_reboot == res.accuracy_after and res.accuracy_after > res.accuracy_before
+    figures.update(accuracy_before=res.accuracy_before, accuracy_after=res.accuracy_after,
+                   accuracy_after_reboot=after_reboot, steps=res.steps, peak_sram_bytes=peak,
+                   instructions_per_step=instr, saved_revision=saved.revision, saved_bytes=saved.bytes)
     stdout.print(verdict(ok, "the adapted parameters survived the reboot bit for bit, with their accuracy"))
     return ok
 
@@ -213,7 +216,7 @@ def main() -> int:
     if not args.no_qemu:
         ok = on_qemu(model, x, y, host_out, figures["digits"]) and ok
         ok = patch_demo(figures["patch"]) and ok
-        ok = adapt_demo() and ok
+        ok = adapt_demo(figures.setdefault("adapt", {})) and ok
     if args.json:
         import json
 
