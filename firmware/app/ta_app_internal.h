@@ -14,6 +14,7 @@
 #include "tinyadapt/ta_hal.h"
 #include "tinyadapt/ta_param_store.h"
 #include "tinyadapt/ta_train.h"
+#include "tinyadapt/ta_tta.h"
 
 typedef struct {
     uint16_t opcode;
@@ -59,6 +60,18 @@ typedef struct ta_app {
     uint32_t train_steps;
     ta_param_store_t train_store; /* first half of the NVM region; the second is for TTA heads */
     uint8_t store_ready;
+
+    /* Early-exit TTA (ta_tta_commands.c): the selected RAM-slot blob is the backbone, the
+     * exit heads follow it in the slot; their engines share the arena above the backbone's. */
+    ta_tta_t tta;
+    ta_model_t tta_models[TA_TTA_MAX_EXITS];
+    ta_engine_t tta_engines[TA_TTA_MAX_EXITS];
+    ta_tta_norm_t tta_norms[TA_TTA_MAX_EXITS];
+    uint8_t tta_ready;
+    uint8_t tta_restored;      /* ADAPT_SELECT applied stored statistics */
+    uint32_t tta_crc;          /* identifies backbone + heads + exit table in the store */
+    ta_param_store_t tta_store; /* second half of the NVM region (the first is training's) */
+    float tta_image[TA_TTA_MAX_EXITS * 2 * TA_TTA_MAX_CHANNELS]; /* mu, var of every head */
 } ta_app_t;
 
 /* The command set for every code in protocol version 1. */
@@ -66,6 +79,9 @@ extern const ta_command_set_t ta_core_commands;
 
 /* TRAIN_* commands (0x40-0x4F). */
 extern const ta_command_set_t ta_train_commands;
+
+/* ADAPT_* commands (0x50-0x5F). */
+extern const ta_command_set_t ta_tta_commands;
 
 /* After SELECT's engine init: bind the trainer and restore the stored parameters (no-op
  * for a model without a TRAIN section). Never fails the SELECT: TRAIN_INFO tells. */

@@ -13,12 +13,13 @@ static ta_app_t g_app; /* static, not on the stack: the stack is measured */
 static const ta_command_set_t *const k_command_sets[] = {
     &ta_core_commands,
     &ta_train_commands,
+    &ta_tta_commands,
     /* ADAPT_* sets go here. */
 };
 
 uint32_t ta_app_features(const ta_app_t *app)
 {
-    uint32_t f = TA_FEATURE_PROFILE | TA_FEATURE_TRAIN;
+    uint32_t f = TA_FEATURE_PROFILE | TA_FEATURE_TRAIN | TA_FEATURE_ADAPT;
     if (app->store_ready) {
         f |= TA_FEATURE_NVM;
     }
@@ -186,6 +187,7 @@ ta_status_t ta_app_select(ta_app_t *app, uint8_t slot)
     app->slot = -1; /* whatever happens below, a failed SELECT leaves nothing selected */
     app->train_ready = 0;
     app->restored = 0;
+    app->tta_ready = 0;
     app->n_recorded = 0;
     app->n_profiled = 0;
     if (slot == TA_SLOT_BUILTIN) {

@@ -52,7 +52,11 @@ typedef enum {
     TA_CMD_RESET_TO_BASE = 0x43,
     TA_CMD_TRAIN_INFO = 0x44,
     TA_CMD_PARAMS_READ = 0x45,
-    TA_CMD_ADAPT_FIRST_ = 0x50  /* 0x50-0x5F reserved for ADAPT_* */
+    TA_CMD_ADAPT_FIRST_ = 0x50, /* 0x50-0x5F: ADAPT_* (early-exit TTA, docs/TTA.md) */
+    TA_CMD_ADAPT_SELECT = 0x50,
+    TA_CMD_ADAPT_INFER = 0x51,
+    TA_CMD_ADAPT_RESET = 0x52,
+    TA_CMD_ADAPT_SAVE = 0x53
 } ta_cmd_code_t;
 
 /* HELLO feature bits. */
@@ -64,6 +68,7 @@ typedef enum {
 #define TA_FEATURE_TIME_COUNTER (1u << 5)   /* counts are nanoseconds of wall time */
 #define TA_FEATURE_TRAIN (1u << 6)          /* TRAIN_* commands (0x40-0x45) */
 #define TA_FEATURE_NVM (1u << 7)            /* an NVM region: SAVE persists parameters */
+#define TA_FEATURE_ADAPT (1u << 8)          /* ADAPT_* commands (0x50-0x53) */
 
 /* RESET_TO_BASE flags. */
 #define TA_RESET_PERSIST (1u << 0) /* also save "base" (a tombstone), so the next boot starts from it */

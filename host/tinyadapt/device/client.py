@@ -280,6 +280,37 @@ class DeviceClient:
         self._expect(Cmd.METRICS, p, _METRICS.size)
         return Metrics(*_METRICS.unpack(p))
 
+    # -- early-exit test-time adaptation (0x50-0x51) -----------------------------------------
+    def adapt_select(self, mode: int = 0) -> tuple[int, int, bool]:
+        """Bind the exit heads that follow the selected RAM-slot blob (mode 1: adapt their
+        normalisation on every sample): (exits, arena bytes, stored heads restored)."""
+        p = self._call(Cmd.ADAPT_SELECT, bytes([mode]))
+        self._expect(Cmd.ADAPT_SELECT, p, 8)
+        n, restored, arena = struct.unpack("<BB2xI", p)
+        return n, arena, bool(restored)
+
+    def adapt_infer(self, sample: bytes) -> tuple[int, int, float, int, int, int]:
+        """One early-exit inference: (exit, prediction, entropy, macs, macs_skipped, instructions)."""
+        if len(sample) > self.max_payload:
+            self.input_write(0, sample)
+            sample = b""
+        p = self._timed_call(Cmd.ADAPT_INFER, sample)
+        self._expect(Cmd.ADAPT_INFER, p, 28)
+        return struct.unpack("<B3xifIIQ", p)
+
+    def adapt_reset(self, persist: bool = False) -> int:
+        """Back to the source heads; with persist also for the next boot (revision of that)."""
+        p = self._call(Cmd.ADAPT_RESET, bytes([1 if persist else 0]))
+        self._expect(Cmd.ADAPT_RESET, p, 4)
+        return struct.unpack("<I", p)[0]
+
+    def adapt_save(self) -> tuple[int, int]:
+        """Persist the adapted heads atomically (TTA tag of the store): (revision, bytes)."""
+        p = self._call(Cmd.ADAPT_SAVE)
+        self._expect(Cmd.ADAPT_SAVE, p, 16)
+        revision, n, _ = struct.unpack("<IIQ", p)
+        return revision, n
+
     # -- training (0x40-0x45) ----------------------------------------------------------------
     def _sample_payload(self, head: bytes, sample: bytes | None) -> bytes:
         """The sample rides in the request when it fits, else goes first with INPUT_WRITE."""

@@ -60,6 +60,10 @@ class Cmd(enum.IntEnum):
     RESET_TO_BASE = 0x43
     TRAIN_INFO = 0x44
     PARAMS_READ = 0x45
+    ADAPT_SELECT = 0x50
+    ADAPT_INFER = 0x51
+    ADAPT_RESET = 0x52
+    ADAPT_SAVE = 0x53
 
 
 class Feature(enum.IntFlag):
@@ -72,6 +76,7 @@ class Feature(enum.IntFlag):
     TIME_COUNTER = 1 << 5       # counts are nanoseconds of wall time
     TRAIN = 1 << 6              # TRAIN_* commands
     NVM = 1 << 7                # an NVM region: SAVE persists parameters
+    ADAPT = 1 << 8              # ADAPT_* commands (early-exit TTA)
 
 
 # ta_status_t (firmware/include/tinyadapt/ta_status.h), for error messages.
