@@ -222,7 +222,9 @@ def write_readme(rows: list[dict]) -> None:
              "statistics, full-int8 (int8 input and output), batch 1. The tests",
              "(`tests/test_exports.py`) run each layer by layer bit-exact against TensorFlow Lite Micro,",
              "and patch plans spread over its splits (tiles and streamed row bands) and budgets equal to",
-             "layer by layer.", "",
+             "layer by layer. Their peak SRAM next to TFLite Micro's arena, patch-based and measured on",
+             "QEMU: `.venv/bin/python benchmarks/patch.py --models mnv2_035_128 torch_mnv2_100_224 mnv3s_min_96`.",
+             "",
              "| file | model | input | params | size (bytes) | ops |", "|---|---|---|---:|---:|---|"]
     for r in rows:
         ops = ", ".join(f"{k} x{v}" for k, v in sorted(r["ops"].items()))
