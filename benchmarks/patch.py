@@ -53,6 +53,11 @@ def models() -> list[tuple[str, bytes]]:
     return out
 
 
+# Issue 13's targets for the real exports, input frame in SRAM: (model stem, at least this many
+# times below TFLM's arena head, at most this many bytes or None).
+TARGETS = [("mnv2_035_128", 4.0, 80 * 1024), ("torch_mnv2_100_224", 8.0, 320 * 1024), ("mnv3s_min_96", 2.0, None)]
+
+
 def qemu_run(blob: bytes, x: np.ndarray) -> dict:
     from tinyadapt.session.device import DeviceOptions, open_device
 
@@ -204,6 +209,19 @@ def print_tables(rows: list[dict], args) -> int:
                   f"{e['ratio_vs_tflm']:.2f}x", f"{e['split_ops']}, {e['tiles']}", pct(e["mac_overhead"]),
                   pct(e["estimated_instruction_overhead"]), pct(e.get("qemu_instruction_overhead")),
                   f"{e['qemu_arena_used']:,}" if "qemu_arena_used" in e else "-", same)
+    stdout.print(t)
+    t = Table(title="targets for the real exports (input frame in SRAM; ours = the 'smallest' plan above)")
+    for col in ("model", "TFLM arena", "ours", "TFLM / ours", "target", "met"):
+        t.add_column(col, justify="left" if col in ("model", "target") else "right")
+    for stem, ratio, limit in TARGETS:
+        r = next((r for r in rows if r["model"].startswith(stem + " ") and "plans" in r), None)
+        p = r and r["plans"].get("smallest")
+        if p is None:
+            continue
+        got = r["tflm_head_bytes"] / p["peak_sram_bytes"]
+        met = got >= ratio and (limit is None or p["peak_sram_bytes"] <= limit)
+        t.add_row(stem, f"{r['tflm_head_bytes']:,}", f"{p['peak_sram_bytes']:,}", f"{got:.2f}x",
+                  f">= {ratio:g}x" + (f", <= {limit:,} B" if limit else ""), "yes" if met else "NO")
     stdout.print(t)
     return 0
 

@@ -79,10 +79,14 @@ static ta_status_t check_tensor(const ta_tensor_rec_t *t, const ta_model_header_
     return TA_OK;
 }
 
-static ta_status_t check_op(const ta_op_rec_t *op, const ta_model_t *m)
+static ta_status_t check_op(const ta_op_rec_t *op, const ta_model_t *m, int backward)
 {
     const ta_model_header_t *h = m->header;
-    TA_ENSURE(op->opcode > 0 && op->opcode < TA_OP_COUNT_, TA_ERR_UNSUPPORTED);
+    if (backward) {
+        TA_ENSURE(op->opcode >= TA_OP_BACKWARD_FIRST_ && op->opcode < TA_OP_BACKWARD_END_, TA_ERR_CORRUPT);
+    } else {
+        TA_ENSURE(op->opcode > 0 && op->opcode < TA_OP_COUNT_, TA_ERR_UNSUPPORTED);
+    }
     TA_ENSURE(op->n_inputs <= TA_MAX_OP_INPUTS, TA_ERR_CORRUPT);
     TA_ENSURE(op->n_outputs >= 1 && op->n_outputs <= TA_MAX_OP_OUTPUTS, TA_ERR_CORRUPT);
     const uint32_t n_io = (uint32_t)op->n_inputs + op->n_outputs;
@@ -97,7 +101,8 @@ static ta_status_t check_op(const ta_op_rec_t *op, const ta_model_t *m)
     const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
     for (uint32_t i = 0; i < n_io; ++i) {
         const int is_output = i >= op->n_inputs;
-        if (io[i] == TA_NO_TENSOR && !is_output) {
+        /* A backward op may skip an output: the gradient of an input nothing needs. */
+        if (io[i] == TA_NO_TENSOR && (!is_output || backward)) {
             continue;
         }
         TA_ENSURE(io[i] >= 0 && io[i] < h->n_tensors, TA_ERR_CORRUPT);
@@ -221,6 +226,21 @@ static ta_status_t check_patch(ta_model_t *m)
     return TA_OK;
 }
 
+/* The TRAIN section: where the forward ops end. Backward ops are checked by check_op. */
+static ta_status_t check_train(ta_model_t *m)
+{
+    const ta_model_header_t *h = m->header;
+    /* With a patch stage too, check_patch keeps backward ops (past the stage) off its
+     * per-tile tensors: they only read full-size maps after the stage. */
+    TA_ENSURE((h->train_offset & 3u) == 0 && in_bounds(h->train_offset, 1, sizeof(ta_train_header_t), h->data_size),
+              TA_ERR_TRUNCATED);
+    const ta_train_header_t *t = (const ta_train_header_t *)(const void *)(m->data + h->train_offset);
+    TA_ENSURE(t->n_forward_ops >= 1 && t->n_forward_ops < h->n_ops && t->flags == 0, TA_ERR_CORRUPT);
+    m->train = t;
+    m->n_forward_ops = t->n_forward_ops;
+    return TA_OK;
+}
+
 ta_status_t ta_model_load(ta_model_t *model, const void *blob, size_t size)
 {
     TA_ENSURE(model != NULL, TA_ERR_ARG);
@@ -253,16 +273,23 @@ ta_status_t ta_model_load(ta_model_t *model, const void *blob, size_t size)
         const uint8_t kind = m.tensors[m.inputs[i]].kind;
         TA_ENSURE(kind == TA_TENSOR_ACTIVATION || (kind == TA_TENSOR_EXTERNAL && i < h->n_inputs), TA_ERR_CORRUPT);
     }
-    for (uint32_t i = 0; i < h->n_ops; ++i) {
-        TA_TRY(check_op(&m.ops[i], &m));
-    }
     m.patch = NULL;
     m.patch_tensors = NULL;
     m.patch_regions = NULL;
     m.patch_streams = NULL;
     m.patch_bands = 0;
+    m.train = NULL;
+    m.n_forward_ops = h->n_ops;
+    if (h->flags & TA_MODEL_FLAG_TRAIN) {
+        TA_TRY(check_train(&m));
+    }
+    for (uint32_t i = 0; i < h->n_ops; ++i) {
+        TA_TRY(check_op(&m.ops[i], &m, i >= m.n_forward_ops));
+    }
     if (h->flags & TA_MODEL_FLAG_PATCH) {
         TA_TRY(check_patch(&m));
+        /* The stage is part of the forward pass. */
+        TA_ENSURE(m.patch->n_stage_ops <= m.n_forward_ops, TA_ERR_CORRUPT);
     }
     *model = m;
     return TA_OK;

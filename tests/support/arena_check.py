@@ -1,5 +1,9 @@
 """An independent check of a memory plan: no two live tensors share a byte.
 
+A training blob's backward ops (TRAIN section) are ops like any other here: the tensors they
+read (saved activations, gradients) live until their last backward reader, so the same check
+proves the whole training step's arena.
+
 Written separately from tinyadapt.plan.memory on purpose: it recomputes every lifetime
 from the op list alone and accepts shared bytes only in the two legal forms:
   - alias: a RESHAPE output at its input's offset with its input's size;
@@ -18,7 +22,7 @@ ELEMENTWISE = {"ADD", "SUB", "MUL", "LOGISTIC", "HARD_SWISH", "REQUANTIZE"}
 # Ops that may write a smaller output over their input, given scratch: depthwise saves one
 # channel plane there, a pointwise conv one chunk of output pixels (see _pointwise below).
 SHRINKING_IN_PLACE = {"DEPTHWISE_CONV_2D", "CONV_2D"}
-ALIASING = {"RESHAPE"}
+ALIASING = {"RESHAPE", "RESHAPE_BACKWARD"}
 
 
 @dataclass
@@ -49,6 +53,8 @@ def check_layout(sizes: dict[int, int], offsets: dict[int, int], ops: list[Check
     legal = set()
     for i, op in enumerate(ops):
         out = op.outputs[0]
+        if out not in sizes:
+            continue  # a backward op may skip its first output (nobody needs that gradient)
         for t in op.inputs:
             if t not in sizes:
                 continue

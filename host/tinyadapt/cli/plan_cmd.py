@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tinyadapt.cli.plan_args import DEFAULT_RESERVE, board_budget
+from tinyadapt.cli.plan_args import add_plan_arguments, board_budget
 from tinyadapt.errors import PlanError
 
 NAME = "plan"
@@ -25,25 +25,20 @@ measured on QEMU."""
 EPILOG = """\
 examples:
   tinyadapt plan models/mobilenetv2/mobilenetv2_96.tflite --budget 65536
-  tinyadapt plan model.tflite --board stm32f746g-disco
+  tinyadapt plan model.tflite --budget 256K
+  tinyadapt plan model.tflite --budget-board stm32f746g-disco      (--board is the same)
   tinyadapt plan model.tflite --budget 200000 --json | jq .patch
   tinyadapt plan mobilenet_224.tflite --budget 200000 --external-input
   tinyadapt plan model.tflite --budget 60000 --core cortex-m7
 
-The budget for --board is the board's RAM less its model RAM slot, its stack and
---reserve bytes for the firmware's own static data."""
+The budget for --budget-board is the board's RAM less its model RAM slot, its stack and
+--reserve bytes for the firmware's own static data. When nothing fits the budget, the
+table is printed, the error goes to stderr as one line, and the exit status is 1."""
 
 def add_arguments(p) -> None:
     p.add_argument("model", metavar="MODEL.tflite")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--budget", type=int, metavar="BYTES", help="peak SRAM allowed for activations")
-    g.add_argument("--board", help="take the budget from boards/BOARD.toml")
-    p.add_argument("--reserve", type=int, default=DEFAULT_RESERVE, metavar="BYTES",
-                   help=f"RAM kept for the firmware's static data with --board (default {DEFAULT_RESERVE})")
-    p.add_argument("--external-input", action="store_true", dest="external_input",
-                   help="patch plans keep the model input outside the SRAM arena, in external frame "
-                        "memory the device binds (a camera frame buffer); the stage reads it tile by tile")
-    p.add_argument("--core", help="estimate instructions on this core (default: --board's core, else cortex-m4)")
+    add_plan_arguments(p, patch=False, board_alias=True)
+    p.add_argument("--core", help="estimate instructions on this core (default: the board's core, else cortex-m4)")
     p.add_argument("--all", action="store_true", help="list every candidate, not just the best per split")
     p.add_argument("--json", action="store_true", help="print the plan as JSON (schema 1)")
 
@@ -107,11 +102,13 @@ def chosen_base(table, model) -> float:
 def run(args) -> int:
     from tinyadapt.cli.plan_args import board_core
 
-    budget = board_budget(args.board, args.reserve) if args.board else args.budget
-    core = args.core or (board_core(args.board) if args.board else None)
-    report, _ = plan_report(args.model, budget, args.board or "the", args.external_input, core)
+    budget = board_budget(args.budget_board, args.reserve) if args.budget_board else args.budget
+    core = args.core or (board_core(args.budget_board) if args.budget_board else None)
+    report, _ = plan_report(args.model, budget, args.budget_board or "the", args.external_input, core)
     if args.json:
         print(json.dumps(report, indent=2))
+        if "error" in report:
+            raise PlanError(report["error"])
         return 0 if report["fits"] else 1
     from rich.table import Table
 
@@ -143,8 +140,7 @@ def run(args) -> int:
                       style="bold green" if is_chosen(r) else None)
     stdout.print(table)
     if "error" in report:
-        stdout.print(f"[red]{report['error']}[/]")
-        return 1
+        raise PlanError(report["error"])
     if chosen:
         stdout.print(f"chosen: patch stage of {chosen['split_ops']} ops, {_tiles_label(chosen['mode'], chosen['grid'])}"
                      f", peak SRAM {human_bytes(report['peak_sram_bytes'])} ({report['peak_sram_bytes']:,} B), "
