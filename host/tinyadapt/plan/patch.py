@@ -423,7 +423,7 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
 
 # Band counts tried for stream plans: a few, and bands of three rows down to one.
 STREAM_BAND_ROWS = (1, 2, 3)
-STREAM_STRIPS = (1, 2, 3, 4)
+STREAM_STRIPS = (1, 2, 3, 4, 6)
 
 
 def stream_grids(out_h: int, max_grid: int = MAX_GRID) -> list[int]:
