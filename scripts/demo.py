@@ -118,14 +118,16 @@ def patch_demo(figures: dict) -> bool:
     budget = board_budget(PATCH_BOARD)
     model_bytes = build_mobilenetv2(0.35, 144, classes=10)
     layered = convert(model_bytes, name="MobileNetV2-0.35 144x144")
-    model = convert(model_bytes, name="MobileNetV2-0.35 144x144", budget=budget, budget_name=PATCH_BOARD)
+    model = convert(model_bytes, name="MobileNetV2-0.35 144x144", budget=budget, budget_name=PATCH_BOARD,
+                    core=board.core)
     p = model.patch
     stdout.print(f"board      {board.description}")
     stdout.print(f"budget     {budget:,} B of SRAM for activations (RAM less model slot, stack and firmware data)")
     stdout.print(f"layer by layer  {layered.peak_sram_bytes:,} B: does not fit "
                  f"(TFLite Micro's arena head: {tflm_arena_head(model_bytes):,} B)")
-    stdout.print(f"patch-based     {model.peak_sram_bytes:,} B: first {p.stage.n_ops} ops on a {p.grid}x{p.grid} grid, "
-                 f"MAC overhead {100 * p.mac_overhead:.1f} %")
+    stdout.print(f"patch-based     {model.peak_sram_bytes:,} B: first {p.stage.n_ops} ops, {p.grid_label}, "
+                 f"MAC overhead {100 * p.mac_overhead:.1f} %, estimated instruction overhead "
+                 f"{100 * p.cost.overhead:.1f} %")
     x = np.random.default_rng(0).integers(-128, 128, size=model.input_tensors()[0].shape, dtype=np.int8)
     host = HostEngine(model.blob).invoke([x])[0]
     with open_device(model.blob, DeviceOptions(board=PATCH_BOARD, model_name="mbv2_035_144", timeout=120.0)) as dev:
@@ -136,7 +138,7 @@ def patch_demo(figures: dict) -> bool:
     stdout.print(verdict(exact, "bit-exact: patch-based on the device = host = layer-by-layer"))
     figures.update(model="MobileNetV2-0.35 144x144", board=PATCH_BOARD, budget_bytes=budget,
                    layer_by_layer_bytes=layered.peak_sram_bytes, tflm_arena_head_bytes=tflm_arena_head(model_bytes),
-                   peak_sram_bytes=model.peak_sram_bytes, split_ops=p.stage.n_ops, grid=p.grid,
+                   peak_sram_bytes=model.peak_sram_bytes, split_ops=p.stage.n_ops, grid=p.grid, tiles=p.grid_label,
                    mac_overhead=round(p.mac_overhead, 4), instructions=int(result.instructions),
                    device_arena_used=metrics.arena_used, bit_exact=exact)
     return exact
