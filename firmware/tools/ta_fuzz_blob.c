@@ -8,12 +8,15 @@
 #include <string.h>
 
 #include "tinyadapt/ta_engine.h"
+#include "tinyadapt/ta_train.h"
 
 #define MAX_BLOB (1u << 20)
 #define MAX_ARENA (1u << 20)
 
 static _Alignas(16) uint8_t g_blob[MAX_BLOB];
 static _Alignas(16) uint8_t g_arena[MAX_ARENA];
+static _Alignas(16) uint8_t g_param_ram[MAX_ARENA];
+static ta_trainer_t g_trainer;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -39,5 +42,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     memset(g_arena, 0, model.header->arena_size);
     (void)ta_engine_invoke(&engine);
+    /* A training section: the trainer's own checks, then steps of both losses and an eval. */
+    if (model.train != NULL && ta_train_param_ram_size(&model) <= MAX_ARENA &&
+        ta_train_init(&g_trainer, &engine, g_param_ram, MAX_ARENA) == TA_OK) {
+        ta_train_result_t r;
+        (void)ta_train_step(&g_trainer, TA_LOSS_CROSS_ENTROPY, 0, 0.01f, &r);
+        (void)ta_train_step(&g_trainer, TA_LOSS_ENTROPY, 0, 0.01f, &r);
+        (void)ta_train_eval(&g_trainer, 0, &r);
+        (void)ta_train_reset(&g_trainer);
+    }
     return 0;
 }
