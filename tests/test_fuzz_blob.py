@@ -47,9 +47,11 @@ def test_bounded_campaign_finds_nothing(fuzzer, tmp_path):
     for seed in (3, 5, 8):  # patch-planned blobs, so the patch section is fuzzed too
         model, _ = random_model(seed)
         plans = convert(model).patch_candidates()
-        if plans:
-            p = plans[len(plans) // 2]
-            (corpus / f"patch{seed}.bin").write_bytes(convert(model, patch=(p.stage.n_ops, p.grid)).blob)
+        for mode in ("tiles", "stream"):  # both patch modes' sections (stream: bands, stream buffers)
+            of_mode = [p for p in plans if p.mode == mode]
+            if of_mode:
+                p = of_mode[len(of_mode) // 2]
+                (corpus / f"patch{seed}{mode}.bin").write_bytes(convert(model, patch=p.spec).blob)
     # Training blobs, so the TRAIN section, the backward ops and the trainer are fuzzed too.
     from tinyadapt.train.graph import build_training
     from tinyadapt.train.scheme import UpdateScheme

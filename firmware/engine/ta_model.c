@@ -122,6 +122,7 @@ static ta_status_t check_patch(ta_model_t *m)
     const ta_patch_header_t *p = (const ta_patch_header_t *)(const void *)(m->data + h->patch_offset);
     TA_ENSURE(p->n_stage_ops >= 1 && p->n_stage_ops <= h->n_ops && p->n_tiles >= 1 && p->n_regions >= 1,
               TA_ERR_CORRUPT);
+    TA_ENSURE(p->mode == TA_PATCH_MODE_TILES || p->mode == TA_PATCH_MODE_STREAM, TA_ERR_CORRUPT);
     TA_ENSURE((p->tensors_offset & 3u) == 0 &&
                   in_bounds(p->tensors_offset, p->n_regions, sizeof(ta_patch_tensor_t), h->data_size),
               TA_ERR_TRUNCATED);
@@ -132,8 +133,22 @@ static ta_status_t check_patch(ta_model_t *m)
     const ta_patch_tensor_t *pt = (const ta_patch_tensor_t *)(const void *)(m->data + p->tensors_offset);
     const ta_region_t *regions = (const ta_region_t *)(const void *)(m->data + p->regions_offset);
 
+    const ta_stream_buffer_t *streams = NULL;
+    uint32_t bands = 0;
+    if (p->mode == TA_PATCH_MODE_STREAM) {
+        const uint32_t bands_offset = p->regions_offset + (uint32_t)p->n_tiles * p->n_regions * sizeof(ta_region_t);
+        TA_ENSURE((bands_offset & 3u) == 0 && in_bounds(bands_offset, 1, sizeof(uint32_t), h->data_size) &&
+                      in_bounds(bands_offset + 4u, p->n_regions, sizeof(ta_stream_buffer_t), h->data_size),
+                  TA_ERR_TRUNCATED);
+        bands = *(const uint32_t *)(const void *)(m->data + bands_offset);
+        TA_ENSURE(bands >= 1 && p->n_tiles % bands == 0, TA_ERR_CORRUPT);
+        streams = (const ta_stream_buffer_t *)(const void *)(m->data + bands_offset + 4u);
+    }
     for (uint32_t r = 0; r < p->n_regions; ++r) {
         TA_ENSURE(pt[r].tensor < h->n_tensors, TA_ERR_CORRUPT);
+        TA_ENSURE(streams == NULL || ((streams[r].offset & 3u) == 0 &&
+                                      in_bounds(streams[r].offset, streams[r].capacity, 1, h->arena_size)),
+                  TA_ERR_CORRUPT);
         const ta_tensor_rec_t *t = &m->tensors[pt[r].tensor];
         TA_ENSURE(t->kind != TA_TENSOR_CONST && t->ndim == 4 && t->dims[0] == 1, TA_ERR_CORRUPT);
         TA_ENSURE((pt[r].offset & 3u) == 0 && in_bounds(pt[r].offset, pt[r].capacity, 1, h->arena_size),
@@ -149,10 +164,22 @@ static ta_status_t check_patch(ta_model_t *m)
                       TA_ERR_CORRUPT);
             TA_ENSURE((uint64_t)(g->y1 - g->y0) * (uint64_t)(g->x1 - g->x0) * item <= pt[r].capacity,
                       TA_ERR_CORRUPT);
+            /* A stream keeps rows from one band to the next of a strip: same columns, rows
+             * moving forward only, and the rows kept fit the stream buffer. */
+            if (streams != NULL && k % bands != 0) {
+                const ta_region_t *prev = g - p->n_regions;
+                TA_ENSURE(g->x0 == prev->x0 && g->x1 == prev->x1 && g->y0 >= prev->y0 && g->y1 >= prev->y1,
+                          TA_ERR_CORRUPT);
+                /* (capacity 0: a stage input, copied in whole; the executor keeps no rows) */
+                TA_ENSURE(streams[r].capacity == 0 || g->y0 >= prev->y1 ||
+                              (uint64_t)(prev->y1 - g->y0) * (uint64_t)(g->x1 - g->x0) * item <= streams[r].capacity,
+                          TA_ERR_CORRUPT);
+            }
         }
     }
-    /* Every patch or external tensor has a region, and only stage ops touch them. An external
-     * tensor is a model input among the first TA_MAX_EXTERNAL_INPUTS, and never an output. */
+    /* Every patch tensor has a region, and only stage ops touch patch or external tensors. An
+     * external tensor is a model input among the first TA_MAX_EXTERNAL_INPUTS, and never an
+     * output; a stage op reads it through a region, or in full if it gathers (ta_patch_prepare). */
     for (uint32_t i = 0; i < h->n_tensors; ++i) {
         const uint8_t kind = m->tensors[i].kind;
         if (kind != TA_TENSOR_PATCH && kind != TA_TENSOR_EXTERNAL) {
@@ -168,7 +195,7 @@ static ta_status_t check_patch(ta_model_t *m)
                 TA_ENSURE(m->outputs[k] != i, TA_ERR_CORRUPT);
             }
         }
-        int found = 0;
+        int found = kind == TA_TENSOR_EXTERNAL;
         for (uint32_t r = 0; r < p->n_regions; ++r) {
             found |= pt[r].tensor == i;
         }
@@ -194,6 +221,8 @@ static ta_status_t check_patch(ta_model_t *m)
     m->patch = p;
     m->patch_tensors = pt;
     m->patch_regions = regions;
+    m->patch_streams = streams;
+    m->patch_bands = bands;
     return TA_OK;
 }
 
@@ -247,6 +276,8 @@ ta_status_t ta_model_load(ta_model_t *model, const void *blob, size_t size)
     m.patch = NULL;
     m.patch_tensors = NULL;
     m.patch_regions = NULL;
+    m.patch_streams = NULL;
+    m.patch_bands = 0;
     m.train = NULL;
     m.n_forward_ops = h->n_ops;
     if (h->flags & TA_MODEL_FLAG_TRAIN) {

@@ -38,6 +38,8 @@ typedef struct {
      * backward ops, which only the trainer runs (ta_train.h). */
     const ta_train_header_t *train;
     uint16_t n_forward_ops; /* header->n_ops without a TRAIN section */
+    const ta_stream_buffer_t *patch_streams; /* patch->n_regions, stream mode only (else NULL) */
+    uint32_t patch_bands;                    /* stream mode: tiles per strip */
 } ta_model_t;
 
 /**

@@ -162,12 +162,27 @@ typedef struct {
  * window by window into the region buffer before the tile runs) or the stage output
  * (copied out of the region buffer once its producer has run). A stage input of kind
  * EXTERNAL is copied in the same way, from the storage the caller bound.
+ *
+ * mode TA_PATCH_MODE_TILES: each tile computes its whole region of every tensor, so
+ * neighbouring tiles recompute their overlap (the halo).
+ * mode TA_PATCH_MODE_STREAM: the stage output is cut into vertical strips, each walked top
+ * to bottom in `bands` row bands (tiles are strip-major). Within a strip a tensor's region
+ * keeps its columns, and its rows [y0, y1) never move backwards. The rows a band shares with
+ * the previous band of its strip are not recomputed: right after a stage op writes its
+ * output region, the rows the next band also reads (from the next region's y0) are saved
+ * to the tensor's stream buffer, and the next band restores them to the head of its region
+ * before computing only rows [max(previous y1, y0), y1). Stream buffers live for the whole
+ * stage. After the regions: uint32_t bands, then ta_stream_buffer_t[n_regions] (capacity 0:
+ * the tensor keeps no rows, e.g. a stage input, which is copied in whole as with tiles).
  */
+#define TA_PATCH_MODE_TILES 0u
+#define TA_PATCH_MODE_STREAM 1u
+
 typedef struct {
     uint16_t n_stage_ops;
     uint16_t n_tiles;
     uint16_t n_regions;
-    uint16_t reserved;
+    uint16_t mode;           /* TA_PATCH_MODE_* */
     uint32_t tensors_offset; /* data offset of ta_patch_tensor_t[n_regions] */
     uint32_t regions_offset; /* data offset of ta_region_t[n_tiles * n_regions] */
 } ta_patch_header_t;
@@ -197,6 +212,11 @@ typedef struct {
     uint32_t flags;     /* 0 */
     uint32_t reserved2[2];
 } ta_train_header_t;
+
+typedef struct {
+    uint32_t offset;   /* arena offset of the stream buffer */
+    uint32_t capacity; /* bytes; 0 when the tensor keeps no rows between tiles */
+} ta_stream_buffer_t;
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(ta_model_header_t) == 64, "header is 64 bytes");

@@ -57,7 +57,8 @@ def add_plan_arguments(p, with_board: bool = True, *, patch: bool = True, board_
                    help=f"RAM kept for the firmware's static data with a board budget (default {DEFAULT_RESERVE})")
     if patch:
         g.add_argument("--patch", metavar="N,P",
-                       help="force patch-based execution of the first N ops on a PxP grid")
+                       help="force patch-based execution of the first N ops on a PxP grid, or N,B,stream[,S]: "
+                            "B row bands (in S vertical strips) that keep halo rows instead of recomputing them")
     g.add_argument("--external-input", action="store_true", dest="external_input",
                    help="with a patch plan, keep the model input outside the arena, in the board's "
                         "frame memory (a camera frame buffer), read tile by tile")
@@ -83,17 +84,35 @@ def plan_kwargs(args, board: str | None = None) -> dict:
     whose budget applies unless --budget or --budget-board says otherwise)."""
     kwargs = {"external_input": True} if getattr(args, "external_input", False) else {}
     if getattr(args, "patch", None):
-        try:
-            n, p = (int(v) for v in args.patch.split(","))
-        except ValueError:
-            raise PlanError(f"--patch takes N,P (e.g. 13,4), got '{args.patch}'") from None
-        if n < 1 or p < 1:
-            raise PlanError(f"--patch takes N,P with N and P at least 1, got '{args.patch}'")
-        kwargs["patch"] = (n, p)
+        kwargs["patch"] = parse_patch(args.patch)
     elif getattr(args, "budget", None) is not None:
         kwargs["budget"] = args.budget
     elif getattr(args, "budget_board", None) or board:
         name = getattr(args, "budget_board", None) or board
         kwargs["budget"] = board_budget(name, getattr(args, "reserve", DEFAULT_RESERVE))
         kwargs["budget_name"] = name
+        kwargs["core"] = board_core(name)
     return kwargs
+
+
+def board_core(board_name: str) -> str:
+    from tinyadapt.device.boards import load_board
+
+    return load_board(board_name).core
+
+
+def parse_patch(text: str) -> tuple:
+    """N,P (tiles) or N,B,stream[,S] (streamed row bands in S strips) -> convert(patch=...)."""
+    parts = text.split(",")
+    try:
+        if len(parts) == 2:
+            spec = int(parts[0]), int(parts[1])
+        elif len(parts) in (3, 4) and parts[2] == "stream":
+            spec = int(parts[0]), int(parts[1]), "stream", int(parts[3]) if len(parts) == 4 else 1
+        else:
+            spec = None
+        if spec and all(v >= 1 for v in spec if isinstance(v, int)):
+            return spec
+    except ValueError:
+        pass
+    raise PlanError(f"--patch takes N,P or N,B,stream[,S] (e.g. 13,4 or 6,24,stream,3), got '{text}'")

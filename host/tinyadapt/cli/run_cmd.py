@@ -62,8 +62,7 @@ def load_model_blob(path: str, args=None, activity=None) -> tuple[bytes, dict]:
         activity.step(f"converting {Path(path).name}")
     model = convert(path, **(plan_kwargs(args, board=getattr(args, "board", None)) if args is not None else {}))
     info = {"peak_sram_bytes": model.peak_sram_bytes, "layer_by_layer_peak_bytes": model.layer_by_layer_peak_bytes,
-            "patch": ({"split_ops": model.patch.stage.n_ops, "grid": [model.patch.grid, model.patch.grid],
-                       "mac_overhead": round(model.patch.mac_overhead, 4)} if model.patch else None)}
+            "patch": (model.patch.summary() if model.patch else None)}
     return model.blob, info
 
 

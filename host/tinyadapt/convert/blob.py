@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -130,6 +130,10 @@ class BlobPatchInfo:
     offsets: list[int]
     capacities: list[int]
     regions: list[list[tuple[int, int, int, int]]]  # [tile][region tensor]
+    mode: int = bf.PATCH_MODE_TILES
+    stream_offsets: list[int] = field(default_factory=list)     # stream mode: ta_stream_buffer_t[]
+    stream_capacities: list[int] = field(default_factory=list)
+    bands: int = 0  # stream mode: tiles per strip
 
 
 @dataclass
@@ -184,9 +188,15 @@ def read_blob(blob: bytes) -> BlobInfo:
 
 
 def _read_patch(blob: bytes, off: int) -> BlobPatchInfo:
-    n_stage, n_tiles, n_regions, _, t_off, r_off = struct.unpack_from("<HHHHII", blob, off)
+    n_stage, n_tiles, n_regions, mode, t_off, r_off = struct.unpack_from("<HHHHII", blob, off)
     base = struct.unpack_from("<I", blob, 44)[0]  # the section's offsets are data-section offsets
     tensors = [struct.unpack_from("<HHII", blob, base + t_off + 12 * i) for i in range(n_regions)]
     regions = [[struct.unpack_from("<hhhh", blob, base + r_off + 8 * (k * n_regions + i)) for i in range(n_regions)]
                for k in range(n_tiles)]
-    return BlobPatchInfo(n_stage, [t[0] for t in tensors], [t[2] for t in tensors], [t[3] for t in tensors], regions)
+    streams, bands = [], 0
+    if mode == bf.PATCH_MODE_STREAM:
+        s_off = base + r_off + 8 * n_tiles * n_regions
+        bands = struct.unpack_from("<I", blob, s_off)[0]
+        streams = [struct.unpack_from("<II", blob, s_off + 4 + 8 * i) for i in range(n_regions)]
+    return BlobPatchInfo(n_stage, [t[0] for t in tensors], [t[2] for t in tensors], [t[3] for t in tensors], regions,
+                         mode, [s[0] for s in streams], [s[1] for s in streams], bands)

@@ -24,6 +24,10 @@ FLAG_PATCH = 0x1
 FLAG_TRAIN = 0x2  # a TRAIN section: ops past n_forward_ops are backward ops
 TRAIN_HEADER_SIZE = 16
 
+# ta_patch_header_t.mode
+PATCH_MODE_TILES = 0   # tiles compute their whole regions (halos recomputed)
+PATCH_MODE_STREAM = 1  # full-width row bands keep halo rows between tiles (computed once)
+
 DTYPES = {np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3, np.dtype(np.float32): 4}
 DTYPE_NUMPY = {v: k for k, v in DTYPES.items()}
 
