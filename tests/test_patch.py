@@ -25,7 +25,7 @@ GRIDS = (2, 3, 5)
 STREAM_STRIPS = (1, 3)  # with band counts 2, 3 and one band per output row
 
 
-def tested(plan) -> bool:
+def sampled(plan) -> bool:
     if not plan.stream:
         return plan.grid in GRIDS
     out_h = plan.tiles[plan.grid - 1][1]  # the first strip's last band ends at the bottom
@@ -145,7 +145,7 @@ def test_random_models_every_split_and_grid_bit_exact(seed):
     expected = HostEngine(base.blob).invoke([x])[0]
     assert np.array_equal(expected, run_tflm(model_bytes, [x])[0].reshape(expected.shape))
     cases = 0
-    for spec in sorted({p.spec for p in base.patch_candidates() if tested(p)}, key=str):
+    for spec in sorted({p.spec for p in base.patch_candidates() if sampled(p)}, key=str):
         patched = convert(model_bytes, patch=spec)
         check_blob(patched.blob)
         got = HostEngine(patched.blob).invoke([x])[0]
