@@ -8,7 +8,10 @@ One request is outstanding at a time (docs/PROTOCOL.md "Reliability"):
 - a NAK, or a corrupt frame from the device, proves the device is alive and something was
   lost: the request is retransmitted at once;
 - silence for `timeout` seconds also retransmits; `retries` silent periods in a row declare
-  the device dead with one line: "device stopped answering after N retries (last command X)";
+  the device dead with one line: "device stopped answering after N retries (last command X)".
+  A short timeout doubles with each silent period, up to BACKOFF_SECONDS (0.5, 1, 2, 2 s by
+  default: 5.5 s of silence), so an emulator starved of CPU on a loaded host is not taken
+  for a dead one, while a hung device is still reported within seconds;
 - a frame that stops arriving mid-way (its 0x00 delimiter was lost) is dropped after
   `gap_timeout` seconds without a byte, and the request is retransmitted at once;
 - every transmission is framed as 0x00 COBS(frame) 0x00 0x00: the leading delimiter flushes
@@ -36,6 +39,7 @@ DEFAULT_TIMEOUT = 0.5
 DEFAULT_RETRIES = 3
 DEFAULT_MAX_ATTEMPTS = 64
 DEFAULT_GAP_TIMEOUT = 0.05    # a device sends a frame in one go: a longer pause mid-frame is a lost delimiter
+BACKOFF_SECONDS = 2.0         # silent periods grow up to this (longer timeouts stay as they are)
 
 
 @dataclass
@@ -127,7 +131,7 @@ class Link:
         attempts, silent = 0, 0
         t_first = time.perf_counter()
 
-        def transmit(reason: str) -> float:
+        def transmit(reason: str, wait: float = answer_timeout) -> float:
             nonlocal attempts
             if attempts >= self.max_attempts:
                 self._dead = (f"{self.name} gave no valid answer to {cmd_name(cmd)} after {attempts} "
@@ -139,7 +143,7 @@ class Link:
             attempts += 1
             self.stats.transmissions += 1
             self._write(wire, cmd)
-            return time.monotonic() + answer_timeout
+            return time.monotonic() + wait
 
         deadline = transmit("first")
         heard = False           # any byte from the device since the last transmission
@@ -161,7 +165,8 @@ class Link:
                     self._dead = (f"{self.name} stopped answering after {self.retries} retries "
                                   f"(last command {cmd_name(cmd)})")
                     raise DeviceError(self._dead)
-                deadline = transmit("timeout")
+                deadline = transmit("timeout", max(answer_timeout, min(answer_timeout * 2 ** silent,
+                                                                       BACKOFF_SECONDS)))
                 heard = False
                 continue
             poll = min(remaining, self.gap_timeout) if self._decoder.pending else remaining
