@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,7 +49,8 @@ def models() -> list[tuple[str, Path, np.ndarray]]:
     mnv2 = np.load(REPO / "models" / "mobilenetv2" / "mobilenetv2_96_sample.npz")["x"][:1]
     speech = np.random.default_rng(0).integers(-128, 128, (1, 1960), dtype=np.int8)
     return [("digits", REPO / "models" / "digits" / "digits_cnn.tflite", digits),
-            ("micro_speech", REPO.parent / "shared" / "models" / "micro_speech_quantized.tflite", speech),
+            ("micro_speech", Path(os.environ.get("TINYADAPT_SHARED_MODELS", REPO.parent / "shared" / "models"))
+             / "micro_speech_quantized.tflite", speech),
             ("mobilenetv2_96", REPO / "models" / "mobilenetv2" / "mobilenetv2_96.tflite", mnv2)]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ def models() -> list[tuple[str, bytes]]:
     out = [("mobilenetv2_96 (models/)", (REPO / "models/mobilenetv2/mobilenetv2_96.tflite").read_bytes()),
            ("MobileNetV2 1.0 224x224", build_mobilenetv2(1.0, 224, classes=1000)),
            ("MobileNetV2 0.35 144x144", build_mobilenetv2(0.35, 144, classes=1000))]
-    for p in sorted((REPO.parent / "shared" / "models").glob("*.tflite")):
+    for p in sorted(Path(os.environ.get("TINYADAPT_SHARED_MODELS", REPO.parent / "shared" / "models")).glob("*.tflite")):
         out.append((p.name, p.read_bytes()))
     return out
 

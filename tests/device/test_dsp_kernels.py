@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,17 +24,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.paths import shared_model
+from tests.support.tools import need_tool
+
 REPO = Path(__file__).resolve().parents[2]
 FW = REPO / "firmware"
 CHECK_SRC = Path(__file__).with_name("ta_dsp_check.c")
-SHARED_MODELS = REPO.parent / "shared" / "models"
 WARN = ["-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wstrict-prototypes", "-Wno-unused-parameter"]
-
-
-def _need(*tools: str) -> None:
-    for tool in tools:
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
 
 
 def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -45,7 +40,7 @@ def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- 1. kernels
 def test_dsp_sources_compile_cleanly_without_dsp(tmp_path):
     """The portable C path: every kernels/dsp file builds for the host with the project's warnings as errors."""
-    _need("cc")
+    need_tool("cc")
     for src in sorted((FW / "kernels" / "dsp").glob("*.c")):
         proc = _run(["cc", "-std=c99", *WARN, "-Werror", "-O2", f"-I{FW / 'include'}", "-c", str(src), "-o",
                      str(tmp_path / (src.stem + ".o"))])
@@ -54,7 +49,7 @@ def test_dsp_sources_compile_cleanly_without_dsp(tmp_path):
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_dsp_kernels_match_reference_on_host(tmp_path, seed):
-    _need("cc")
+    need_tool("cc")
     exe = tmp_path / "ta_dsp_check"
     sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
     cmd = ["cc", "-std=c99", *WARN, "-O1", "-g", f"-I{FW / 'include'}", str(CHECK_SRC), "-o", str(exe)]
@@ -86,7 +81,7 @@ def build_check_image(out: Path, core: str, fpu: str, seed: int, cases: int) -> 
 @pytest.mark.parametrize("machine,core,fpu", [("mps2-an386", "cortex-m4", "fpv4-sp-d16"),
                                               ("mps2-an500", "cortex-m7", "fpv5-d16")])
 def test_dsp_kernels_match_reference_on_cortex_m(tmp_path, machine, core, fpu):
-    _need("arm-none-eabi-gcc", "qemu-system-arm")
+    need_tool("arm-none-eabi-gcc", "qemu-system-arm")
     elf = build_check_image(tmp_path, core, fpu, seed=11, cases=2000)
     dis = _run(["arm-none-eabi-objdump", "-d", str(elf)]).stdout
     assert "smlad" in dis and "sxtb16" in dis and "smmulr" in dis, "the DSP path was not compiled in"
@@ -106,7 +101,7 @@ def test_dsp_kernels_match_reference_on_cortex_m(tmp_path, machine, core, fpu):
 # --------------------------------------------------------------------------- 2. models
 @pytest.fixture(scope="module")
 def qemu_ready():
-    _need("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    need_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
 
 
 def run_on_qemu(blob: bytes, samples: list[np.ndarray], kernels: str) -> tuple[list[bytes], list[int]]:
@@ -138,38 +133,47 @@ def assert_same(host: list[bytes], dsp: list[bytes], label: str) -> None:
                         + ", ".join(f"[{i}] ref {ra[i]} dsp {rb[i]}" for i in bad[:8]))
 
 
-def real_models() -> list[tuple[str, Path, list[np.ndarray]]]:
+def repo_models() -> list[tuple[str, Path, list[np.ndarray]]]:
     digits = np.load(REPO / "models" / "digits" / "digits_test.npz")["x"]
     mnv2 = np.load(REPO / "models" / "mobilenetv2" / "mobilenetv2_96_sample.npz")["x"]
-    rng = np.random.default_rng(3)
-    speech = [rng.integers(-128, 128, (1, 1960), dtype=np.int8) for _ in range(3)]
     return [("digits", REPO / "models" / "digits" / "digits_cnn.tflite", [digits[k:k + 1] for k in range(10)]),
-            ("micro_speech", SHARED_MODELS / "micro_speech_quantized.tflite", speech),
             ("mobilenetv2_96", REPO / "models" / "mobilenetv2" / "mobilenetv2_96.tflite", [mnv2[:1]])]
 
 
-def test_real_models_bit_exact_and_instruction_counts(qemu_ready):
+def compare_on_qemu(name: str, path: Path, samples: list[np.ndarray]) -> tuple[str, int, int, int]:
+    """dsp on QEMU == host reference on every sample, ref on QEMU == host on the first:
+    (name, MACs, ref instructions, dsp instructions) for the first sample."""
     from tinyadapt.convert import convert
 
-    rows = []
-    for name, path, samples in real_models():
-        if not path.is_file():
-            pytest.skip(f"{path} is missing")
-        model = convert(path)
-        host = run_on_host(model.blob, samples)
-        dsp_out, dsp_counts = run_on_qemu(model.blob, samples, "dsp")
-        assert_same(host, dsp_out, f"{name} (QEMU KERNELS=dsp vs host reference)")
-        ref_out, ref_counts = run_on_qemu(model.blob, samples[:1], "ref")
-        assert_same(host[:1], ref_out, f"{name} (QEMU KERNELS=ref vs host reference)")
-        macs = sum(op.macs for op in model.ops)
-        rows.append((name, macs, ref_counts[0], dsp_counts[0]))
+    model = convert(path)
+    host = run_on_host(model.blob, samples)
+    dsp_out, dsp_counts = run_on_qemu(model.blob, samples, "dsp")
+    assert_same(host, dsp_out, f"{name} (QEMU KERNELS=dsp vs host reference)")
+    ref_out, ref_counts = run_on_qemu(model.blob, samples[:1], "ref")
+    assert_same(host[:1], ref_out, f"{name} (QEMU KERNELS=ref vs host reference)")
+    return name, sum(op.macs for op in model.ops), ref_counts[0], dsp_counts[0]
+
+
+def print_counts(rows: list[tuple[str, int, int, int]]) -> None:
     print("\ninstructions per inference on mps2-an386 (Cortex-M4, -icount shift=7), first sample:")
     print(f"{'model':<16}{'MACs':>12}{'ref':>14}{'dsp':>14}{'ref/MAC':>9}{'dsp/MAC':>9}{'speed-up':>9}")
     for name, macs, ref, dsp in rows:
         print(f"{name:<16}{macs:>12,}{ref:>14,}{dsp:>14,}{ref / macs:>9.2f}{dsp / macs:>9.2f}{ref / dsp:>8.2f}x")
-    by_name = {r[0]: r for r in rows}
-    _, _, ref, dsp = by_name["mobilenetv2_96"]
+
+
+def test_repo_models_bit_exact_and_instruction_counts(qemu_ready):
+    rows = [compare_on_qemu(*m) for m in repo_models()]
+    print_counts(rows)
+    _, _, ref, dsp = {r[0]: r for r in rows}["mobilenetv2_96"]
     assert dsp <= ref, f"mobilenetv2_96: the dsp kernels take {dsp:,} instructions, the reference {ref:,}"
+
+
+def test_micro_speech_bit_exact(qemu_ready):
+    """The public micro_speech model (../shared/models): skipped, saying so, when it is absent."""
+    path = shared_model("micro_speech_quantized.tflite")
+    rng = np.random.default_rng(3)
+    speech = [rng.integers(-128, 128, (1, 1960), dtype=np.int8) for _ in range(3)]
+    print_counts([compare_on_qemu("micro_speech", path, speech)])
 
 
 def single_op_models() -> list[tuple[str, bytes, list[np.ndarray]]]:
