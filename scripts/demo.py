@@ -45,7 +45,7 @@ def verdict(ok: bool, what: str) -> str:
     return f"[bold green]{what}[/]" if ok else f"[bold red]NOT {what}[/]"
 
 
-def host_vs_tflm(model, model_bytes: bytes, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, bool]:
+def host_vs_tflm(model, model_bytes: bytes, x: np.ndarray, y: np.ndarray, figures: dict) -> tuple[np.ndarray, bool]:
     stdout.rule("2. Host target vs TensorFlow Lite Micro")
     shape = model.input_tensors()[0].shape
     engine = HostEngine(model.blob)
@@ -60,10 +60,13 @@ def host_vs_tflm(model, model_bytes: bytes, x: np.ndarray, y: np.ndarray) -> tup
     stdout.print(f"peak SRAM  tinyadapt {model.peak_sram_bytes:,} B   TFLite Micro arena head {head:,} B")
     stdout.print(f"host time  {1e6 * t_ours / len(x):.0f} us per inference")
     stdout.print(verdict(exact, f"bit-exact: all {len(x)} outputs identical to TensorFlow Lite Micro"))
+    figures.update(samples=len(x), accuracy_host=float(np.mean(ours.argmax(1) == y)),
+                   accuracy_tflm=float(np.mean(ref.argmax(1) == y)), identical_to_tflm=exact,
+                   peak_sram_bytes=model.peak_sram_bytes, tflm_arena_head_bytes=head)
     return ours, exact
 
 
-def on_qemu(model, x: np.ndarray, y: np.ndarray, host_out: np.ndarray) -> bool:
+def on_qemu(model, x: np.ndarray, y: np.ndarray, host_out: np.ndarray, figures: dict) -> bool:
     stdout.rule(f"3. On an emulated Cortex-M4 ({QEMU_BOARD}, QEMU mps2-an386)")
     build = build_image(load_board(QEMU_BOARD), blob=model.blob, name="digits")
     rep = build.report()
@@ -96,10 +99,14 @@ def on_qemu(model, x: np.ndarray, y: np.ndarray, host_out: np.ndarray) -> bool:
     stdout.print(f"memory     arena high-water {metrics.arena_used:,} B (planned {model.peak_sram_bytes:,} B), "
                  f"stack high-water {metrics.stack_used:,} B")
     stdout.print(verdict(exact, "bit-exact: device outputs identical to the host target (and so to TFLM)"))
+    figures.update(board=QEMU_BOARD, kernels="dsp", accuracy_device=float(np.mean(outs.argmax(1) == y)),
+                   device_identical_to_host=exact, instructions_mean=float(ins.mean()), instructions_min=int(ins.min()),
+                   instructions_max=int(ins.max()), device_arena_used=metrics.arena_used,
+                   device_stack_used=metrics.stack_used, flash_used=rep["flash"]["used_bytes"])
     return exact and metrics.arena_used <= model.peak_sram_bytes
 
 
-def patch_demo() -> bool:
+def patch_demo(figures: dict) -> bool:
     from synth import build_mobilenetv2
 
     stdout.rule(f"4. Patch-based inference on the {PATCH_BOARD} budget (QEMU Cortex-M7)")
@@ -123,6 +130,11 @@ def patch_demo() -> bool:
     exact = bool(np.array_equal(out[0], host)) and bool(np.array_equal(host, HostEngine(layered.blob).invoke([x])[0]))
     stdout.print(f"on QEMU    {result.instructions:,} instructions, arena high-water {metrics.arena_used:,} B")
     stdout.print(verdict(exact, "bit-exact: patch-based on the device = host = layer-by-layer"))
+    figures.update(model="MobileNetV2-0.35 144x144", board=PATCH_BOARD, budget_bytes=budget,
+                   layer_by_layer_bytes=layered.peak_sram_bytes, tflm_arena_head_bytes=tflm_arena_head(model_bytes),
+                   peak_sram_bytes=model.peak_sram_bytes, split_ops=p.stage.n_ops, grid=p.grid,
+                   mac_overhead=round(p.mac_overhead, 4), instructions=int(result.instructions),
+                   device_arena_used=metrics.arena_used, bit_exact=exact)
     return exact
 
 
@@ -131,7 +143,11 @@ def main() -> int:
     ap.add_argument("--model", default=str(REPO / "models/digits/digits_cnn.tflite"))
     ap.add_argument("--data", default=str(REPO / "models/digits/digits_test.npz"))
     ap.add_argument("--no-qemu", action="store_true", help="host target only")
+    ap.add_argument("--json", action="store_true", help="print only the figures, as JSON (scripts/figures.py reads them)")
     args = ap.parse_args()
+    if args.json:
+        stdout.quiet = True
+    figures: dict = {"digits": {}, "patch": {}}
 
     model_path = Path(args.model)
     data = np.load(args.data)
@@ -139,10 +155,14 @@ def main() -> int:
     stdout.rule(f"1. Convert {model_path.name}")
     model = convert(model_path)
     print_layers(convert_report(model))
-    host_out, ok = host_vs_tflm(model, model_path.read_bytes(), x, y)
+    host_out, ok = host_vs_tflm(model, model_path.read_bytes(), x, y, figures["digits"])
     if not args.no_qemu:
-        ok = on_qemu(model, x, y, host_out) and ok
-        ok = patch_demo() and ok
+        ok = on_qemu(model, x, y, host_out, figures["digits"]) and ok
+        ok = patch_demo(figures["patch"]) and ok
+    if args.json:
+        import json
+
+        print(json.dumps({**figures, "ok": ok}, indent=2))
     return 0 if ok else 1
 
 

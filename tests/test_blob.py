@@ -37,8 +37,9 @@ def test_python_and_c_agree_on_the_format():
     assert c["TA_MODEL_VERSION"] == bf.VERSION
     assert c["TA_MAX_DIMS"] == bf.MAX_DIMS
     assert c["TA_MODEL_CRC_START"] == bf.CRC_START
-    for name, code in bf.OPCODES.items():
+    for name, code in {**bf.OPCODES, **bf.BACKWARD_OPCODES}.items():
         assert c[f"TA_OP_{name}"] == code, name
+    assert c["TA_MODEL_FLAG_TRAIN"] == bf.FLAG_TRAIN
     for dtype, code in bf.DTYPES.items():
         assert c[f"TA_DTYPE_{ {'int8': 'INT8', 'int16': 'INT16', 'int32': 'INT32', 'float32': 'FLOAT32'}[dtype.name]}"] == code
 

@@ -168,3 +168,23 @@ def test_plan_with_the_input_frame_outside_sram(tmp_path):
         cli("run", model, "--input", tmp_path / "x.npy", "--output", tmp_path / y, *flags, check_ok=True)
     assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
     assert_one_line_error(cli("convert", model, "--external-input", "-o", tmp_path / "c.tmb"), "patch plan")
+
+
+def test_plan_ranks_by_estimated_instructions_and_streams(tmp_path):
+    """The plan under a budget is the cheapest by the core's measured costs; --patch forces a
+    streamed plan; its outputs equal layer by layer."""
+    model = REPO / "models/mobilenetv2/mobilenetv2_96.tflite"
+    report = json.loads(cli("plan", model, "--budget", "40000", "--json", check_ok=True).stdout)
+    assert report["fits"] and report["peak_sram_bytes"] <= 40000 and report["core"] == "cortex-m4"
+    fitting = [c for c in report["candidates"] if c["fits"]]
+    assert report["estimated_instruction_overhead"] == min(c["estimated_instruction_overhead"] for c in fitting)
+    assert report["patch"]["mode"] in ("tiles", "stream") and len(report["patch"]["grid"]) == 2
+    m7 = json.loads(cli("plan", model, "--board", "stm32f746g-disco", "--json").stdout)
+    assert m7["core"] == "cortex-m7"
+    x = np.load(REPO / "models/mobilenetv2/mobilenetv2_96_sample.npz")["x"][:1]
+    np.save(tmp_path / "x.npy", x)
+    for flags, y in (((), "a.npy"), (("--patch", "6,24,stream,3"), "b.npy")):
+        cli("run", model, "--input", tmp_path / "x.npy", "--output", tmp_path / y, *flags, check_ok=True)
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    assert_one_line_error(cli("convert", model, "--patch", "6,24,bands", "-o", tmp_path / "c.tmb"), "--patch takes")
+    assert not (tmp_path / "c.tmb").exists()

@@ -36,7 +36,7 @@ def test_saved_crashes_now_pass(fuzzer):
 
 def test_bounded_campaign_finds_nothing(fuzzer, tmp_path):
     seeds = blob_seeds()
-    assert {"external500", "patch3", "digits_cnn"} <= set(seeds)
+    assert {"external500", "patch3tiles", "digits_cnn", "train_full"} <= set(seeds)
     corpus = write_corpus(tmp_path / "corpus", seeds)
     proc = subprocess.run([str(fuzzer), f"-runs={RUNS}", "-seed=1", "-rss_limit_mb=2048", str(corpus)],
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)

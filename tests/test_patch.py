@@ -1,15 +1,20 @@
 """Patch-based inference: bit-identical to layer-by-layer execution (and so to TFLite
 Micro) for every valid split and grid of randomized models, odd sizes, residual ADDs,
-and the example models; memory plans checked by the independent checker."""
+and the example models, with tiles that recompute halos and with streamed row bands that
+compute each halo once; memory plans checked by the independent checker."""
 
 from __future__ import annotations
+
+import struct
+import zlib
 
 import numpy as np
 import pytest
 
+from tinyadapt.convert import blob_format as bf
 from tinyadapt.convert import convert
 from tinyadapt.engine.host import HostEngine
-from tinyadapt.errors import PlanError
+from tinyadapt.errors import EngineError, PlanError
 from tests.support.arena_check import check_blob
 from tests.support.paths import REPO
 from tests.support.reference import run_tflm
@@ -17,6 +22,14 @@ from tests.support.tflite_builder import ModelBuilder
 
 N_RANDOM_MODELS = 150
 GRIDS = (2, 3, 5)
+STREAM_STRIPS = (1, 3)  # with band counts 2, 3 and one band per output row
+
+
+def tested(plan) -> bool:
+    if not plan.stream:
+        return plan.grid in GRIDS
+    out_h = plan.tiles[plan.grid - 1][1]  # the first strip's last band ends at the bottom
+    return plan.strips in STREAM_STRIPS and (plan.grid in (2, 3) or plan.grid == out_h)
 
 
 class Net:
@@ -132,11 +145,13 @@ def test_random_models_every_split_and_grid_bit_exact(seed):
     expected = HostEngine(base.blob).invoke([x])[0]
     assert np.array_equal(expected, run_tflm(model_bytes, [x])[0].reshape(expected.shape))
     cases = 0
-    for stage_plan in {(p.stage.n_ops, p.grid) for p in base.patch_candidates() if p.grid in GRIDS}:
-        patched = convert(model_bytes, patch=stage_plan)
+    for spec in sorted({p.spec for p in base.patch_candidates() if tested(p)}, key=str):
+        patched = convert(model_bytes, patch=spec)
         check_blob(patched.blob)
         got = HostEngine(patched.blob).invoke([x])[0]
-        assert np.array_equal(got, expected), f"seed {seed}: split {stage_plan[0]} grid {stage_plan[1]}"
+        assert np.array_equal(got, expected), f"seed {seed}: {spec}"
+        if patched.patch.stream and patched.patch.strips == 1:  # no row computed twice
+            assert patched.patch.macs <= patched.patch.base_macs, spec
         cases += 1
     test_random_models_every_split_and_grid_bit_exact.cases = getattr(
         test_random_models_every_split_and_grid_bit_exact, "cases", 0) + cases
@@ -151,22 +166,22 @@ def test_mobilenet_patch_plans_bit_exact_and_smaller():
     assert min(p.peak_sram_bytes for p in plans) < base.peak_sram_bytes / 3
     picks = [min(plans, key=lambda p: p.peak_sram_bytes)] + sorted(plans, key=lambda p: p.mac_overhead)[:2]
     for p in picks:
-        patched = convert(path, patch=(p.stage.n_ops, p.grid))
+        patched = convert(path, patch=p.spec)
         assert patched.peak_sram_bytes == p.peak_sram_bytes <= base.peak_sram_bytes
         check_blob(patched.blob)
         engine = HostEngine(patched.blob)
         for xi, e in zip(x, expected):
-            assert np.array_equal(engine.invoke([xi[None]])[0], e), (p.stage.n_ops, p.grid)
+            assert np.array_equal(engine.invoke([xi[None]])[0], e), p.spec
 
 
-def test_budget_picks_least_overhead_that_fits_or_says_what_would():
+def test_budget_picks_the_cheapest_that_fits_or_says_what_would():
     path = REPO / "models/mobilenetv2/mobilenetv2_96.tflite"
     base = convert(path)
     plans = base.patch_candidates()
     budget = sorted(p.peak_sram_bytes for p in plans)[len(plans) // 3]
     chosen = convert(path, budget=budget)
     assert chosen.peak_sram_bytes <= budget
-    assert chosen.patch.mac_overhead == min(p.mac_overhead for p in plans if p.peak_sram_bytes <= budget)
+    assert chosen.patch.cost.instructions == min(p.cost.instructions for p in plans if p.peak_sram_bytes <= budget)
     assert convert(path, budget=base.peak_sram_bytes).patch is None  # fits layer by layer: no patching
     smallest = min(p.peak_sram_bytes for p in plans)
     with pytest.raises(PlanError, match=f"smallest achievable peak is {smallest} bytes"):
@@ -189,3 +204,95 @@ def test_depthwise_runs_in_place_and_stays_bit_exact(stride, padding):
     x = rng.integers(-128, 128, size=net.x_shape, dtype=np.int8)
     ours = HostEngine(model.blob).invoke([x])[0]
     assert np.array_equal(ours, run_tflm(model_bytes, [x])[0].reshape(ours.shape))
+
+
+# --------------------------------------------------------------------------- streamed halos
+MBV2 = REPO / "models/mobilenetv2/mobilenetv2_96.tflite"
+
+
+def test_stream_computes_each_halo_once_and_weighs_buffers_against_recompute():
+    """Full-width bands compute every MAC once; strips trade recomputed columns for smaller
+    buffers; both bit-exact, with arenas the independent checker accepts."""
+    x = np.load(REPO / "models/mobilenetv2/mobilenetv2_96_sample.npz")["x"][:2]
+    base = convert(MBV2)
+    expected = [HostEngine(base.blob).invoke([xi[None]])[0] for xi in x]
+    tiles = convert(MBV2, patch=(6, 8))
+    rows = convert(MBV2, patch=(6, 24, "stream", 1))
+    strips = convert(MBV2, patch=(6, 24, "stream", 3))
+    assert rows.patch.macs == rows.patch.base_macs < tiles.patch.macs
+    assert rows.patch.macs < strips.patch.macs < tiles.patch.macs
+    assert strips.peak_sram_bytes < rows.peak_sram_bytes
+    assert max(rows.patch.stream_capacities) > 0  # halo rows kept, not recomputed
+    for m in (rows, strips):
+        check_blob(m.blob)
+        engine = HostEngine(m.blob)
+        for xi, e in zip(x, expected):
+            assert np.array_equal(engine.invoke([xi[None]])[0], e), m.patch.spec
+
+
+def test_budget_picks_the_cheapest_estimated_plan_that_fits():
+    base = convert(MBV2)
+    plans = base.patch_candidates()
+    budget = 40_000
+    chosen = convert(MBV2, budget=budget)
+    fitting = [p for p in plans if p.peak_sram_bytes <= budget]
+    assert chosen.peak_sram_bytes <= budget and chosen.patch.stream
+    assert chosen.patch.cost.instructions == min(p.cost.instructions for p in fitting)
+    # Cheaper than the least-MAC-overhead tile plan that fits, by the estimate.
+    best_tiles = min((p for p in fitting if not p.stream), key=lambda p: p.mac_overhead)
+    assert chosen.patch.cost.instructions < best_tiles.cost.instructions
+
+
+def _patch_section(blob: bytes) -> tuple[int, int, int, int, int]:
+    """(absolute offset of ta_patch_header_t, n_tiles, n_regions, mode, absolute offset of the regions)."""
+    data_off, _, patch_off = struct.unpack_from("<III", blob, 44)  # header: data_offset, data_size, patch_offset
+    head = data_off + patch_off
+    _, n_tiles, n_regions, mode, _, r_off = struct.unpack_from("<HHHHII", blob, head)
+    return head, n_tiles, n_regions, mode, data_off + r_off
+
+
+def test_loader_refuses_stream_plans_that_go_backwards_or_overflow_a_stream_buffer():
+    blob = convert(MBV2, patch=(6, 12, "stream", 2)).blob
+    head, n_tiles, n_regions, mode, regions = _patch_section(blob)
+    assert mode == bf.PATCH_MODE_STREAM
+    streams = regions + 8 * n_tiles * n_regions + 4  # after the regions: u32 bands, then the buffers
+    kept = max(range(n_regions), key=lambda r: struct.unpack_from("<II", blob, streams + 8 * r)[1])
+    cap = struct.unpack_from("<I", blob, streams + 8 * kept + 4)[0]
+    assert cap > 0
+
+    def rejected(fmt: str, at: int, *values) -> bool:
+        b = bytearray(blob)
+        struct.pack_into(fmt, b, at, *values)
+        struct.pack_into("<I", b, 12, zlib.crc32(bytes(b[bf.CRC_START:])) & 0xFFFFFFFF)
+        with pytest.raises(EngineError) as info:
+            HostEngine(bytes(b))
+        return "TA_ERR_CORRUPT" in str(info.value)
+
+    assert rejected("<hh", regions + 8 * (n_regions + kept), 0, 1)  # band 2's rows end above band 1's
+    assert rejected("<I", streams + 8 * kept + 4, cap - 1)          # kept rows overflow the stream buffer
+    assert rejected("<I", streams - 4, n_tiles + 1)                 # bands per strip do not divide the tiles
+    assert rejected("<H", head + 6, 7)                              # an unknown mode
+
+
+EXPORTS = REPO / "models" / "exports"
+
+
+@pytest.mark.parametrize("name", ["mnv2_035_128", "mnv3s_min_96", "torch_mix_64"])
+def test_streamed_plans_on_converter_exports_bit_exact(name):
+    """TFLiteConverter exports (folded PADs, HARD_SWISH, squeeze-and-excite, a PyTorch-layout
+    input): streamed plans at a shallow and a deep split, one strip and two, equal layer by layer."""
+    path = EXPORTS / f"{name}.tflite"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this checkout (models/exports, from the patch-exports work)")
+    base = convert(path)
+    x = np.random.default_rng(7).integers(-128, 128, size=base.input_tensors()[0].shape, dtype=np.int8)
+    expected = HostEngine(base.blob).invoke([x])[0]
+    streams = [p for p in base.patch_candidates() if p.stream and p.strips in (1, 2)]
+    splits = sorted({p.stage.n_ops for p in streams})
+    picks = [p for p in streams if p.stage.n_ops in (splits[len(splits) // 4], splits[-1])]
+    for strips in (1, 2):
+        for split in (splits[len(splits) // 4], splits[-1]):
+            plan = max((p for p in picks if p.strips == strips and p.stage.n_ops == split), key=lambda p: p.grid)
+            m = convert(path, patch=plan.spec)
+            check_blob(m.blob)
+            assert np.array_equal(HostEngine(m.blob).invoke([x])[0], expected), (name, plan.spec)

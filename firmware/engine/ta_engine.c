@@ -27,6 +27,22 @@ static void *tensor_data(const ta_engine_t *e, const ta_tensor_rec_t *t)
         return slot >= 0 ? e->external[slot] : NULL;
     }
     if (t->kind == TA_TENSOR_CONST) {
+        /* Parameters being trained are read from their RAM copies (binary search: sorted). */
+        if (e->n_overlays > 0) {
+            const uint16_t index = (uint16_t)(t - e->model->tensors);
+            uint16_t lo = 0, hi = e->n_overlays;
+            while (lo < hi) {
+                const uint16_t mid = (uint16_t)((lo + hi) / 2u);
+                if (e->overlays[mid].tensor < index) {
+                    lo = (uint16_t)(mid + 1u);
+                } else {
+                    hi = mid;
+                }
+            }
+            if (lo < e->n_overlays && e->overlays[lo].tensor == index) {
+                return e->overlays[lo].data;
+            }
+        }
         /* Constants are only ever read; the loader rejects ops that write them. */
         return (void *)(uintptr_t)(e->model->data + t->offset);
     }
@@ -74,7 +90,7 @@ ta_status_t ta_engine_init(ta_engine_t *engine, const ta_model_t *model, void *a
     engine->arena = (uint8_t *)arena;
     engine->arena_size = (uint32_t)(arena_size > 0xFFFFFFFFu ? 0xFFFFFFFFu : arena_size);
 
-    for (uint16_t i = 0; i < model->header->n_ops; ++i) {
+    for (uint16_t i = 0; i < model->n_forward_ops; ++i) {
         const ta_op_rec_t *op = &model->ops[i];
         const ta_op_kernel_t *k = ta_op_find(op->opcode);
         TA_ENSURE(k != NULL, TA_ERR_UNSUPPORTED);
@@ -96,7 +112,7 @@ ta_status_t ta_engine_invoke_ops(ta_engine_t *engine, uint16_t first, uint16_t e
 {
     TA_ENSURE(engine != NULL, TA_ERR_ARG);
     TA_ENSURE(engine->ready, TA_ERR_STATE);
-    TA_ENSURE(first <= end && end <= engine->model->header->n_ops, TA_ERR_ARG);
+    TA_ENSURE(first <= end && end <= engine->model->n_forward_ops, TA_ERR_ARG);
     /* Stage ops only run through the patch executor: their full-size maps have no room. */
     TA_ENSURE(engine->model->patch == NULL || first >= engine->model->patch->n_stage_ops || first == end,
               TA_ERR_ARG);
@@ -140,7 +156,7 @@ ta_status_t ta_engine_invoke(ta_engine_t *engine)
         TA_TRY(ta_patch_run(engine));
         first = engine->model->patch->n_stage_ops;
     }
-    return ta_engine_invoke_ops(engine, first, engine->model->header->n_ops);
+    return ta_engine_invoke_ops(engine, first, engine->model->n_forward_ops);
 }
 
 ta_status_t ta_engine_tensor(const ta_engine_t *engine, uint16_t index, ta_tensor_t *out)

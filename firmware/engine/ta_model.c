@@ -79,10 +79,14 @@ static ta_status_t check_tensor(const ta_tensor_rec_t *t, const ta_model_header_
     return TA_OK;
 }
 
-static ta_status_t check_op(const ta_op_rec_t *op, const ta_model_t *m)
+static ta_status_t check_op(const ta_op_rec_t *op, const ta_model_t *m, int backward)
 {
     const ta_model_header_t *h = m->header;
-    TA_ENSURE(op->opcode > 0 && op->opcode < TA_OP_COUNT_, TA_ERR_UNSUPPORTED);
+    if (backward) {
+        TA_ENSURE(op->opcode >= TA_OP_BACKWARD_FIRST_ && op->opcode < TA_OP_BACKWARD_END_, TA_ERR_CORRUPT);
+    } else {
+        TA_ENSURE(op->opcode > 0 && op->opcode < TA_OP_COUNT_, TA_ERR_UNSUPPORTED);
+    }
     TA_ENSURE(op->n_inputs <= TA_MAX_OP_INPUTS, TA_ERR_CORRUPT);
     TA_ENSURE(op->n_outputs >= 1 && op->n_outputs <= TA_MAX_OP_OUTPUTS, TA_ERR_CORRUPT);
     const uint32_t n_io = (uint32_t)op->n_inputs + op->n_outputs;
@@ -97,7 +101,8 @@ static ta_status_t check_op(const ta_op_rec_t *op, const ta_model_t *m)
     const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
     for (uint32_t i = 0; i < n_io; ++i) {
         const int is_output = i >= op->n_inputs;
-        if (io[i] == TA_NO_TENSOR && !is_output) {
+        /* A backward op may skip an output: the gradient of an input nothing needs. */
+        if (io[i] == TA_NO_TENSOR && (!is_output || backward)) {
             continue;
         }
         TA_ENSURE(io[i] >= 0 && io[i] < h->n_tensors, TA_ERR_CORRUPT);
@@ -117,6 +122,7 @@ static ta_status_t check_patch(ta_model_t *m)
     const ta_patch_header_t *p = (const ta_patch_header_t *)(const void *)(m->data + h->patch_offset);
     TA_ENSURE(p->n_stage_ops >= 1 && p->n_stage_ops <= h->n_ops && p->n_tiles >= 1 && p->n_regions >= 1,
               TA_ERR_CORRUPT);
+    TA_ENSURE(p->mode == TA_PATCH_MODE_TILES || p->mode == TA_PATCH_MODE_STREAM, TA_ERR_CORRUPT);
     TA_ENSURE((p->tensors_offset & 3u) == 0 &&
                   in_bounds(p->tensors_offset, p->n_regions, sizeof(ta_patch_tensor_t), h->data_size),
               TA_ERR_TRUNCATED);
@@ -127,8 +133,22 @@ static ta_status_t check_patch(ta_model_t *m)
     const ta_patch_tensor_t *pt = (const ta_patch_tensor_t *)(const void *)(m->data + p->tensors_offset);
     const ta_region_t *regions = (const ta_region_t *)(const void *)(m->data + p->regions_offset);
 
+    const ta_stream_buffer_t *streams = NULL;
+    uint32_t bands = 0;
+    if (p->mode == TA_PATCH_MODE_STREAM) {
+        const uint32_t bands_offset = p->regions_offset + (uint32_t)p->n_tiles * p->n_regions * sizeof(ta_region_t);
+        TA_ENSURE((bands_offset & 3u) == 0 && in_bounds(bands_offset, 1, sizeof(uint32_t), h->data_size) &&
+                      in_bounds(bands_offset + 4u, p->n_regions, sizeof(ta_stream_buffer_t), h->data_size),
+                  TA_ERR_TRUNCATED);
+        bands = *(const uint32_t *)(const void *)(m->data + bands_offset);
+        TA_ENSURE(bands >= 1 && p->n_tiles % bands == 0, TA_ERR_CORRUPT);
+        streams = (const ta_stream_buffer_t *)(const void *)(m->data + bands_offset + 4u);
+    }
     for (uint32_t r = 0; r < p->n_regions; ++r) {
         TA_ENSURE(pt[r].tensor < h->n_tensors, TA_ERR_CORRUPT);
+        TA_ENSURE(streams == NULL || ((streams[r].offset & 3u) == 0 &&
+                                      in_bounds(streams[r].offset, streams[r].capacity, 1, h->arena_size)),
+                  TA_ERR_CORRUPT);
         const ta_tensor_rec_t *t = &m->tensors[pt[r].tensor];
         TA_ENSURE(t->kind != TA_TENSOR_CONST && t->ndim == 4 && t->dims[0] == 1, TA_ERR_CORRUPT);
         TA_ENSURE((pt[r].offset & 3u) == 0 && in_bounds(pt[r].offset, pt[r].capacity, 1, h->arena_size),
@@ -144,10 +164,22 @@ static ta_status_t check_patch(ta_model_t *m)
                       TA_ERR_CORRUPT);
             TA_ENSURE((uint64_t)(g->y1 - g->y0) * (uint64_t)(g->x1 - g->x0) * item <= pt[r].capacity,
                       TA_ERR_CORRUPT);
+            /* A stream keeps rows from one band to the next of a strip: same columns, rows
+             * moving forward only, and the rows kept fit the stream buffer. */
+            if (streams != NULL && k % bands != 0) {
+                const ta_region_t *prev = g - p->n_regions;
+                TA_ENSURE(g->x0 == prev->x0 && g->x1 == prev->x1 && g->y0 >= prev->y0 && g->y1 >= prev->y1,
+                          TA_ERR_CORRUPT);
+                /* (capacity 0: a stage input, copied in whole; the executor keeps no rows) */
+                TA_ENSURE(streams[r].capacity == 0 || g->y0 >= prev->y1 ||
+                              (uint64_t)(prev->y1 - g->y0) * (uint64_t)(g->x1 - g->x0) * item <= streams[r].capacity,
+                          TA_ERR_CORRUPT);
+            }
         }
     }
-    /* Every patch or external tensor has a region, and only stage ops touch them. An external
-     * tensor is a model input among the first TA_MAX_EXTERNAL_INPUTS, and never an output. */
+    /* Every patch tensor has a region, and only stage ops touch patch or external tensors. An
+     * external tensor is a model input among the first TA_MAX_EXTERNAL_INPUTS, and never an
+     * output; a stage op reads it through a region, or in full if it gathers (ta_patch_prepare). */
     for (uint32_t i = 0; i < h->n_tensors; ++i) {
         const uint8_t kind = m->tensors[i].kind;
         if (kind != TA_TENSOR_PATCH && kind != TA_TENSOR_EXTERNAL) {
@@ -163,7 +195,7 @@ static ta_status_t check_patch(ta_model_t *m)
                 TA_ENSURE(m->outputs[k] != i, TA_ERR_CORRUPT);
             }
         }
-        int found = 0;
+        int found = kind == TA_TENSOR_EXTERNAL;
         for (uint32_t r = 0; r < p->n_regions; ++r) {
             found |= pt[r].tensor == i;
         }
@@ -189,6 +221,23 @@ static ta_status_t check_patch(ta_model_t *m)
     m->patch = p;
     m->patch_tensors = pt;
     m->patch_regions = regions;
+    m->patch_streams = streams;
+    m->patch_bands = bands;
+    return TA_OK;
+}
+
+/* The TRAIN section: where the forward ops end. Backward ops are checked by check_op. */
+static ta_status_t check_train(ta_model_t *m)
+{
+    const ta_model_header_t *h = m->header;
+    /* With a patch stage too, check_patch keeps backward ops (past the stage) off its
+     * per-tile tensors: they only read full-size maps after the stage. */
+    TA_ENSURE((h->train_offset & 3u) == 0 && in_bounds(h->train_offset, 1, sizeof(ta_train_header_t), h->data_size),
+              TA_ERR_TRUNCATED);
+    const ta_train_header_t *t = (const ta_train_header_t *)(const void *)(m->data + h->train_offset);
+    TA_ENSURE(t->n_forward_ops >= 1 && t->n_forward_ops < h->n_ops && t->flags == 0, TA_ERR_CORRUPT);
+    m->train = t;
+    m->n_forward_ops = t->n_forward_ops;
     return TA_OK;
 }
 
@@ -224,14 +273,23 @@ ta_status_t ta_model_load(ta_model_t *model, const void *blob, size_t size)
         const uint8_t kind = m.tensors[m.inputs[i]].kind;
         TA_ENSURE(kind == TA_TENSOR_ACTIVATION || (kind == TA_TENSOR_EXTERNAL && i < h->n_inputs), TA_ERR_CORRUPT);
     }
-    for (uint32_t i = 0; i < h->n_ops; ++i) {
-        TA_TRY(check_op(&m.ops[i], &m));
-    }
     m.patch = NULL;
     m.patch_tensors = NULL;
     m.patch_regions = NULL;
+    m.patch_streams = NULL;
+    m.patch_bands = 0;
+    m.train = NULL;
+    m.n_forward_ops = h->n_ops;
+    if (h->flags & TA_MODEL_FLAG_TRAIN) {
+        TA_TRY(check_train(&m));
+    }
+    for (uint32_t i = 0; i < h->n_ops; ++i) {
+        TA_TRY(check_op(&m.ops[i], &m, i >= m.n_forward_ops));
+    }
     if (h->flags & TA_MODEL_FLAG_PATCH) {
         TA_TRY(check_patch(&m));
+        /* The stage is part of the forward pass. */
+        TA_ENSURE(m.patch->n_stage_ops <= m.n_forward_ops, TA_ERR_CORRUPT);
     }
     *model = m;
     return TA_OK;

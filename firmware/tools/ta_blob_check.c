@@ -44,7 +44,7 @@ int main(int argc, char **argv)
             printf("%s ERROR_OPEN\n", argv[i]);
             continue;
         }
-        printf("%s %s\n", argv[i], ta_status_name(ta_run_exact(data, n, 0)));
+        printf("%s %s\n", argv[i], ta_status_name(ta_run_exact(data, n, 0, NULL)));
         free(data);
     }
     return 0;

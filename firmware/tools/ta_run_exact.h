@@ -28,9 +28,13 @@ static void *ta_exact_alloc(size_t size)
     return posix_memalign(&p, 16, size > 0 ? size : 1) == 0 ? p : NULL;
 }
 
+/* Called after the invoke with the engine still bound (e.g. to train on the model). */
+typedef void (*ta_run_exact_then_fn)(ta_engine_t *engine, const ta_model_t *model);
+
 /* `fix_crc`: rewrite the header's CRC first (fuzzing: mutations then get past the checksum
- * to the structural checks). Returns the first failing status, or the invoke's. */
-static ta_status_t ta_run_exact(const uint8_t *data, size_t size, int fix_crc)
+ * to the structural checks); `then` may be NULL. Returns the first failing status, or the
+ * invoke's. */
+static ta_status_t ta_run_exact(const uint8_t *data, size_t size, int fix_crc, ta_run_exact_then_fn then)
 {
     if (size == 0) {
         return TA_ERR_TRUNCATED;
@@ -84,6 +88,9 @@ static ta_status_t ta_run_exact(const uint8_t *data, size_t size, int fix_crc)
         }
     }
     st = ta_engine_invoke(&engine);
+    if (then != NULL) {
+        then(&engine, &model);
+    }
 done:
     for (int i = 0; i < TA_MAX_EXTERNAL_INPUTS; ++i) {
         free(external[i]);

@@ -24,6 +24,9 @@
 #include "tinyadapt/ops/ta_conv2d.h"
 #include "tinyadapt/ops/ta_depthwise_conv2d.h"
 #include "tinyadapt/ops/ta_fully_connected.h"
+#include "tinyadapt/ops/ta_add.h"
+#include "tinyadapt/ops/ta_maxpool.h"
+#include "tinyadapt/ops/ta_mean.h"
 
 #define ta_conv2d_s8 ref_conv2d_s8
 #include "../../firmware/kernels/ref/ta_conv2d_s8.c"
@@ -37,11 +40,27 @@
 #define ta_fully_connected_s8 ref_fully_connected_s8
 #include "../../firmware/kernels/ref/ta_fully_connected_s8.c"
 #undef ta_fully_connected_s8
+#define ta_add_s8 ref_add_s8
+#include "../../firmware/kernels/ref/ta_add_s8.c"
+#undef ta_add_s8
+#define ta_sub_s8 ref_sub_s8
+#include "../../firmware/kernels/ref/ta_sub_s8.c"
+#undef ta_sub_s8
+#define ta_maxpool_s8 ref_maxpool_s8
+#include "../../firmware/kernels/ref/ta_maxpool_s8.c"
+#undef ta_maxpool_s8
+#define ta_mean_s8 ref_mean_s8
+#include "../../firmware/kernels/ref/ta_mean_s8.c"
+#undef ta_mean_s8
 
 #include "../../firmware/kernels/dsp/ta_conv2d_s8.c"
 #include "../../firmware/kernels/dsp/ta_depthwise_conv2d_inplace_s8.c"
 #include "../../firmware/kernels/dsp/ta_depthwise_conv2d_s8.c"
 #include "../../firmware/kernels/dsp/ta_fully_connected_s8.c"
+#include "../../firmware/kernels/dsp/ta_add_s8.c"
+#include "../../firmware/kernels/dsp/ta_sub_s8.c"
+#include "../../firmware/kernels/dsp/ta_maxpool_s8.c"
+#include "../../firmware/kernels/dsp/ta_mean_s8.c"
 
 /* ---- output and exit: stdio on the host, semihosting on the emulated board ---------- */
 
@@ -176,7 +195,7 @@ static void act_range(int32_t *lo, int32_t *hi)
 /* ---- comparison ----------------------------------------------------------------------- */
 
 static long failures;
-static long compared[4]; /* conv, depthwise, inplace, fc */
+static long compared[8]; /* conv, depthwise, inplace, fc, add/sub, maxpool, mean */
 
 /* The case being compared, printed with its first mismatch. */
 static ta_conv_params_t cur_p;
@@ -223,7 +242,7 @@ static int compare(const char *what, long case_no, const int8_t *ref, const int8
         }
     }
     if (shown) {
-        if (strcmp(what, "fc") != 0) {
+        if (!strcmp(what, "conv") || !strcmp(what, "depthwise") || !strcmp(what, "inplace")) {
             describe_case();
         }
         fmt("  %s case %ld: %d of %lu bytes differ\n", what, case_no, shown, (unsigned long)n);
@@ -235,7 +254,7 @@ static int compare(const char *what, long case_no, const int8_t *ref, const int8
 
 #define MAX_ACT 6144
 #define MAX_FILTER 6144
-#define MAX_CH 40
+#define MAX_CH 200
 
 static int8_t out_ref[MAX_ACT + 16], out_dsp[MAX_ACT + 16], ip_ref[MAX_ACT], scratch_ref[MAX_ACT];
 static int32_t bias[MAX_CH], mult[MAX_CH], shift[MAX_CH];
@@ -347,10 +366,19 @@ static void check_depthwise(long case_no)
     in_d.w = rint_in(1, 10);
     in_d.c = chance(50) ? rint_in(1, 20) : 4 * rint_in(1, 6);
     f_d.n = 1;
-    f_d.h = k3 ? 3 : rint_in(1, 5);
-    f_d.w = k3 ? 3 : rint_in(1, 5);
+    const int wide = !k3 && chance(25); /* 1x5, 10x8 (micro_speech), ...: the SMLAD tap-pair path */
+    f_d.h = k3 ? 3 : rint_in(1, wide ? 10 : 5);
+    f_d.w = k3 ? 3 : rint_in(1, wide ? 10 : 5);
+    if (wide) {
+        in_d.h = rint_in(1, 24);
+        in_d.w = rint_in(1, 24);
+        in_d.c = chance(50) ? 1 : rint_in(1, 5);
+    }
     conv_params(&p, f_d.h, f_d.w);
     p.depth_multiplier = chance(60) ? 1 : rint_in(2, 9);
+    if (wide && chance(50)) {
+        p.depth_multiplier = chance(50) ? 8 : 4 * rint_in(1, 3);
+    }
     if (k3 && chance(70)) {
         p.dilation_h = p.dilation_w = 1;
     }
@@ -390,6 +418,11 @@ static void check_inplace(long case_no)
     in_d.h = big ? rint_in(30, 48) : rint_in(1, 12);
     in_d.w = big ? rint_in(30, 48) : rint_in(1, 12);
     in_d.c = big ? rint_in(1, 2) : rint_in(1, 24);
+    if (!big && chance(25)) { /* late MobileNet layers: tiny planes, many channels (grouped path) */
+        in_d.h = rint_in(1, 6);
+        in_d.w = rint_in(1, 6);
+        in_d.c = chance(50) ? 4 * rint_in(1, 40) : rint_in(4, 160);
+    }
     f_d.n = 1;
     f_d.h = k3 ? 3 : rint_in(1, 5);
     f_d.w = k3 ? 3 : rint_in(1, 5);
@@ -564,6 +597,147 @@ static void check_arguments(void)
     }
 }
 
+/* ADD / SUB: same shapes (residuals) or broadcast, TFLM-style parameters (left shift 20,
+ * multipliers below one), sometimes an INT32_MIN multiplier (the reference element). */
+static void check_add(long case_no)
+{
+    int32_t d1[4], d2[4], dout[4];
+    const int nd = rint_in(1, 4);
+    for (int i = 0; i < nd; ++i) {
+        dout[i] = rint_in(1, i == nd - 1 ? 40 : 6);
+        d1[i] = dout[i];
+        d2[i] = dout[i];
+        if (chance(25)) {
+            (chance(50) ? d1 : d2)[i] = 1; /* broadcast along this axis */
+        }
+        if (d1[i] != dout[i] && d2[i] != dout[i]) {
+            d1[i] = dout[i];
+        }
+    }
+    size_t n1 = 1, n2 = 1, no = 1;
+    for (int i = 0; i < nd; ++i) {
+        n1 *= (size_t)d1[i];
+        n2 *= (size_t)d2[i];
+        no *= (size_t)dout[i];
+    }
+    if (no > MAX_ACT) {
+        return;
+    }
+    ta_add_params_t p;
+    p.input1_offset = rint_in(-127, 128);
+    p.input2_offset = rint_in(-127, 128);
+    p.output_offset = rint_in(-128, 127);
+    p.left_shift = chance(80) ? 20 : rint_in(0, 22);
+    p.input1_multiplier = (int32_t)(0x40000000u + (rnd() & 0x3FFFFFFFu));
+    p.input2_multiplier = (int32_t)(0x40000000u + (rnd() & 0x3FFFFFFFu));
+    p.output_multiplier = (int32_t)(0x40000000u + (rnd() & 0x3FFFFFFFu));
+    p.input1_shift = -rint_in(0, 3);
+    p.input2_shift = -rint_in(0, 3);
+    p.output_shift = -rint_in(10, 31);
+    if (chance(5)) {
+        p.output_multiplier = INT32_MIN;
+    }
+    act_range(&p.act_min, &p.act_max);
+    int8_t *x = exact(n1), *y = exact(n2);
+    fill_s8(x, n1);
+    fill_s8(y, n2);
+    const int sub = chance(40);
+    memset(out_ref, 0x55, no + 16);
+    memset(out_dsp, 0x55, no + 16);
+    int s1, s2;
+    if (sub) {
+        s1 = ref_sub_s8(&p, nd, d1, x, nd, d2, y, nd, dout, out_ref);
+        s2 = ta_sub_s8(&p, nd, d1, x, nd, d2, y, nd, dout, out_dsp);
+    } else {
+        s1 = ref_add_s8(&p, nd, d1, x, nd, d2, y, nd, dout, out_ref);
+        s2 = ta_add_s8(&p, nd, d1, x, nd, d2, y, nd, dout, out_dsp);
+    }
+    ++compared[4];
+    compare(sub ? "sub" : "add", case_no, out_ref, out_dsp, no + 16, s1, s2);
+}
+
+/* MAX_POOL_2D: odd channel counts, windows cut by padding or empty (outputs past the
+ * input), activation bounds inside and outside int8. */
+static void check_maxpool(long case_no)
+{
+    ta_maxpool_params_t p;
+    ta_dims_t in_d, out_d;
+    in_d.n = chance(85) ? 1 : 2;
+    in_d.h = rint_in(1, 12);
+    in_d.w = rint_in(1, 12);
+    in_d.c = chance(50) ? 4 * rint_in(1, 10) : rint_in(1, 40);
+    p.filter_h = rint_in(1, 4);
+    p.filter_w = rint_in(1, 4);
+    p.stride_h = rint_in(1, 3);
+    p.stride_w = rint_in(1, 3);
+    p.pad_h = rint_in(0, p.filter_h);
+    p.pad_w = rint_in(0, p.filter_w);
+    act_range(&p.act_min, &p.act_max);
+    if (chance(10)) {
+        p.act_min = rint_in(-400, 100);
+        p.act_max = rint_in(-100, 400);
+    }
+    out_d.n = in_d.n;
+    out_d.c = in_d.c;
+    out_d.h = rint_in(1, in_d.h + 2);
+    out_d.w = rint_in(1, in_d.w + 2);
+    const size_t n_in = (size_t)in_d.n * in_d.h * in_d.w * in_d.c;
+    const size_t n_out = (size_t)out_d.n * out_d.h * out_d.w * out_d.c;
+    if (n_in > MAX_ACT || n_out > MAX_ACT) {
+        return;
+    }
+    int8_t *x = exact(n_in);
+    fill_s8(x, n_in);
+    memset(out_ref, 0x55, n_out + 16);
+    memset(out_dsp, 0x55, n_out + 16);
+    const int s1 = ref_maxpool_s8(&p, &in_d, x, &out_d, out_ref);
+    const int s2 = ta_maxpool_s8(&p, &in_d, x, &out_d, out_dsp);
+    ++compared[5];
+    compare("maxpool", case_no, out_ref, out_dsp, n_out + 16, s1, s2);
+}
+
+/* MEAN over any axis set of up to 5 axes (the fast path: a run of axes before a kept
+ * innermost one; long reductions cross the 256-row int16 flush). */
+static void check_mean(long case_no)
+{
+    ta_mean_params_t p;
+    int32_t dims[5];
+    p.ndim = rint_in(1, 5);
+    size_t n = 1;
+    for (int i = 0; i < p.ndim; ++i) {
+        dims[i] = rint_in(1, chance(20) ? 40 : 7);
+        n *= (size_t)dims[i];
+    }
+    if (chance(5) && p.ndim >= 2) {
+        dims[0] = 1;
+        dims[p.ndim - 1] = 4;
+        dims[p.ndim - 2] = 300; /* more than 256 rows: the int16 lanes are flushed */
+        n = 1;
+        for (int i = 0; i < p.ndim; ++i) {
+            n *= (size_t)dims[i];
+        }
+    }
+    if (n > MAX_ACT) {
+        return;
+    }
+    p.axis_mask = (int32_t)(rnd() & ((1u << p.ndim) - 1u));
+    p.input_zp = rint_in(-128, 127);
+    p.output_zp = rint_in(-128, 127);
+    p.multiplier = (int32_t)(0x40000000u + (rnd() & 0x3FFFFFFFu));
+    p.shift = rint_in(-31, 4);
+    int8_t *x = exact(n);
+    fill_s8(x, n);
+    if (chance(30)) { /* the int16 lanes' worst case: every byte -128 (or 127) */
+        memset(x, chance(50) ? 0x80 : 0x7F, n);
+    }
+    memset(out_ref, 0x55, n + 16);
+    memset(out_dsp, 0x55, n + 16);
+    const int s1 = ref_mean_s8(&p, dims, x, out_ref);
+    const int s2 = ta_mean_s8(&p, dims, x, out_dsp);
+    ++compared[6];
+    compare("mean", case_no, out_ref, out_dsp, n + 16, s1, s2);
+}
+
 int main(int argc, char **argv)
 {
 #ifndef TA_CHECK_SEED
@@ -597,6 +771,12 @@ int main(int argc, char **argv)
         release_all();
         check_fc(i);
         release_all();
+        check_add(i);
+        release_all();
+        check_maxpool(i);
+        release_all();
+        check_mean(i);
+        release_all();
         if (failures > 20) {
             break;
         }
@@ -606,8 +786,8 @@ int main(int argc, char **argv)
         say(line);
         finish(1);
     }
-    fmt("TA_DSP_CHECK OK conv %ld depthwise %ld inplace %ld fc %ld (seed %lu)\n", compared[0],
-             compared[1], compared[2], compared[3], seed);
+    fmt("TA_DSP_CHECK OK conv %ld depthwise %ld inplace %ld fc %ld add/sub %ld maxpool %ld mean %ld (seed %lu)\n",
+        compared[0], compared[1], compared[2], compared[3], compared[4], compared[5], compared[6], seed);
     say(line);
     finish(0);
     return 0;

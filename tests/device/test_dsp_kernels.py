@@ -10,12 +10,14 @@
    odd channel counts, per-channel quantization, padding, strides, depth multipliers,
    batches (which the engine runs through the non-in-place depthwise kernel) and FC. The
    output bytes must be identical.
-3. Instruction counts (-icount, exact): ref vs dsp per model are printed (run with -s);
-   the only assertion is that dsp is not slower than ref on MobileNetV2.
+3. Instruction counts (-icount, exact): ref vs dsp per model are printed (run with -s), dsp
+   must beat ref; and the regression guard of benchmarks/kernels.py on digits and
+   basicmotions (both builds against benchmarks/kernel_counts.json, 1 % tolerance).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -140,40 +142,31 @@ def repo_models() -> list[tuple[str, Path, list[np.ndarray]]]:
             ("mobilenetv2_96", REPO / "models" / "mobilenetv2" / "mobilenetv2_96.tflite", [mnv2[:1]])]
 
 
-def compare_on_qemu(name: str, path: Path, samples: list[np.ndarray]) -> tuple[str, int, int, int]:
-    """dsp on QEMU == host reference on every sample, ref on QEMU == host on the first:
-    (name, MACs, ref instructions, dsp instructions) for the first sample."""
+def model_under_test(name: str) -> tuple[Path, list[np.ndarray]]:
+    """The repo's models, and micro_speech from ../shared/models (skipped, saying so, when absent)."""
+    if name == "micro_speech":
+        rng = np.random.default_rng(3)
+        return shared_model("micro_speech_quantized.tflite"), [rng.integers(-128, 128, (1, 1960), dtype=np.int8)
+                                                              for _ in range(3)]
+    return {n: (p, s) for n, p, s in repo_models()}[name]
+
+
+@pytest.mark.parametrize("name", ["digits", "micro_speech", "mobilenetv2_96"])
+def test_real_models_bit_exact_and_instruction_counts(qemu_ready, name):
     from tinyadapt.convert import convert
 
+    path, samples = model_under_test(name)
     model = convert(path)
     host = run_on_host(model.blob, samples)
     dsp_out, dsp_counts = run_on_qemu(model.blob, samples, "dsp")
     assert_same(host, dsp_out, f"{name} (QEMU KERNELS=dsp vs host reference)")
     ref_out, ref_counts = run_on_qemu(model.blob, samples[:1], "ref")
     assert_same(host[:1], ref_out, f"{name} (QEMU KERNELS=ref vs host reference)")
-    return name, sum(op.macs for op in model.ops), ref_counts[0], dsp_counts[0]
-
-
-def print_counts(rows: list[tuple[str, int, int, int]]) -> None:
-    print("\ninstructions per inference on mps2-an386 (Cortex-M4, -icount shift=7), first sample:")
-    print(f"{'model':<16}{'MACs':>12}{'ref':>14}{'dsp':>14}{'ref/MAC':>9}{'dsp/MAC':>9}{'speed-up':>9}")
-    for name, macs, ref, dsp in rows:
-        print(f"{name:<16}{macs:>12,}{ref:>14,}{dsp:>14,}{ref / macs:>9.2f}{dsp / macs:>9.2f}{ref / dsp:>8.2f}x")
-
-
-def test_repo_models_bit_exact_and_instruction_counts(qemu_ready):
-    rows = [compare_on_qemu(*m) for m in repo_models()]
-    print_counts(rows)
-    _, _, ref, dsp = {r[0]: r for r in rows}["mobilenetv2_96"]
-    assert dsp <= ref, f"mobilenetv2_96: the dsp kernels take {dsp:,} instructions, the reference {ref:,}"
-
-
-def test_micro_speech_bit_exact(qemu_ready):
-    """The public micro_speech model (../shared/models): skipped, saying so, when it is absent."""
-    path = shared_model("micro_speech_quantized.tflite")
-    rng = np.random.default_rng(3)
-    speech = [rng.integers(-128, 128, (1, 1960), dtype=np.int8) for _ in range(3)]
-    print_counts([compare_on_qemu("micro_speech", path, speech)])
+    macs = sum(op.macs for op in model.ops)
+    ref, dsp = ref_counts[0], dsp_counts[0]
+    print(f"\n{name}: {macs:,} MACs, ref {ref:,} ({ref / macs:.2f}/MAC), dsp {dsp:,} ({dsp / macs:.2f}/MAC), "
+          f"{ref / dsp:.2f}x (mps2-an386, -icount shift=7, first sample)")
+    assert dsp < ref, f"{name}: the dsp kernels take {dsp:,} instructions, the reference {ref:,}"
 
 
 def single_op_models() -> list[tuple[str, bytes, list[np.ndarray]]]:
@@ -232,3 +225,47 @@ def test_single_op_models_bit_exact(qemu_ready):
         assert_same(host, dsp, label)
         macs = sum(op.macs for op in model.ops)
         print(f"  {label:<52} {counts[0]:>9,} instr  {counts[0] / max(macs, 1):6.2f}/MAC")
+
+
+# --------------------------------------------------------------------------- 3. regression guard
+def _kernel_bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ta_kernel_bench", REPO / "benchmarks" / "kernels.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_kernel_counts_match_the_committed_table(qemu_ready, capsys):
+    """benchmarks/kernels.py's guard on the two small repo models, both kernel builds: no model
+    total and no op type more than 1 % slower than benchmarks/kernel_counts.json, ref and dsp
+    outputs identical. Then the guard itself: the same measurements against a table 2 % below
+    them must fail, op type by op type."""
+    bench = _kernel_bench()
+    table = json.loads((REPO / "benchmarks" / "kernel_counts.json").read_text())
+    models = bench.all_models()
+    rows = [bench.measure(n, models[n][0], models[n][1], ["ref", "dsp"], "qemu-an386")
+            for n in ("digits", "basicmotions")]
+    assert all(r["outputs_identical"] for r in rows)
+    bad, notes = bench.compare(rows, table)
+    print("\n".join(notes))
+    assert not bad, "\n".join(bad) + "\n(benchmarks/kernels.py --update records an intended change)"
+    assert not [n for n in notes if "not in the table" in n], notes
+
+    lowered = bench.update_table({}, rows)
+    for entry in lowered["models"].values():
+        for counts in entry.values():
+            counts["total"] = int(counts["total"] * 0.98)
+            counts["ops"] = {k: int(v * 0.98) for k, v in counts["ops"].items()}
+    bad, _ = bench.compare(rows, lowered)
+    n_expected = sum(1 + len(got["ops"]) for r in rows for got in r["kernels"].values() if got["total"] > 100)
+    assert len(bad) >= n_expected - 4 and all(line.startswith("SLOWER: ") for line in bad), bad
+    assert any("digits KERNELS=ref conv other" in line for line in bad)
+    assert any("basicmotions KERNELS=dsp whole model" in line for line in bad)
+
+
+def test_kernel_bench_cli_refuses_bad_arguments():
+    for args, needle in ((["--models", "nope"], "unknown model"), (["--kernels", "fast"], "--kernels")):
+        proc = _run([sys.executable, str(REPO / "benchmarks" / "kernels.py"), *args])
+        assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -1,5 +1,9 @@
 """An independent check of a memory plan: no two live tensors share a byte.
 
+A training blob's backward ops (TRAIN section) are ops like any other here: the tensors they
+read (saved activations, gradients) live until their last backward reader, so the same check
+proves the whole training step's arena.
+
 Written separately from tinyadapt.plan.memory on purpose: it recomputes every lifetime
 from the op list alone and accepts shared bytes only in the two legal forms:
   - alias: a RESHAPE output at its input's offset with its input's size;
@@ -18,7 +22,7 @@ ELEMENTWISE = {"ADD", "SUB", "MUL", "LOGISTIC", "HARD_SWISH", "REQUANTIZE"}
 # Ops that may write a smaller output over their input, given scratch: depthwise saves one
 # channel plane there, a pointwise conv one chunk of output pixels (see _pointwise below).
 SHRINKING_IN_PLACE = {"DEPTHWISE_CONV_2D", "CONV_2D"}
-ALIASING = {"RESHAPE"}
+ALIASING = {"RESHAPE", "RESHAPE_BACKWARD"}
 
 
 @dataclass
@@ -49,6 +53,8 @@ def check_layout(sizes: dict[int, int], offsets: dict[int, int], ops: list[Check
     legal = set()
     for i, op in enumerate(ops):
         out = op.outputs[0]
+        if out not in sizes:
+            continue  # a backward op may skip its first output (nobody needs that gradient)
         for t in op.inputs:
             if t not in sizes:
                 continue
@@ -130,7 +136,9 @@ def _patch_stage_ops(info, ops: list[CheckOp], sizes: dict, offsets: dict) -> li
     """Model a patch stage as what occupies the arena while it runs: one region buffer per
     region tensor (live across the stage ops that touch it, from the start for the stage
     inputs, which are copied in when a tile starts), and the full stage inputs and output,
-    live for the whole stage. Buffers get ids past the tensor indices."""
+    live for the whole stage. Buffers get ids past the tensor indices. In stream mode the
+    stream buffers (rows kept from one tile to the next) live for the whole stage; each
+    tile's region in a strip must keep its columns, and its rows never move backwards."""
     p = info.patch
     n = p.n_stage_ops
     region = {}
@@ -143,6 +151,24 @@ def _patch_stage_ops(info, ops: list[CheckOp], sizes: dict, offsets: dict) -> li
             rec = info.tensors[t]
             assert (y1 - y0) * (x1 - x0) * rec.shape[3] * rec.dtype.itemsize <= cap
     produced = {t for op in info.ops[:n] for t in op.outputs}
+    streams = {}
+    if p.mode == bf.PATCH_MODE_STREAM:
+        for k, t in enumerate(p.tensors):
+            rec = info.tensors[t]
+            assert p.bands >= 1 and len(p.regions) % p.bands == 0
+            for tile in range(1, len(p.regions)):
+                if tile % p.bands == 0:
+                    continue  # a new strip starts from scratch
+                prev, cur = p.regions[tile - 1][k], p.regions[tile][k]
+                assert cur[2:] == prev[2:] and cur[0] >= prev[0] and cur[1] >= prev[1]
+                row = (cur[3] - cur[2]) * rec.shape[3] * rec.dtype.itemsize
+                if t in produced:  # kept rows fit (stage inputs are copied in whole)
+                    assert max(0, prev[1] - cur[0]) * row <= p.stream_capacities[k]
+            if p.stream_capacities[k]:
+                streams[t] = len(info.tensors) + len(p.tensors) + k
+                sizes[streams[t]] = p.stream_capacities[k]
+                offsets[streams[t]] = p.stream_offsets[k]
+    produced = {t for op in info.ops[:n] for t in op.outputs}
     full = [t for t in p.tensors if info.tensors[t].kind == bf.KIND_ACTIVATION]
     stage_in = [t for t in full if t not in produced]
     stage_out = [t for t in full if t in produced]
@@ -152,8 +178,9 @@ def _patch_stage_ops(info, ops: list[CheckOp], sizes: dict, offsets: dict) -> li
         outs = [region[t] for t in op.outputs]
         if i == 0:
             ins += stage_in + stage_out + [region[t] for t in stage_in]
+            outs += list(streams.values())
         if i == n - 1:
-            ins += stage_in + stage_out
+            ins += stage_in + stage_out + list(streams.values())
         ins += [t for t in op.outputs if t in stage_out]
         staged.append(CheckOp(f"STAGE_{op.name}", ins, outs, (op.scratch_offset, op.scratch_size),
                               op.name != "CONV_2D"))

@@ -3,8 +3,9 @@
 (scripts/fuzz_campaign.py).
 
 - blob seeds (firmware/tools/ta_fuzz_blob.c): real model blobs: the repo's models, the
-  public models when ../shared/models is there, patch-planned blobs (the patch section) and
-  blobs whose input stays outside the arena (the external-input path).
+  public models when ../shared/models is there, patch-planned blobs of both modes (the patch
+  section), blobs whose input stays outside the arena (the external-input path) and
+  training blobs (the TRAIN section and the trainer).
 - app seeds (firmware/tools/ta_fuzz_app.c): byte streams a host sends: HELLO, INFER, the
   split commands, LOAD_* of a blob (one with an external input too), RESET, noise."""
 
@@ -24,8 +25,9 @@ EXTERNAL_SEEDS = (500, 501, 503)
 
 
 def patch_blobs(seeds=PATCH_SEEDS, external: bool = False) -> dict[str, bytes]:
-    """One patch-planned blob per random model (tests/test_patch.py), the middle candidate;
-    with `external`, the first candidate whose input can stay outside the arena."""
+    """Patch-planned blobs of random models (tests/test_patch.py): per model, the middle
+    candidate of each patch mode (tiles; stream: bands and stream buffers); with `external`,
+    the first candidate whose input can stay outside the arena."""
     from tests.test_patch import random_model
 
     out = {}
@@ -35,14 +37,26 @@ def patch_blobs(seeds=PATCH_SEEDS, external: bool = False) -> dict[str, bytes]:
         if external:
             for p in plans:
                 try:
-                    out[f"external{seed}"] = convert(model, patch=(p.stage.n_ops, p.grid), external_input=True).blob
+                    out[f"external{seed}"] = convert(model, patch=p.spec, external_input=True).blob
                     break
                 except TinyAdaptError:
                     continue
-        elif plans:
-            p = plans[len(plans) // 2]
-            out[f"patch{seed}"] = convert(model, patch=(p.stage.n_ops, p.grid)).blob
+            continue
+        for mode in ("tiles", "stream"):
+            of_mode = [p for p in plans if p.mode == mode]
+            if of_mode:
+                out[f"patch{seed}{mode}"] = convert(model, patch=of_mode[len(of_mode) // 2].spec).blob
     return out
+
+
+def training_blobs() -> dict[str, bytes]:
+    """Training blobs of the digits CNN: the TRAIN section, the backward ops and the trainer."""
+    from tinyadapt.train.graph import build_training
+    from tinyadapt.train.scheme import UpdateScheme
+
+    digits = convert(REPO / "models/digits/digits_cnn.tflite")
+    return {"train_sparse": build_training(digits, UpdateScheme(2, {3: 0.5, 4: 1.0})).blob,
+            "train_full": build_training(digits, UpdateScheme.full(5)).blob}
 
 
 def blob_seeds() -> dict[str, bytes]:
@@ -55,6 +69,7 @@ def blob_seeds() -> dict[str, bytes]:
             continue  # a public model with an op outside the supported set
     seeds.update(patch_blobs())
     seeds.update(patch_blobs(EXTERNAL_SEEDS, external=True))
+    seeds.update(training_blobs())
     return seeds
 
 

@@ -43,6 +43,18 @@ static ta_status_t eval(const ta_op_call_t *call)
     return ta_concat_s8(call->n_inputs, inputs, inner, outer, (int8_t *)call->outputs[0].data);
 }
 
+/* In a patch stage: concatenation along channels of [1, H, W, C_i] maps, so that pixel
+ * (y, x) of the output is pixel (y, x) of each input and rows can be joined one at a time. */
+static ta_status_t prepare_region(const ta_op_call_t *call)
+{
+    const ta_concat_params_t *p = (const ta_concat_params_t *)call->params;
+    TA_ENSURE(TA_OUT(call, 0)->ndim == 4 && p->axis == 3, TA_ERR_UNSUPPORTED);
+    for (int i = 0; i < call->n_inputs; ++i) {
+        TA_ENSURE(TA_IN(call, i)->kind != TA_TENSOR_CONST, TA_ERR_UNSUPPORTED);
+    }
+    return TA_OK;
+}
+
 const ta_op_kernel_t ta_op_concat = {
     .opcode = TA_OP_CONCATENATION,
     .name = "CONCATENATION",
@@ -52,4 +64,6 @@ const ta_op_kernel_t ta_op_concat = {
     .params_size = sizeof(ta_concat_params_t),
     .prepare = prepare,
     .eval = eval,
+    .pointwise = 1,
+    .prepare_region = prepare_region,
 };

@@ -26,6 +26,22 @@ static ta_status_t eval(const ta_op_call_t *call)
                            (int8_t *)call->outputs[0].data);
 }
 
+/* A patch stage's first op on the model input (NCHW -> NHWC): the output region is gathered
+ * straight from the full input, so the transposed full-size copy never exists. */
+static ta_status_t eval_region(const ta_op_call_t *call, const ta_region_t *in, const ta_region_t *out)
+{
+    (void)in;
+    const ta_transpose_params_t *p = (const ta_transpose_params_t *)call->params;
+    return ta_transpose_window_s8(TA_IN(call, 0)->dims, p->perm, (const int8_t *)call->inputs[0].data, out->y0,
+                                  out->y1, out->x0, out->x1, (int8_t *)call->outputs[0].data);
+}
+
+static ta_status_t prepare_region(const ta_op_call_t *call)
+{
+    TA_ENSURE(((const ta_transpose_params_t *)call->params)->ndim == 4, TA_ERR_UNSUPPORTED);
+    return TA_OK;
+}
+
 const ta_op_kernel_t ta_op_transpose = {
     .opcode = TA_OP_TRANSPOSE,
     .name = "TRANSPOSE",
@@ -35,4 +51,7 @@ const ta_op_kernel_t ta_op_transpose = {
     .params_size = sizeof(ta_transpose_params_t),
     .prepare = prepare,
     .eval = eval,
+    .eval_region = eval_region,
+    .gather = 1,
+    .prepare_region = prepare_region,
 };

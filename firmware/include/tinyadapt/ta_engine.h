@@ -38,6 +38,13 @@
 /* Called before (`after` = 0) and after (`after` = 1) each op, e.g. to time it. */
 typedef void (*ta_op_hook_fn)(void *ctx, uint16_t op_index, uint16_t opcode, int after);
 
+/* A constant tensor whose bytes the engine reads from RAM instead of the blob: a parameter
+ * that training updates (ta_train.h installs them). */
+typedef struct {
+    uint16_t tensor;
+    void *data; /* the tensor's size in bytes */
+} ta_engine_overlay_t;
+
 typedef struct {
     const ta_model_t *model;
     uint8_t *arena;
@@ -45,6 +52,8 @@ typedef struct {
     ta_op_hook_fn hook;
     void *hook_ctx;
     void *external[TA_MAX_EXTERNAL_INPUTS]; /* storage bound to EXTERNAL model inputs */
+    const ta_engine_overlay_t *overlays; /* sorted by tensor; set by ta_train_init */
+    uint16_t n_overlays;
     uint8_t ready;
 } ta_engine_t;
 
@@ -65,7 +74,8 @@ TA_CHECK_RESULT ta_status_t ta_engine_init(ta_engine_t *engine, const ta_model_t
  *         lives in the arena: write it through ta_engine_input instead)
  */
 TA_CHECK_RESULT ta_status_t ta_engine_bind_input(ta_engine_t *engine, uint16_t i, void *data, size_t size);
-/** Run ops [first, end) in order; ta_engine_invoke runs them all (TA_ERR_STATE while an
+/** Run ops [first, end) of the model's forward ops (model->n_forward_ops) in order;
+ *  ta_engine_invoke runs them all (TA_ERR_STATE while an
  *  external input is unbound). */
 TA_CHECK_RESULT ta_status_t ta_engine_invoke_ops(ta_engine_t *engine, uint16_t first, uint16_t end);
 TA_CHECK_RESULT ta_status_t ta_engine_invoke(ta_engine_t *engine);

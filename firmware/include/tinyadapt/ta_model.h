@@ -34,6 +34,12 @@ typedef struct {
     const ta_patch_header_t *patch;
     const ta_patch_tensor_t *patch_tensors; /* patch->n_regions entries */
     const ta_region_t *patch_regions;       /* patch->n_tiles x patch->n_regions */
+    /* Training section (NULL without TA_MODEL_FLAG_TRAIN): ops [n_forward_ops, n_ops) are
+     * backward ops, which only the trainer runs (ta_train.h). */
+    const ta_train_header_t *train;
+    uint16_t n_forward_ops; /* header->n_ops without a TRAIN section */
+    const ta_stream_buffer_t *patch_streams; /* patch->n_regions, stream mode only (else NULL) */
+    uint32_t patch_bands;                    /* stream mode: tiles per strip */
 } ta_model_t;
 
 /**

@@ -59,7 +59,8 @@ typedef enum {
 /* Header flags. A loader rejects flags it does not know: a patch-planned blob has no arena
  * room for its stage's full-size tensors, so it must never run layer by layer. */
 #define TA_MODEL_FLAG_PATCH 0x1u
-#define TA_MODEL_KNOWN_FLAGS TA_MODEL_FLAG_PATCH
+#define TA_MODEL_FLAG_TRAIN 0x2u /* a TRAIN section: ops past n_forward_ops are backward ops */
+#define TA_MODEL_KNOWN_FLAGS (TA_MODEL_FLAG_PATCH | TA_MODEL_FLAG_TRAIN)
 
 /* Operator codes. Stable: they are part of the blob format. */
 typedef enum {
@@ -82,7 +83,22 @@ typedef enum {
     TA_OP_TRANSPOSE = 17,
     TA_OP_REQUANTIZE = 18, /* int8 -> int8 with new scale / zero point (TFLite QUANTIZE int8->int8) */
     TA_OP_SUB = 19,
-    TA_OP_COUNT_ = 20      /* one past the largest code */
+    TA_OP_COUNT_ = 20,     /* one past the largest forward code */
+
+    /* Backward ops (TRAIN section only): each is the gradient of one forward op, reading the
+     * saved activations it needs and float32 gradient tensors (ta_backward.h). */
+    TA_OP_BACKWARD_FIRST_ = 64,
+    TA_OP_LOSS_GRAD = 64,                /* softmax + cross-entropy / entropy at the logits */
+    TA_OP_CONV_2D_BACKWARD = 65,
+    TA_OP_DEPTHWISE_CONV_2D_BACKWARD = 66,
+    TA_OP_FULLY_CONNECTED_BACKWARD = 67,
+    TA_OP_ADD_BACKWARD = 68,
+    TA_OP_AVERAGE_POOL_2D_BACKWARD = 69,
+    TA_OP_MEAN_BACKWARD = 70,
+    TA_OP_PAD_BACKWARD = 71,
+    TA_OP_RESHAPE_BACKWARD = 72,
+    TA_OP_MAX_POOL_2D_BACKWARD = 73,
+    TA_OP_BACKWARD_END_ = 74             /* one past the largest backward code */
 } ta_opcode_t;
 
 typedef struct {
@@ -103,7 +119,8 @@ typedef struct {
     uint32_t data_offset;
     uint32_t data_size;
     uint32_t patch_offset;   /* with TA_MODEL_FLAG_PATCH: data offset of ta_patch_header_t */
-    uint32_t reserved[2];
+    uint32_t train_offset;   /* with TA_MODEL_FLAG_TRAIN: data offset of ta_train_header_t */
+    uint32_t reserved;
 } ta_model_header_t;
 
 typedef struct {
@@ -145,12 +162,27 @@ typedef struct {
  * window by window into the region buffer before the tile runs) or the stage output
  * (copied out of the region buffer once its producer has run). A stage input of kind
  * EXTERNAL is copied in the same way, from the storage the caller bound.
+ *
+ * mode TA_PATCH_MODE_TILES: each tile computes its whole region of every tensor, so
+ * neighbouring tiles recompute their overlap (the halo).
+ * mode TA_PATCH_MODE_STREAM: the stage output is cut into vertical strips, each walked top
+ * to bottom in `bands` row bands (tiles are strip-major). Within a strip a tensor's region
+ * keeps its columns, and its rows [y0, y1) never move backwards. The rows a band shares with
+ * the previous band of its strip are not recomputed: right after a stage op writes its
+ * output region, the rows the next band also reads (from the next region's y0) are saved
+ * to the tensor's stream buffer, and the next band restores them to the head of its region
+ * before computing only rows [max(previous y1, y0), y1). Stream buffers live for the whole
+ * stage. After the regions: uint32_t bands, then ta_stream_buffer_t[n_regions] (capacity 0:
+ * the tensor keeps no rows, e.g. a stage input, which is copied in whole as with tiles).
  */
+#define TA_PATCH_MODE_TILES 0u
+#define TA_PATCH_MODE_STREAM 1u
+
 typedef struct {
     uint16_t n_stage_ops;
     uint16_t n_tiles;
     uint16_t n_regions;
-    uint16_t reserved;
+    uint16_t mode;           /* TA_PATCH_MODE_* */
     uint32_t tensors_offset; /* data offset of ta_patch_tensor_t[n_regions] */
     uint32_t regions_offset; /* data offset of ta_region_t[n_tiles * n_regions] */
 } ta_patch_header_t;
@@ -166,6 +198,25 @@ typedef struct {
     int16_t y0, y1; /* rows [y0, y1) */
     int16_t x0, x1; /* columns [x0, x1) */
 } ta_region_t;
+
+/*
+ * Training section (present with TA_MODEL_FLAG_TRAIN). Ops [0, n_forward_ops) are the model
+ * (what ta_engine_invoke runs); ops [n_forward_ops, n_ops) are backward ops, run in order by
+ * the trainer after the forward pass (ta_train.h). They are ordinary op records, so the loader
+ * bounds their tensors, parameters and scratch like any op's, and the arena plan covers the
+ * whole training step: the activations they read stay alive until they have run.
+ */
+typedef struct {
+    uint16_t n_forward_ops;
+    uint16_t reserved;
+    uint32_t flags;     /* 0 */
+    uint32_t reserved2[2];
+} ta_train_header_t;
+
+typedef struct {
+    uint32_t offset;   /* arena offset of the stream buffer */
+    uint32_t capacity; /* bytes; 0 when the tensor keeps no rows between tiles */
+} ta_stream_buffer_t;
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(ta_model_header_t) == 64, "header is 64 bytes");

@@ -13,11 +13,17 @@
  *
  * Patch-based execution (engine/ta_patch.c) runs the ops of the patch stage on one
  * region of their tensors at a time. An op takes part in two ways:
- *   pointwise   - output element k depends only on element k of each same-shape
- *                 input: the executor runs `eval` row by row on 1-D views;
- *   eval_region - a windowed op (conv, pool) given region views of its input and
+ *   pointwise   - output pixel (y, x) depends only on pixel (y, x) of each activation
+ *                 input of the same height and width (elementwise ops, channel
+ *                 concatenation), and constant operands are scalars or per-channel: the
+ *                 executor runs `eval` row by row on [1, 1, width, C] views;
+ *   eval_region - a windowed op (conv, pool, pad) given region views of its input and
  *                 output and the regions' origins, so it can shift its padding: zero
  *                 padding then applies only where a region touches the image border.
+ *                 A `gather` op (TRANSPOSE, RESHAPE at the model input) instead reads its
+ *                 input 0 in full and writes the output region through its index
+ *                 mapping, so the rearranged full-size copy never exists; its `in` is
+ *                 then the full output's extent {0, H, 0, W}.
  */
 #ifndef TA_OP_H
 #define TA_OP_H
@@ -51,6 +57,10 @@ typedef struct {
     /* Windowed ops in a patch stage: `call` holds region views; `in` is the region of
      * input 0 and `out` the output's, in full-tensor coordinates. NULL if unsupported. */
     ta_status_t (*eval_region)(const ta_op_call_t *call, const ta_region_t *in, const ta_region_t *out);
+    uint8_t gather; /* 1: eval_region reads input 0 in full, a stage input (see above) */
+    /* Extra conditions for running in a patch stage (e.g. concatenation on channels only),
+     * checked once at init after `prepare`; NULL when there are none. */
+    ta_status_t (*prepare_region)(const ta_op_call_t *call);
 } ta_op_kernel_t;
 
 /** The kernel registered for `opcode`, or NULL when this build lacks it. */

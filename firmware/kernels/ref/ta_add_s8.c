@@ -3,19 +3,7 @@
 #include <stddef.h>
 
 #include "tinyadapt/internal/ta_broadcast.h"
-#include "tinyadapt/internal/ta_fixedpoint.h"
-
-static int8_t add_one(const ta_add_params_t *p, int8_t x, int8_t y)
-{
-    /* |x + offset| <= 255, so the shifted values keep 8 bits of headroom below 2^31. */
-    const int32_t a = (x + p->input1_offset) * (1 << p->left_shift);
-    const int32_t b = (y + p->input2_offset) * (1 << p->left_shift);
-    const int32_t sum = ta_nn_requantize_smaller_than_one(a, p->input1_multiplier, p->input1_shift) +
-                        ta_nn_requantize_smaller_than_one(b, p->input2_multiplier, p->input2_shift);
-    const int32_t out =
-        ta_nn_requantize_smaller_than_one(sum, p->output_multiplier, p->output_shift) + p->output_offset;
-    return (int8_t)ta_nn_clamp(out, p->act_min, p->act_max);
-}
+#include "tinyadapt/internal/ta_add_ref.h"
 
 ta_status_t ta_add_s8(const ta_add_params_t *p, int32_t ndim1, const int32_t *dims1, const int8_t *input1,
                       int32_t ndim2, const int32_t *dims2, const int8_t *input2, int32_t ndim_out,
@@ -29,7 +17,7 @@ ta_status_t ta_add_s8(const ta_add_params_t *p, int32_t ndim1, const int32_t *di
     do {
         for (int32_t k = 0; k < it.row; ++k) {
             output[it.out + (size_t)k] =
-                add_one(p, input1[it.in1 + (size_t)k * it.step1], input2[it.in2 + (size_t)k * it.step2]);
+                ta_add_sub_one_ref(p, input1[it.in1 + (size_t)k * it.step1], input2[it.in2 + (size_t)k * it.step2], 0);
         }
     } while (ta_broadcast_next_row(&it));
     return TA_OK;

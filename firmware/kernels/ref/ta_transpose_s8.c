@@ -53,3 +53,37 @@ ta_status_t ta_transpose_s8(int32_t ndim, const int32_t *in_dims, const int32_t 
     }
     return TA_OK;
 }
+
+ta_status_t ta_transpose_window_s8(const int32_t *in_dims, const int32_t *perm, const int8_t *input, int32_t y0,
+                                   int32_t y1, int32_t x0, int32_t x1, int8_t *output)
+{
+    if (in_dims == NULL || perm == NULL || input == NULL || output == NULL) {
+        return TA_ERR_ARG;
+    }
+    size_t in_stride[4];
+    size_t stride = 1;
+    int seen = 0;
+    for (int i = 3; i >= 0; --i) {
+        if (in_dims[i] <= 0 || perm[i] < 0 || perm[i] > 3 || (seen & (1 << perm[i]))) {
+            return TA_ERR_ARG;
+        }
+        seen |= 1 << perm[i];
+        in_stride[i] = stride;
+        stride *= (size_t)in_dims[i];
+    }
+    const int32_t h = in_dims[perm[1]], w = in_dims[perm[2]], c = in_dims[perm[3]];
+    if (in_dims[perm[0]] != 1 || y0 < 0 || y0 >= y1 || y1 > h || x0 < 0 || x0 >= x1 || x1 > w) {
+        return TA_ERR_ARG;
+    }
+    const size_t sy = in_stride[perm[1]], sx = in_stride[perm[2]], sc = in_stride[perm[3]];
+    int8_t *out = output;
+    for (int32_t y = y0; y < y1; ++y) {
+        for (int32_t x = x0; x < x1; ++x) {
+            const int8_t *src = input + (size_t)y * sy + (size_t)x * sx;
+            for (int32_t k = 0; k < c; ++k) {
+                *out++ = src[(size_t)k * sc];
+            }
+        }
+    }
+    return TA_OK;
+}

@@ -21,6 +21,7 @@ EPILOG = """\
 examples:
   tinyadapt build --board qemu-an386 --model models/digits/digits_cnn.tflite
   tinyadapt build --board stm32f746g-disco --model model.tflite --json
+  tinyadapt build --board nucleo-h743zi --model model.tflite --budget 256K   (plan for less than the board has)
   tinyadapt build --board stm32f746g-disco --model model.tflite --emulate   (F746 budget, QEMU M7 image)"""
 
 
@@ -31,21 +32,23 @@ def add_arguments(p) -> None:
                    help="build for the QEMU board with the same core, with this board's memory budget")
     p.add_argument("--kernels", default="dsp", metavar="DIR", help="kernel backend: dsp (Cortex-M DSP extension, default) or ref (portable reference)")
     p.add_argument("--json", action="store_true", help="print the size report as JSON (schema 1)")
-    add_plan_arguments(p, with_board=False)
+    add_plan_arguments(p)
 
 
 def run(args) -> int:
     from tinyadapt.cli.run_cmd import load_model_blob
     from tinyadapt.device.boards import load_board
     from tinyadapt.device.build import build_image
-    from tinyadapt.report.console import human_bytes, stdout
+    from tinyadapt.report.activity import TerminalActivity
+    from tinyadapt.report.console import human_bytes, progress_enabled, stdout
 
     board = load_board(args.board)
     blob = None
-    if args.model:
-        blob, _ = load_model_blob(args.model, args)
-    result = build_image(board, blob=blob, name=Path(args.model).stem if args.model else "model",
-                         emulate=args.emulate or board.emulated, kernels=args.kernels)
+    with TerminalActivity(progress_enabled(args.json) and not args.quiet) as activity:
+        if args.model:
+            blob, _ = load_model_blob(args.model, args, activity)
+        result = build_image(board, blob=blob, name=Path(args.model).stem if args.model else "model",
+                             emulate=args.emulate or board.emulated, kernels=args.kernels, activity=activity)
     report = {"schema": 1, "model": args.model, **result.report()}
     if args.json:
         print(json.dumps(report, indent=2))

@@ -24,7 +24,8 @@ examples:
   tinyadapt convert model.tflite -o model.h --symbol g_model        # C header for firmware
   tinyadapt convert model.tflite --json | jq .peak_sram_bytes       # machine-readable
   tinyadapt convert model.tflite --budget 200000 -o model.tamb      # patch-based if needed to fit
-  tinyadapt convert model.tflite --patch 13,4 -o model.tamb         # first 13 ops on a 4x4 grid"""
+  tinyadapt convert model.tflite --patch 13,4 -o model.tamb         # first 13 ops on a 4x4 grid
+  tinyadapt convert model.tflite --patch 6,24,stream,3 -o m.tamb    # 24 row bands in 3 strips, halos kept"""
 
 
 def add_arguments(p) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from pathlib import Path
 
 from tinyadapt.cli.device_args import add_board_argument
+from tinyadapt.cli.plan_args import add_plan_arguments
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +22,7 @@ a model that does not fit the board fails before anything is flashed.
 
 For a QEMU board there is nothing to flash: the emulator is started with the image as a
 managed device, its serial port is printed (a socket:// URL for --port), and it runs
-until Ctrl-C (or --seconds), then it is stopped."""
+until Ctrl-C (SIGINT), SIGTERM or SIGHUP (or --seconds), then it is stopped."""
 EPILOG = """\
 examples:
   tinyadapt flash --board stm32f746g-disco --model model.tflite
@@ -33,6 +36,7 @@ def add_arguments(p) -> None:
     p.add_argument("--model", "-m", metavar="MODEL", help="model to compile into the image when building it")
     p.add_argument("--probe", metavar="ID", help="debug probe unique ID (default: the only probe connected)")
     p.add_argument("--seconds", type=float, metavar="S", help="QEMU boards: stop the emulator after S seconds")
+    add_plan_arguments(p)
 
 
 def _image(args, board) -> Path:
@@ -41,8 +45,12 @@ def _image(args, board) -> Path:
     from tinyadapt.cli.run_cmd import load_model_blob
     from tinyadapt.device.build import build_image
 
-    blob = load_model_blob(args.model)[0] if args.model else None
-    return build_image(board, blob=blob, name=Path(args.model).stem if args.model else "model").elf
+    from tinyadapt.report.activity import TerminalActivity
+
+    with TerminalActivity(not args.quiet) as activity:
+        blob = load_model_blob(args.model, args, activity)[0] if args.model else None
+        return build_image(board, blob=blob, name=Path(args.model).stem if args.model else "model",
+                           activity=activity).elf
 
 
 def run(args) -> int:
@@ -77,9 +85,12 @@ def _run_qemu(args, board) -> int:
         backend.open_port().close()
         url = f"socket://127.0.0.1:{backend.tcp_port}"
         if not args.quiet:
+            # a shell without job control starts `cmd &` with SIGINT ignored, and so it stays
+            stop = "Ctrl-C stops the emulator" if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else \
+                f"SIGINT is ignored here (started in the background?): kill {os.getpid()} (SIGTERM) stops the emulator"
             print(f"QEMU {board.qemu_machine} (pid {backend.pid}) runs {image}; its serial port is {url}\n"
                   f"  try: tinyadapt metrics --port {url}\n"
-                  f"  Ctrl-C stops the emulator", flush=True)
+                  f"  {stop}", flush=True)
         end = None if args.seconds is None else time.monotonic() + args.seconds
         while backend.alive() and (end is None or time.monotonic() < end):
             time.sleep(0.2)

@@ -18,11 +18,13 @@ NAME = "metrics"
 HELP = "measure a model on a device: per-layer instructions, arena and stack high-water marks"
 DESCRIPTION = """\
 Run MODEL once on a device with per-op profiling and print the instructions (cycles on a
-real board) each layer took, with its share and instructions per MAC, then the device's
-METRICS counters: frames, CRC errors, NAKs, duplicates, invokes, and the arena and stack
+real board, nanoseconds on the POSIX port) each layer took, with its share and count per
+MAC, then the device's METRICS counters: frames, CRC errors, NAKs, duplicates, invokes, and the arena and stack
 bytes actually touched (high-water marks of painted memory). On QEMU (-icount shift=7) the
 counts are exact and repeat run to run. Without --model, only the device counters of a
-flashed board (--port) are read."""
+flashed board (--port) are read. The JSON names the unit (counter_unit) and puts the counts
+under "instructions", "cycles" or "time_ns" (and "count"); "instructions" is null on a
+device that does not count instructions."""
 EPILOG = """\
 examples:
   tinyadapt metrics --model models/digits/digits_cnn.tflite
@@ -43,6 +45,7 @@ def add_arguments(p) -> None:
 
 
 def _sample(path: str | None, blob_info) -> list[np.ndarray]:
+    from tinyadapt.cli.files import load_npy
     from tinyadapt.session.samples import TensorSpec, as_samples
 
     xs = []
@@ -54,19 +57,19 @@ def _sample(path: str | None, blob_info) -> list[np.ndarray]:
             continue
         if len(blob_info.inputs) > 1:
             raise InputError("--input takes models with one input; this one has several (omit --input)")
-        try:
-            x = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read {path} as a .npy array: {exc}") from None
-        stack, _ = as_samples(x, TensorSpec(f"input {k}", t.shape, t.dtype), path)
+        stack, _ = as_samples(load_npy(path), TensorSpec(f"input {k}", t.shape, t.dtype), path)
         xs.append(stack[0])
     return xs
 
 
 def run(args) -> int:
+    from tinyadapt.cli.files import check_output_path
     from tinyadapt.report.device import device_report, print_report, write_html, write_png
 
     target = device_target(args)
+    for path in (args.png, args.html):
+        if path:
+            check_output_path(path)
     if args.model is None:
         if target != "device":
             raise InputError("metrics needs --model (or --port for the counters of a flashed board)")
@@ -91,18 +94,24 @@ def _profile(args, target: str) -> dict:
     from tinyadapt.cli.run_cmd import load_model_blob
     from tinyadapt.convert.blob import read_blob
     from tinyadapt.device.frames import Feature
+    from tinyadapt.report.activity import TerminalActivity
+    from tinyadapt.report.console import progress_enabled
     from tinyadapt.report.device import device_report
     from tinyadapt.session.device import open_device
 
-    blob, _ = load_model_blob(args.model, args)
-    blob_info = read_blob(blob)
-    macs = None
-    if Path(args.model).suffix == ".tflite":
-        from tinyadapt.convert import convert
+    opts = device_options(args, Path(args.model).stem)
+    with TerminalActivity(progress_enabled(args.json) and not args.quiet) as activity:
+        blob, _ = load_model_blob(args.model, args, activity)
+        blob_info = read_blob(blob)
+        macs = None
+        if Path(args.model).suffix == ".tflite":
+            from tinyadapt.convert import convert
 
-        macs = [int(op.macs) for op in convert(args.model).ops]
-    inputs = _sample(args.input, blob_info)
-    with open_device(blob, device_options(args, Path(args.model).stem), target=target) as dev:
+            macs = [int(op.macs) for op in convert(args.model).ops]
+        inputs = _sample(args.input, blob_info)
+        opts.activity = activity
+        dev = open_device(blob, opts, target=target)
+    with dev:
         profile = bool(dev.info.features & Feature.PROFILE)
         if not profile:
             log.warning("this firmware has no per-op profiling: only the total is measured")

@@ -6,11 +6,9 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from tinyadapt.cli.device_args import add_device_arguments, device_options, device_target
 from tinyadapt.cli.plan_args import add_plan_arguments
-from tinyadapt.cli.files import atomic_save_npy
+from tinyadapt.cli.files import atomic_save_npy, check_output_path, load_npy
 from tinyadapt.errors import InputError, TinyAdaptError
 
 NAME = "run"
@@ -18,11 +16,13 @@ HELP = "run a model on input samples (.npy) and save its raw outputs"
 DESCRIPTION = """\
 Run MODEL on the sample(s) in --input and write the model's raw output tensor(s) to
 --output. The input holds one sample of the model's input shape and dtype, or a stack of
-samples along a new first axis; the output is stacked the same way, in the model's output
-dtype. The host target runs the tinyadapt C engine in-process (the same C code the device
+samples along a new first axis ([N, 1, 28, 28, 1], or [N, 28, 28, 1] for a model input of
+[1, 28, 28, 1], as 'stream' takes them); the output is one sample, or a stack
+[N, *output shape], in the model's output dtype. The host target runs the tinyadapt C engine in-process (the same C code the device
 runs); the qemu target builds the firmware for --board, starts it on QEMU and runs every
 sample over the serial protocol (with --json: instructions per sample, and the arena bytes
-the device actually touched as peak_sram_bytes); --port runs on a flashed board."""
+the device actually touched as peak_sram_bytes); --port runs on a flashed board, which
+reports cycles (or, the POSIX port, time_ns) instead of instructions."""
 EPILOG = """\
 examples:
   tinyadapt run models/digits/digits_cnn.tflite --input x.npy --output y.npy
@@ -47,19 +47,7 @@ def add_arguments(p) -> None:
     add_plan_arguments(p, with_board=False)
 
 
-def _load_npy(path: str) -> np.ndarray:
-    try:
-        x = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"input file {path} does not exist") from None
-    except (ValueError, OSError) as exc:
-        raise InputError(f"cannot read {path} as a .npy array: {exc}") from None
-    if isinstance(x, np.lib.npyio.NpzFile):
-        raise InputError(f"{path} is an .npz archive; pass one .npy array per model input")
-    return x
-
-
-def load_model_blob(path: str, args=None) -> tuple[bytes, dict]:
+def load_model_blob(path: str, args=None, activity=None) -> tuple[bytes, dict]:
     """A .tflite (converted now, planned under the command's budget or board) or an existing
     blob; returns (blob, info for JSON)."""
     from tinyadapt.cli.plan_args import plan_kwargs
@@ -70,15 +58,18 @@ def load_model_blob(path: str, args=None) -> tuple[bytes, dict]:
             return Path(path).read_bytes(), {}
         except OSError as exc:
             raise TinyAdaptError(f"cannot read {path}: {exc.strerror}") from None
+    if activity is not None:
+        activity.step(f"converting {Path(path).name}")
     model = convert(path, **(plan_kwargs(args, board=getattr(args, "board", None)) if args is not None else {}))
     info = {"peak_sram_bytes": model.peak_sram_bytes, "layer_by_layer_peak_bytes": model.layer_by_layer_peak_bytes,
-            "patch": ({"split_ops": model.patch.stage.n_ops, "grid": [model.patch.grid, model.patch.grid],
-                       "mac_overhead": round(model.patch.mac_overhead, 4)} if model.patch else None)}
+            "patch": (model.patch.summary() if model.patch else None)}
     return model.blob, info
 
 
 def run(args) -> int:
     from tinyadapt.convert.blob import read_blob
+    from tinyadapt.report.activity import TerminalActivity
+    from tinyadapt.report.console import progress_enabled
     from tinyadapt.session.run import run_samples
     from tinyadapt.session.samples import TensorSpec, as_samples
 
@@ -87,25 +78,28 @@ def run(args) -> int:
         raise TinyAdaptError(f"target '{args.target}' is not available in this build (available: {', '.join(TARGETS)})")
     if args.target == "host" and (args.board or args.inject_faults):
         raise InputError("--board and --inject-faults are for --target qemu")
-    blob, info = load_model_blob(args.model, args)
-    meta = read_blob(blob)
-    if len(args.input) != len(meta.inputs):
-        raise InputError(f"the model has {len(meta.inputs)} input(s), {len(args.input)} --input given")
-    specs = [TensorSpec(f"input {k}", meta.tensors[i].shape, meta.tensors[i].dtype) for k, i in enumerate(meta.inputs)]
-    stacks, stacked = [], []
-    for path, spec in zip(args.input, specs):
-        xs, s = as_samples(_load_npy(path), spec, path)
-        stacks.append(xs)
-        stacked.append(s)
-    n = len(stacks[0])
-    if any(len(s) != n for s in stacks) or len(set(stacked)) > 1:
-        raise InputError("all --input files must hold the same number of samples")
-    if len(meta.outputs) > 1 and not args.output.endswith(".npz"):
-        raise InputError(f"the model has {len(meta.outputs)} outputs: use an .npz --output")
+    check_output_path(args.output)
+    with TerminalActivity(progress_enabled(args.json) and not args.quiet) as activity:
+        blob, info = load_model_blob(args.model, args, activity)
+        meta = read_blob(blob)
+        if len(args.input) != len(meta.inputs):
+            raise InputError(f"the model has {len(meta.inputs)} input(s), {len(args.input)} --input given")
+        specs = [TensorSpec(f"input {k}", meta.tensors[i].shape, meta.tensors[i].dtype)
+                 for k, i in enumerate(meta.inputs)]
+        stacks, stacked = [], []
+        for path, spec in zip(args.input, specs):
+            xs, s = as_samples(load_npy(path), spec, path)
+            stacks.append(xs)
+            stacked.append(s)
+        n = len(stacks[0])
+        if any(len(s) != n for s in stacks) or len(set(stacked)) > 1:
+            raise InputError("all --input files must hold the same number of samples")
+        if len(meta.outputs) > 1 and not args.output.endswith(".npz"):
+            raise InputError(f"the model has {len(meta.outputs)} outputs: use an .npz --output")
 
-    t0 = time.perf_counter()
-    device = device_options(args, Path(args.model).stem) if args.target != "host" else None
-    result = run_samples(args.target, blob, stacks, progress=not args.json and not args.quiet, device=device)
+        t0 = time.perf_counter()
+        device = device_options(args, Path(args.model).stem) if args.target != "host" else None
+        result = run_samples(args.target, blob, stacks, activity=activity, device=device)
     seconds = time.perf_counter() - t0
     outs = result.outputs if stacked[0] else [o[0] for o in result.outputs]
     if len(outs) == 1 and not args.output.endswith(".npz"):

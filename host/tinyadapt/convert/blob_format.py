@@ -21,6 +21,12 @@ KIND_PATCH = 2
 KIND_EXTERNAL = 3  # a model input outside the arena, read window by window by a patch stage
 
 FLAG_PATCH = 0x1
+FLAG_TRAIN = 0x2  # a TRAIN section: ops past n_forward_ops are backward ops
+TRAIN_HEADER_SIZE = 16
+
+# ta_patch_header_t.mode
+PATCH_MODE_TILES = 0   # tiles compute their whole regions (halos recomputed)
+PATCH_MODE_STREAM = 1  # full-width row bands keep halo rows between tiles (computed once)
 
 DTYPES = {np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3, np.dtype(np.float32): 4}
 DTYPE_NUMPY = {v: k for k, v in DTYPES.items()}
@@ -46,4 +52,17 @@ OPCODES = {
     "REQUANTIZE": 18,
     "SUB": 19,
 }
-OPCODE_NAMES = {v: k for k, v in OPCODES.items()}
+# Backward ops, only in a blob's TRAIN section (firmware/include/tinyadapt/ops/ta_backward.h).
+BACKWARD_OPCODES = {
+    "LOSS_GRAD": 64,
+    "CONV_2D_BACKWARD": 65,
+    "DEPTHWISE_CONV_2D_BACKWARD": 66,
+    "FULLY_CONNECTED_BACKWARD": 67,
+    "ADD_BACKWARD": 68,
+    "AVERAGE_POOL_2D_BACKWARD": 69,
+    "MEAN_BACKWARD": 70,
+    "PAD_BACKWARD": 71,
+    "RESHAPE_BACKWARD": 72,
+    "MAX_POOL_2D_BACKWARD": 73,
+}
+OPCODE_NAMES = {v: k for k, v in {**OPCODES, **BACKWARD_OPCODES}.items()}

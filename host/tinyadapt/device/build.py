@@ -120,10 +120,11 @@ def image_dir(board: Board, emulate: bool, model_key: str | None, kernels: str) 
 
 
 def build_image(board: Board, *, blob: bytes | None = None, name: str = "model", emulate: bool = False,
-                kernels: str = "dsp", extra_make_args: list[str] | None = None) -> BuildResult:
+                kernels: str = "dsp", extra_make_args: list[str] | None = None, activity=None) -> BuildResult:
     """Build (or reuse) the image for `board`; with `blob`, the model is compiled in (slot 0).
 
     `emulate`: build for the QEMU board with the same core, linked with `board`'s budget.
+    `activity`: a tinyadapt.report.activity.Activity told what is being built.
     """
     from tinyadapt.convert.cheader import blob_to_c_header, c_identifier
 
@@ -148,6 +149,9 @@ def build_image(board: Board, *, blob: bytes | None = None, name: str = "model",
         args.append(f"MODEL_HEADER={header}")
     args += list(extra_make_args or [])
     log.info("building %s: %s", board.name, " ".join(args))
+    if activity is not None:
+        activity.step(f"building the {target.name} firmware" + (f" with {name} compiled in" if blob else "")
+                      + (f" ({board.name} budget)" if target is not board else ""))
     with open(build_root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         proc = subprocess.run(args, capture_output=True, text=True)

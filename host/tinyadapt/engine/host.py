@@ -121,3 +121,110 @@ class HostEngine:
             ptr, size = self._io(1, i)
             outs.append(np.frombuffer(ctypes.string_at(ptr, size), dtype=t.dtype).reshape(t.shape).copy())
         return outs
+
+
+def _train_library() -> ctypes.CDLL:
+    lib = library()
+    if not getattr(lib, "_train_bound", False):
+        lib.ta_host_train_state_size.restype = ctypes.c_size_t
+        lib.ta_host_train_open.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
+                                           ctypes.c_size_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t)]
+        lib.ta_host_train_input.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                                            ctypes.POINTER(ctypes.c_uint)]
+        lib.ta_host_train_step.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_float,
+                                           ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int),
+                                           ctypes.POINTER(ctypes.c_uint)]
+        lib.ta_host_train_params.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                                             ctypes.POINTER(ctypes.c_size_t)]
+        lib.ta_host_train_load_params.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+        lib.ta_host_train_reset.argtypes = [ctypes.c_void_p]
+        lib.ta_host_train_tensor.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.POINTER(ctypes.c_void_p),
+                                             ctypes.POINTER(ctypes.c_uint)]
+        lib._train_bound = True
+    return lib
+
+
+LOSS_KINDS = {"cross_entropy": 0, "entropy": 1}
+
+
+class HostTrainer:
+    """A blob with a TRAIN section in the C engine + trainer (ta_train.h): the `host` target of
+    `tinyadapt train`, running exactly the device's training code."""
+
+    def __init__(self, blob: bytes):
+        lib = _train_library()
+        self._blob_mem, self._blob_ptr = _aligned(len(blob))
+        ctypes.memmove(self._blob_ptr, blob, len(blob))
+        self._state = ctypes.create_string_buffer(lib.ta_host_train_state_size())
+        ram = ctypes.c_size_t(0)
+        # The device's loader judges the blob first; the host reader trusts what it accepted.
+        st = lib.ta_host_train_open(self._state, self._blob_ptr, len(blob), None, 0, None, ctypes.byref(ram))
+        if st != 0:
+            raise EngineError(f"the engine rejected the model: {status_name(st)}")
+        self.info = read_blob(blob)
+        if self.info.n_forward_ops is None:
+            raise EngineError("the model blob has no TRAIN section (plan it with tinyadapt.train)")
+        self.param_ram_size = ram.value
+        self.arena_size = self.info.arena_size
+        self._arena_mem, self._arena_ptr = _aligned(max(self.arena_size, 1))
+        self._ram_mem, self._ram_ptr = _aligned(max(self.param_ram_size, 4))
+        st = lib.ta_host_train_open(self._state, self._blob_ptr, len(blob), self._arena_ptr, self.arena_size,
+                                    self._ram_ptr, ctypes.byref(ram))
+        if st != 0:
+            raise EngineError(f"the trainer rejected the model: {status_name(st)}")
+        t = self.info.tensors[self.info.inputs[0]]
+        self.input_dtype, self.input_size = t.dtype, t.size
+
+    def _write_input(self, x: np.ndarray) -> None:
+        ptr, size = ctypes.c_void_p(), ctypes.c_uint()
+        st = _train_library().ta_host_train_input(self._state, ctypes.byref(ptr), ctypes.byref(size))
+        if st != 0:
+            raise EngineError(f"engine: no input: {status_name(st)}")
+        data = np.ascontiguousarray(x, dtype=self.input_dtype).tobytes()
+        if len(data) != size.value:
+            raise EngineError(f"input: {len(data)} bytes given, the model takes {size.value}")
+        ctypes.memmove(ptr.value, data, size.value)
+
+    def _run(self, kind: int, x: np.ndarray, label: int, lr: float) -> tuple[float, int, int]:
+        self._write_input(x)
+        loss, pred, upd = ctypes.c_float(), ctypes.c_int(), ctypes.c_uint()
+        st = _train_library().ta_host_train_step(self._state, kind, int(label), float(lr), ctypes.byref(loss),
+                                                 ctypes.byref(pred), ctypes.byref(upd))
+        if st != 0:
+            raise EngineError(f"training step failed: {status_name(st)}")
+        return float(loss.value), int(pred.value), int(upd.value)
+
+    def step(self, x: np.ndarray, label: int, lr: float, loss: str = "cross_entropy") -> tuple[float, int, int]:
+        """One SGD step: (loss before the update, prediction before it, parameters written)."""
+        return self._run(LOSS_KINDS[loss], x, label, lr)
+
+    def eval(self, x: np.ndarray, label: int = -1) -> tuple[float, int]:
+        loss, pred, _ = self._run(-1, x, label, 0.0)
+        return loss, pred
+
+    def params(self) -> bytes:
+        ptr, n = ctypes.c_void_p(), ctypes.c_size_t()
+        st = _train_library().ta_host_train_params(self._state, ctypes.byref(ptr), ctypes.byref(n))
+        if st != 0:
+            raise EngineError(f"trainer: {status_name(st)}")
+        return ctypes.string_at(ptr.value, n.value) if n.value else b""
+
+    def load_params(self, data: bytes) -> None:
+        buf = ctypes.create_string_buffer(bytes(data), max(len(data), 1))
+        st = _train_library().ta_host_train_load_params(self._state, buf, len(data))
+        if st != 0:
+            raise EngineError(f"trainer refused the parameter image: {status_name(st)}")
+
+    def reset(self) -> None:
+        st = _train_library().ta_host_train_reset(self._state)
+        if st != 0:
+            raise EngineError(f"trainer: {status_name(st)}")
+
+    def tensor(self, index: int) -> np.ndarray:
+        """Tensor `index` as the engine sees it now (parameters: their RAM copies)."""
+        ptr, size = ctypes.c_void_p(), ctypes.c_uint()
+        st = _train_library().ta_host_train_tensor(self._state, index, ctypes.byref(ptr), ctypes.byref(size))
+        if st != 0 or not ptr.value:
+            raise EngineError(f"no tensor {index}")
+        t = self.info.tensors[index]
+        return np.frombuffer(ctypes.string_at(ptr.value, size.value), dtype=t.dtype).reshape(t.shape).copy()

@@ -74,6 +74,18 @@ class _Groups:
         self.parent[self.find(b)] = self.find(a)
 
 
+class _NBytes(dict):
+    """tensors[t].nbytes, computed once per tensor (the planner asks many times)."""
+
+    def __init__(self, tensors):
+        super().__init__()
+        self.tensors = tensors
+
+    def __missing__(self, t: int) -> int:
+        self[t] = self.tensors[t].nbytes
+        return self[t]
+
+
 def plan_memory(tensors, ops, inputs: list[int], outputs: list[int]) -> MemoryPlan:
     """tensors: BlobTensor list; ops: Lowered list in execution order;
     inputs/outputs: model input/output blob tensor indices.
@@ -112,16 +124,23 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
     scratch = {i: op.scratch_bytes for i, op in enumerate(ops) if op.scratch_bytes > 0}
     in_place = set()
     pins: list[tuple[int, int]] = []  # (input, output) tensors that must start at one offset
+    nbytes = _NBytes(tensors)
+    glast = dict(last)  # per group root: the last op that reads any member
 
     def group_last(root: int) -> int:
-        return max(last[t] for t in first if groups.find(t) == root)
+        return glast[root]
+
+    def union(a: int, b: int) -> None:
+        ra, rb = groups.find(a), groups.find(b)
+        groups.union(a, b)
+        glast[ra] = max(glast[ra], glast[rb])
 
     for i, op in enumerate(ops):
         out = op.outputs[0] if op.outputs else -1
         if op.alias_input is not None:
             src = op.inputs[op.alias_input]
-            if src >= 0 and is_act[src] and tensors[src].nbytes == tensors[out].nbytes:
-                groups.union(src, out)
+            if src >= 0 and is_act[src] and nbytes[src] == nbytes[out]:
+                union(src, out)
                 continue
         if op.inplace_input is not None and (optional or not op.inplace_optional):
             src = op.inputs[op.inplace_input]
@@ -129,13 +148,13 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
             # in-place depthwise saves each channel plane first, and in-place pointwise conv
             # writes each chunk of pixels after reading it, so the output may take over
             # an input whose last reader is this op (if its scratch costs less than it saves).
-            size_ok = (tensors[src].nbytes == tensors[out].nbytes if src >= 0 and not op.inplace_smaller
-                       else src >= 0 and tensors[out].nbytes <= tensors[src].nbytes)
-            if (src >= 0 and is_act[src] and src not in outputs and size_ok
-                    and op.inplace_scratch < tensors[out].nbytes
+            size_ok = (src >= 0 and is_act[src] and
+                       (nbytes[src] == nbytes[out] if not op.inplace_smaller else nbytes[out] <= nbytes[src]))
+            if (size_ok and src not in outputs
+                    and op.inplace_scratch < nbytes[out]
                     and group_last(groups.find(src)) == i):
-                if tensors[out].nbytes == tensors[src].nbytes:
-                    groups.union(src, out)
+                if nbytes[out] == nbytes[src]:
+                    union(src, out)
                 else:
                     # A smaller output only shares the input's start: one buffer for both
                     # would keep all the input's bytes alive for as long as the output lives.
@@ -150,7 +169,7 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
         b = by_root.get(root)
         if b is None:
             b = by_root[root] = Buffer(size=0, first=first[t], last=last[t])
-        b.size = max(b.size, _align(tensors[t].nbytes))
+        b.size = max(b.size, _align(nbytes[t]))
         b.first = min(b.first, first[t])
         b.last = max(b.last, last[t])
         b.tensors.append(t)
@@ -198,9 +217,11 @@ def _first_fit(buffers: list[Buffer], key, pinned: list[tuple[int, int]] = ()) -
     offsets = [0] * len(buffers)
     placed: list[int] = []
     arena = 0
+    first = [b.first for b in buffers]
+    last = [b.last for b in buffers]
     for ks in order:
         busy = sorted((offsets[j], offsets[j] + buffers[j].size, k) for k in ks for j in placed
-                      if buffers[j].overlaps_in_time(buffers[k]))
+                      if first[j] <= last[k] and first[k] <= last[j])
         off = 0
         moved = True
         while moved:  # raise `off` past any clash until every member fits

@@ -24,9 +24,12 @@ from tinyadapt.convert import blob_format as bf
 from tinyadapt.convert.lowering import BlobTensor, Lowered
 from tinyadapt.plan.memory import MemoryPlan, plan_memory
 
-WINDOW_OPS = {bf.OPCODES[k] for k in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D")}
+WINDOW_OPS = {bf.OPCODES[k] for k in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "PAD")}
 POINTWISE_OPS = {bf.OPCODES[k] for k in ("ADD", "SUB", "MUL", "LOGISTIC", "HARD_SWISH", "REQUANTIZE",
-                                         "QUANTIZE", "DEQUANTIZE")}
+                                         "QUANTIZE", "DEQUANTIZE", "CONCATENATION")}
+# Read their input in full (a stage input, e.g. the NCHW model input) and write each tile's
+# output window through their index mapping: the rearranged full-size copy never exists.
+GATHER_OPS = {bf.OPCODES[k] for k in ("TRANSPOSE", "RESHAPE")}
 MAX_GRID = 8
 
 Region = tuple[int, int, int, int]  # y0, y1, x0, x1 (end exclusive)
@@ -49,11 +52,24 @@ class Window:
         iy1 = (y1 - 1) * self.sh - self.pad_top + self.dh * (self.kh - 1) + 1
         ix0 = x0 * self.sw - self.pad_left
         ix1 = (x1 - 1) * self.sw - self.pad_left + self.dw * (self.kw - 1) + 1
-        return max(iy0, 0), min(iy1, in_h), max(ix0, 0), min(ix1, in_w)
+        return _nonempty(max(iy0, 0), min(iy1, in_h), in_h) + _nonempty(max(ix0, 0), min(ix1, in_w), in_w)
+
+
+def _nonempty(lo: int, hi: int, size: int) -> tuple[int, int]:
+    """An output window that lies wholly in the padding (a tile of a PAD's border, or of a conv
+    with a folded bottom PAD) reads no input; its region still needs a row: the nearest one,
+    which no tap of that window reads."""
+    if lo < hi:
+        return lo, hi
+    lo = min(lo, size - 1)
+    return lo, lo + 1
 
 
 def window_of(tensors: list[BlobTensor], op: Lowered) -> Window:
-    """Geometry from the op's parameter struct (field order of ta_conv2d.h / ta_avgpool.h)."""
+    """Geometry from the op's parameter struct (field order of ta_conv2d.h / ta_pool.h / ta_pad.h)."""
+    if op.opcode == bf.OPCODES["PAD"]:
+        before = struct.unpack_from("<14i", op.params)[2:8]
+        return Window(1, 1, 1, 1, 1, 1, before[1], before[2])  # output pixel p is input pixel p - before
     f = struct.unpack_from("<6i", op.params)
     if op.opcode in (bf.OPCODES["CONV_2D"], bf.OPCODES["DEPTHWISE_CONV_2D"]):
         filt = tensors[op.inputs[1]].shape  # conv [O,KH,KW,I], depthwise [1,KH,KW,C]
@@ -88,15 +104,36 @@ def find_stages(tensors: list[BlobTensor], ops: list[Lowered], model_outputs: li
         s = tensors[t].shape
         return len(s) == 4 and s[0] == 1
 
+    def per_row_const(t: int, out: int) -> bool:
+        """A constant a [1, 1, width, C] row broadcasts against as the full map does."""
+        n = int(np.prod(tensors[t].shape))
+        return n == 1 or (n == tensors[t].shape[-1] == tensors[out].shape[3])
+
     stages = []
     produced: list[int] = []
     for n, op in enumerate(ops, start=1):
-        if op.opcode in WINDOW_OPS:
-            ok = len(op.outputs) == 1 and act(op.inputs[0]) and spatial(op.inputs[0]) and spatial(op.outputs[0])
+        outs_ok = len(op.outputs) == 1 and spatial(op.outputs[0])
+        if op.opcode in GATHER_OPS:
+            src = op.inputs[0]
+            ok = outs_ok and act(src) and src not in produced
+            if ok and op.opcode == bf.OPCODES["TRANSPOSE"]:
+                perm = struct.unpack_from("<7i", op.params)
+                ok = perm[0] == 4 and tensors[src].shape[perm[1]] == 1
+        elif op.opcode == bf.OPCODES["PAD"]:
+            rank, _, *pads = struct.unpack_from("<14i", op.params)
+            ok = (outs_ok and rank == 4 and pads[0] == 0 and pads[6] == 0 and len(op.inputs) == 1
+                  and act(op.inputs[0]) and spatial(op.inputs[0]))
+        elif op.opcode in WINDOW_OPS:
+            ok = outs_ok and act(op.inputs[0]) and spatial(op.inputs[0])
         elif op.opcode in POINTWISE_OPS:
             ins = [t for t in op.inputs if t >= 0]
-            ok = (len(op.outputs) == 1 and spatial(op.outputs[0]) and all(act(t) for t in ins)
-                  and all(tensors[t].shape == tensors[op.outputs[0]].shape for t in ins))
+            same_grid = all(spatial(t) and tensors[t].shape[:3] == tensors[op.outputs[0]].shape[:3]
+                            for t in ins if act(t))
+            if op.opcode == bf.OPCODES["CONCATENATION"]:
+                ok = outs_ok and struct.unpack_from("<i", op.params)[0] == 3 and all(act(t) for t in ins) and same_grid
+            else:
+                ok = (outs_ok and same_grid and all(act(t) or per_row_const(t, op.outputs[0]) for t in ins)
+                      and all(tensors[t].shape == tensors[op.outputs[0]].shape for t in ins if act(t)))
         else:
             ok = False
         if not ok:
@@ -116,16 +153,40 @@ def find_stages(tensors: list[BlobTensor], ops: list[Lowered], model_outputs: li
 @dataclass
 class PatchPlan:
     stage: Stage
-    grid: int
+    grid: int                            # tiles: a grid x grid grid; stream: grid row bands
     tiles: list[Region]                  # stage-output tiles, row-major
     region_tensors: list[int]            # blob tensor indices with a region per tile
     regions: list[list[Region]]          # [tile][region_tensors index]
     capacities: list[int]                # bytes of each region buffer
-    region_offsets: list[int]            # arena offset of each region buffer
-    memory: MemoryPlan                   # the whole arena plan (full tensors + region buffers)
     macs: int                            # with patching
     base_macs: int                       # layer by layer
     external_inputs: list[int] = field(default_factory=list)  # model inputs kept outside the arena
+    stream: bool = False                 # row bands that keep their halo rows (no recomputation)
+    strips: int = 1                      # stream mode: vertical strips, each of `grid` bands
+    stream_capacities: list[int] = field(default_factory=list)  # stream mode: bytes of each stream buffer
+    work: list[list[tuple[int, int]]] = field(default_factory=list)  # [tile][region]: (rows computed, rows kept)
+    cost: "PlanCost | None" = None       # estimated instructions (set by candidate_plans)
+    # The arena planning problem (full tensors + region and stream buffers), solved on first use:
+    # (plan_tensors, plan_ops, inputs, outputs, region_ids, stream_ids).
+    problem: tuple | None = field(default=None, repr=False)
+    _memory: MemoryPlan | None = field(default=None, repr=False)
+
+    @property
+    def memory(self) -> MemoryPlan:
+        """The whole arena plan (full tensors + region and stream buffers)."""
+        if self._memory is None:
+            self._memory = plan_memory(*self.problem[:4])
+        return self._memory
+
+    @property
+    def region_offsets(self) -> list[int]:
+        """Arena offset of each region buffer."""
+        return [self.memory.tensor_offsets[self.problem[4][t]] for t in self.region_tensors]
+
+    @property
+    def stream_offsets(self) -> list[int]:
+        ids = self.problem[5]
+        return [self.memory.tensor_offsets[ids[t]] if t in ids else 0 for t in self.region_tensors]
 
     @property
     def peak_sram_bytes(self) -> int:
@@ -134,6 +195,32 @@ class PatchPlan:
     @property
     def mac_overhead(self) -> float:
         return self.macs / self.base_macs - 1.0 if self.base_macs else 0.0
+
+    @property
+    def mode(self) -> str:
+        return "stream" if self.stream else "tiles"
+
+    @property
+    def spec(self) -> tuple:
+        """What convert(patch=...) takes to rebuild this plan."""
+        return (self.stage.n_ops, self.grid, "stream", self.strips) if self.stream else (self.stage.n_ops, self.grid)
+
+    @property
+    def grid_label(self) -> str:
+        if not self.stream:
+            return f"{self.grid}x{self.grid} tiles"
+        return f"{self.grid} row bands" + (f" x {self.strips} strips" if self.strips > 1 else "") + ", streamed"
+
+    @property
+    def estimated_overhead(self) -> float | None:
+        return self.cost.overhead if self.cost else None
+
+    def summary(self) -> dict:
+        """The JSON `patch` object of convert/run/plan: grid is [rows, columns] of tiles
+        (p x p tiles, or bands x strips when streamed)."""
+        return {"split_ops": self.stage.n_ops, "grid": [self.grid, self.strips if self.stream else self.grid],
+                "mode": self.mode, "mac_overhead": round(self.mac_overhead, 4),
+                "estimated_instruction_overhead": round(self.cost.overhead, 4) if self.cost else None}
 
 
 def _split(size: int, parts: int) -> list[tuple[int, int]]:
@@ -151,38 +238,128 @@ def external_candidates(stage: Stage, ops: list[Lowered], inputs: list[int], out
     return [t for t in stage.inputs if t in inputs[:MAX_EXTERNAL_INPUTS] and t not in later and t not in outputs]
 
 
+class _Reads:
+    """What a stage op reads to compute a region of its output (its window, precomputed)."""
+
+    def __init__(self, tensors, op: Lowered):
+        self.out = op.outputs[0]
+        self.macs = op.macs
+        self.h, self.w = tensors[self.out].shape[1:3]
+        self.gather = op.opcode in GATHER_OPS  # reads its input in full: no region
+        self.window = window_of(tensors, op) if op.opcode in WINDOW_OPS else None
+        if self.window is not None:
+            self.srcs = [op.inputs[0]]
+            self.src_hw = tuple(tensors[op.inputs[0]].shape[1:3])
+        else:
+            self.srcs = [t for t in op.inputs if t >= 0]
+
+    def add(self, r: Region, need: dict[int, Region]) -> None:
+        if self.gather:
+            return
+        if self.window is not None:
+            src = self.srcs[0]
+            need[src] = _union(need.get(src), self.window.input_region(r, *self.src_hw))
+        else:
+            for src in self.srcs:
+                need[src] = _union(need.get(src), r)
+
+
+def _tile_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list[int]):
+    """Recompute mode: every tile computes the whole region its output tile needs."""
+    regions, work, macs = [], [], 0
+    steps = [_Reads(tensors, op) for op in reversed(ops[:stage.n_ops])]
+    for tile in tiles:
+        need: dict[int, Region] = {stage.output: tile}
+        for step in steps:
+            if step.out not in need:
+                continue  # a branch that does not reach this tile
+            r = need[step.out]
+            macs += step.macs * _area(r) // (step.h * step.w)
+            step.add(r, need)
+        regions.append([need.get(t, (0, 1, 0, 1)) for t in order])
+        work.append([(need[t][1] - need[t][0], 0) if t in need else (0, 0) for t in order])
+    return regions, work, macs
+
+
+def _stream_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list[int], bands: int):
+    """Stream mode (StreamNet): the stage output is cut into vertical strips, each walked top
+    to bottom in `bands` row bands (tiles are strip-major). Within a strip a tensor's region
+    keeps the strip's columns and is the rows [y0, y1) the band reads; its producer computes
+    only the rows past the previous band's y1, the rows before come back from the tensor's
+    stream buffer, so no row is computed twice (strips recompute their column overlap only).
+    Returns None if some tensor's rows would have to go backwards."""
+    regions, work, macs = [], [], 0
+    steps = [_Reads(tensors, op) for op in reversed(ops[:stage.n_ops])]
+    for first in range(0, len(tiles), bands):
+        strip = tiles[first:first + bands]
+        full = (0, tensors[stage.output].shape[1], strip[0][2], strip[0][3])
+        cols: dict[int, Region] = {stage.output: full}
+        for step in steps:
+            if step.out in cols:
+                step.add(cols[step.out], cols)
+        held: dict[int, Region] = {}
+        for tile in strip:
+            need: dict[int, Region] = {stage.output: tile}
+            for step in steps:
+                out = step.out
+                x0, x1 = cols[out][2:]
+                prev = held.get(out, (0, 0, x0, x1))
+                y0, y1 = (need[out][0], max(need[out][1], prev[1])) if out in need else prev[:2]
+                if y0 < prev[0]:
+                    return None
+                c0 = max(prev[1], y0)
+                need[out] = (y0, y1, x0, x1)
+                if c0 < y1:
+                    macs += step.macs * (y1 - c0) * (x1 - x0) // (step.h * step.w)
+                    step.add((c0, y1, x0, x1), need)
+            row, tile_work = [], []
+            for t in order:
+                x0, x1 = cols[t][2:]
+                prev = held.get(t, (0, 0, x0, x1))
+                y0, y1 = (need[t][0], max(need[t][1], prev[1])) if t in need else prev[:2]
+                if y0 < prev[0] or y0 >= y1:
+                    return None
+                held[t] = (y0, y1, x0, x1)
+                row.append(held[t])
+                tile_work.append((y1 - max(prev[1], y0), max(0, min(prev[1], y1) - y0)))
+            regions.append(row)
+            work.append(tile_work)
+    return regions, work, macs
+
+
 def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int], outputs: list[int],
-               stage: Stage, grid: int, external_input: bool = False) -> PatchPlan:
-    """external_input: keep the model inputs only the stage reads out of the arena."""
+               stage: Stage, grid: int, external_input: bool = False, stream: bool = False,
+               strips: int = 1) -> PatchPlan | None:
+    """external_input: keep the model inputs only the stage reads out of the arena.
+    stream: `strips` vertical strips of `grid` row bands each, keeping halo rows instead of
+    recomputing them (None if the stage cannot stream)."""
     n = stage.n_ops
     external = external_candidates(stage, ops, inputs, outputs) if external_input else []
     _, out_h, out_w, _ = tensors[stage.output].shape
-    tiles = [(y0, y1, x0, x1) for y0, y1 in _split(out_h, grid) for x0, x1 in _split(out_w, grid)]
-    order = sorted({t for op in ops[:n] for t in op.inputs + op.outputs
+    if stream:
+        tiles = [(y0, y1, x0, x1) for x0, x1 in _split(out_w, strips) for y0, y1 in _split(out_h, grid)]
+    else:
+        tiles = [(y0, y1, x0, x1) for y0, y1 in _split(out_h, grid) for x0, x1 in _split(out_w, grid)]
+    # Region tensors: every activation a stage op reads or writes by window; a gather op's
+    # input is read in full and needs no region (unless another op reads it by window).
+    order = sorted({t for op in ops[:n]
+                    for t in (op.inputs[1:] + op.outputs if op.opcode in GATHER_OPS else op.inputs + op.outputs)
                     if t >= 0 and tensors[t].kind == bf.KIND_ACTIVATION})
-    slot = {t: i for i, t in enumerate(order)}
     base_macs = sum(op.macs for op in ops)
-    macs = sum(op.macs for op in ops[n:])
-    regions = []
-    for tile in tiles:
-        need: dict[int, Region] = {stage.output: tile}
-        for op in reversed(ops[:n]):
-            out = op.outputs[0]
-            if out not in need:
-                continue  # a branch that does not reach this tile
-            r = need[out]
-            oh, ow = tensors[out].shape[1:3]
-            macs += op.macs * _area(r) // (oh * ow)
-            if op.opcode in WINDOW_OPS:
-                src = op.inputs[0]
-                need[src] = _union(need.get(src), window_of(tensors, op).input_region(r, *tensors[src].shape[1:3]))
-            else:
-                for src in op.inputs:
-                    if src >= 0:
-                        need[src] = _union(need.get(src), r)
-        regions.append([need.get(t, (0, 1, 0, 1)) for t in order])
-    caps = [max(_area(regions[k][i]) for k in range(len(tiles))) * tensors[t].shape[3] * np.dtype(tensors[t].dtype).itemsize
-            for i, t in enumerate(order)]
+    found = (_stream_regions(tensors, ops, stage, tiles, order, grid) if stream
+             else _tile_regions(tensors, ops, stage, tiles, order))
+    if found is None:
+        return None
+    regions, work, stage_macs = found
+    macs = stage_macs + sum(op.macs for op in ops[n:])
+    pixel = [tensors[t].shape[3] * np.dtype(tensors[t].dtype).itemsize for t in order]
+    caps = [max(_area(regions[k][i]) for k in range(len(tiles))) * pixel[i] for i in range(len(order))]
+    # Stream buffers: the rows each produced tensor keeps for the next tile (stage inputs are
+    # copied in whole every tile instead).
+    produced = {op.outputs[0] for op in ops[:n]}
+    stream_caps = [max([work[k][i][1] * (regions[k][i][3] - regions[k][i][2]) * pixel[i]
+                        for k in range(len(tiles))] + [0])
+                   if stream and t in produced else 0 for i, t in enumerate(order)]
 
     # One planning problem: full tensors outside the stage, plus a region buffer per region tensor.
     plan_tensors = list(tensors)
@@ -193,6 +370,12 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
         region_ids[t] = len(plan_tensors)
         plan_tensors.append(BlobTensor(name=f"{tensors[t].name}@region", dtype=np.dtype(np.int8), shape=(cap,),
                                        kind=bf.KIND_ACTIVATION))
+    stream_ids = {}
+    for t, cap in zip(order, stream_caps):
+        if cap:
+            stream_ids[t] = len(plan_tensors)
+            plan_tensors.append(BlobTensor(name=f"{tensors[t].name}@stream", dtype=np.dtype(np.int8), shape=(cap,),
+                                           kind=bf.KIND_ACTIVATION))
     plan_ops = []
     for i, op in enumerate(ops):
         if i >= n:
@@ -203,18 +386,20 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
         if i == 0:
             # The stage inputs and output exist in full for the whole stage; each tile starts
             # by copying the inputs' windows into their region buffers.
-            ins += stage.inputs + [stage.output] + [region_ids[t] for t in stage.inputs]
+            ins += stage.inputs + [stage.output] + [region_ids[t] for t in stage.inputs if t in region_ids]
+            outs = outs + list(stream_ids.values())  # stream buffers carry rows across tiles
         if i == n - 1:
-            ins += stage.inputs + [stage.output]
+            ins += stage.inputs + [stage.output] + list(stream_ids.values())
         if op.outputs[0] == stage.output:
             outs_extra = [stage.output]  # copied out of its region after the producer runs
             ins += outs_extra
         # A depthwise op may also overwrite its input region in place (one plane of scratch:
         # the largest input region's area). A pointwise conv may not: its input region can be
         # wider than its output's (a residual branch reads it too), and then pixel k of one is
-        # not pixel k of the other.
+        # not pixel k of the other. Streaming restores kept output rows before the op runs,
+        # which would land on its input: in place only for an output that keeps none.
         in_place = (op.opcode == bf.OPCODES["DEPTHWISE_CONV_2D"] and op.inplace_input is not None
-                    and op.inputs[op.inplace_input] in region_ids)
+                    and op.inputs[op.inplace_input] in region_ids and op.outputs[0] not in stream_ids)
         plane = 0
         if in_place:
             k = order.index(op.inputs[op.inplace_input])
@@ -223,33 +408,66 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
                                 scratch_bytes=op.scratch_bytes,
                                 inplace_input=op.inplace_input if in_place else None,
                                 inplace_smaller=in_place, inplace_scratch=plane))
-    memory = plan_memory(plan_tensors, plan_ops, inputs, outputs)
     return PatchPlan(stage=stage, grid=grid, tiles=tiles, region_tensors=order, regions=regions, capacities=caps,
-                     region_offsets=[memory.tensor_offsets[region_ids[t]] for t in order], memory=memory,
-                     macs=macs, base_macs=base_macs, external_inputs=external)
+                     macs=macs, base_macs=base_macs, external_inputs=external, stream=stream,
+                     strips=strips if stream else 1, work=work, stream_capacities=stream_caps,
+                     problem=(plan_tensors, plan_ops, inputs, outputs, region_ids, stream_ids))
+
+
+# Band counts tried for stream plans: a few, and bands of three rows down to one.
+STREAM_BAND_ROWS = (1, 2, 3)
+STREAM_STRIPS = (1, 2, 3, 4)
+
+
+def stream_grids(out_h: int, max_grid: int = MAX_GRID) -> list[int]:
+    counts = {g for g in (2, 3, 4, 6, 8) if g <= max_grid} | {-(-out_h // r) for r in STREAM_BAND_ROWS}
+    return sorted(c for c in counts if 2 <= c <= out_h)
 
 
 def candidate_plans(tensors, ops, inputs, outputs, max_grid: int = MAX_GRID,
-                    external_input: bool = False) -> list[PatchPlan]:
+                    external_input: bool = False, core: str | None = None) -> list[PatchPlan]:
+    """Every split x grid in both modes (p x p tiles that recompute halos, and row bands that
+    stream them), each with its exact arena plan and its estimated instructions on `core`."""
+    from tinyadapt.plan.estimate import estimate_plan, load_costs
+
+    table = load_costs(core)
     plans = []
     for stage in find_stages(tensors, ops, outputs):
         out_h, out_w = tensors[stage.output].shape[1:3]
         for grid in range(2, min(max_grid, out_h, out_w) + 1):
             plans.append(plan_patch(tensors, ops, inputs, outputs, stage, grid, external_input))
+        for strips in STREAM_STRIPS:
+            if strips > out_w:
+                continue
+            for grid in stream_grids(out_h, max_grid):
+                plan = plan_patch(tensors, ops, inputs, outputs, stage, grid, external_input, stream=True,
+                                  strips=strips)
+                if plan is not None:
+                    plans.append(plan)
+    for plan in plans:
+        plan.cost = estimate_plan(table, tensors, ops, plan)
     return plans
 
 
 def patch_section(plan: PatchPlan) -> bytes:
     """The blob's patch plan (ta_patch_header_t, ta_patch_tensor_t[], ta_region_t[]), offsets
-    relative to the section start; the writer rebases them."""
+    relative to the section start; the writer rebases them. In stream mode a tile's region of
+    a tensor is the rows its buffer holds; the rows computed are those past the previous
+    tile's region (docs/SPEC.md, "Patch plan")."""
     n_regions = len(plan.region_tensors)
     header_size, tensor_size = 16, 12
     tensors_off = header_size
     regions_off = tensors_off + tensor_size * n_regions
-    out = bytearray(struct.pack("<HHHHII", plan.stage.n_ops, len(plan.tiles), n_regions, 0, tensors_off, regions_off))
+    mode = bf.PATCH_MODE_STREAM if plan.stream else bf.PATCH_MODE_TILES
+    out = bytearray(struct.pack("<HHHHII", plan.stage.n_ops, len(plan.tiles), n_regions, mode, tensors_off,
+                                regions_off))
     for t, off, cap in zip(plan.region_tensors, plan.region_offsets, plan.capacities):
         out += struct.pack("<HHII", t, 0, off, cap)
     for tile_regions in plan.regions:
         for y0, y1, x0, x1 in tile_regions:
             out += struct.pack("<hhhh", y0, y1, x0, x1)
+    if plan.stream:  # bands per strip, then ta_stream_buffer_t[n_regions]
+        out += struct.pack("<I", plan.grid)
+        for off, cap in zip(plan.stream_offsets, plan.stream_capacities):
+            out += struct.pack("<II", off, cap)
     return bytes(out)

@@ -34,5 +34,18 @@ def print_layers(report: dict) -> None:
                  f"({report['peak_sram_bytes']:,} bytes)")
 
 
+def terminal_columns() -> int:
+    """Width of the terminal stderr writes to (COLUMNS wins, as for every terminal program)."""
+    import os
+    import shutil
+
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return shutil.get_terminal_size().columns
+
+
 def progress_enabled(json_mode: bool) -> bool:
     return not json_mode and sys.stderr.isatty()

@@ -2,7 +2,10 @@
 
 `device_report(...)` assembles one dict (schema 1) from HELLO, METRICS, a profiled INVOKE
 and, when the model was converted from .tflite, the per-layer MACs of the converter; the
-printers and writers below only read that dict.
+printers and writers below only read that dict. Counts go under the key of the device's
+counter unit, `counter_key` ("instructions", "cycles" or "time_ns", see report/counters.py),
+and under `count` whatever the unit; `instructions` is null on a device that does not count
+instructions (the POSIX port counts nanoseconds).
 """
 
 from __future__ import annotations
@@ -24,13 +27,17 @@ def device_report(info, metrics, *, model: str | None = None, invoke=None, op_na
                   link=None, board: str = "", target: str = "") -> dict:
     """info: DeviceInfo; metrics: Metrics; invoke: InvokeResult with a profile (or None);
     op_names / macs: per-op lists from the blob / converter (or None)."""
+    from tinyadapt.report.counters import counter_fields, counter_key
+
+    unit = info.counter_unit
     layers = []
     total = invoke.instructions if invoke else 0
     if invoke and invoke.profile:
         for p in invoke.profile:
             name = op_names[p.index] if op_names and p.index < len(op_names) else f"opcode {p.opcode}"
             mac = int(macs[p.index]) if macs and p.index < len(macs) else None
-            layers.append({"index": p.index, "op": name, "opcode": p.opcode, "instructions": int(p.instructions),
+            layers.append({"index": p.index, "op": name, "opcode": p.opcode, "count": int(p.instructions),
+                           **counter_fields(unit, int(p.instructions)),
                            "percent": round(100.0 * p.instructions / total, 2) if total else None,
                            "macs": mac, "per_mac": round(p.instructions / mac, 3) if mac else None})
     total_macs = sum(x["macs"] or 0 for x in layers) if layers else (sum(macs) if macs else None)
@@ -40,10 +47,12 @@ def device_report(info, metrics, *, model: str | None = None, invoke=None, op_na
         "target": target,
         "board": board,
         "device": info.as_dict(),
-        "counter_unit": info.counter_unit,
+        "counter_unit": unit,
+        "counter_key": counter_key(unit),
         "metrics": metrics.as_dict(),
-        "invoke": {"instructions": int(invoke.instructions), "ops_profiled": int(invoke.n_ops_profiled),
-                   "profiled_sum": int(sum(x["instructions"] for x in layers)),
+        "invoke": {"count": int(invoke.instructions), **counter_fields(unit, int(invoke.instructions)),
+                   "ops_profiled": int(invoke.n_ops_profiled),
+                   "profiled_sum": int(sum(x["count"] for x in layers)),
                    "macs": total_macs, "per_mac": round(invoke.instructions / total_macs, 3) if total_macs else None}
         if invoke else None,
         "layers": layers,
@@ -63,7 +72,7 @@ def print_report(r: dict) -> None:
                           (f"{unit[:5]}/MAC", "right")):
             table.add_column(col, justify=just)
         for x in r["layers"]:
-            table.add_row(str(x["index"]), x["op"], f"{x['instructions']:,}",
+            table.add_row(str(x["index"]), x["op"], f"{x['count']:,}",
                           f"{x['percent']:.1f}" if x["percent"] is not None else "",
                           f"{x['macs']:,}" if x["macs"] is not None else "",
                           f"{x['per_mac']:.2f}" if x["per_mac"] is not None else "")
@@ -71,7 +80,7 @@ def print_report(r: dict) -> None:
     if r["invoke"]:
         inv = r["invoke"]
         per = f", {inv['per_mac']:.2f} per MAC" if inv["per_mac"] else ""
-        stdout.print(f"one inference: {inv['instructions']:,} {unit}{per} ({inv['profiled_sum']:,} inside the ops)")
+        stdout.print(f"one inference: {inv['count']:,} {unit}{per} ({inv['profiled_sum']:,} inside the ops)")
     table = Table(title="device counters (METRICS)", title_justify="left")
     table.add_column("counter")
     table.add_column("value", justify="right")
@@ -96,7 +105,7 @@ def _figure(r: dict):
     ax = axes[0]
     if layers:
         labels = [f"{x['index']} {x['op']}" for x in layers][::-1]
-        vals = [x["instructions"] for x in layers][::-1]
+        vals = [x["count"] for x in layers][::-1]
         bars = ax.barh(labels, vals, color="#3b75af")
         for bar, x in zip(bars, layers[::-1]):
             note = f" {x['percent']:.1f}%" + (f", {x['per_mac']:.2f}/MAC" if x["per_mac"] else "")
@@ -151,13 +160,13 @@ def write_html(r: dict, path: str | Path) -> None:
     def cell(v, fmt="{:,}"):
         return "" if v is None else fmt.format(v)
 
-    rows = "".join(f"<tr><td>{x['index']}</td><td>{e(x['op'])}</td><td>{x['instructions']:,}</td>"
+    rows = "".join(f"<tr><td>{x['index']}</td><td>{e(x['op'])}</td><td>{x['count']:,}</td>"
                    f"<td>{cell(x['percent'], '{}')}</td><td>{cell(x['macs'])}</td><td>{cell(x['per_mac'], '{}')}</td></tr>"
                    for x in r["layers"])
     metrics = "".join(f"<tr><td>{e(k)}</td><td>{v:,}</td></tr>" for k, v in r["metrics"].items())
     d = r["device"]
     inv = r["invoke"]
-    summary = (f"<p>One inference: <b>{inv['instructions']:,}</b> {e(unit)}"
+    summary = (f"<p>One inference: <b>{inv['count']:,}</b> {e(unit)}"
                + (f", {inv['per_mac']} per MAC" if inv and inv["per_mac"] else "") + "</p>") if inv else ""
     doc = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>tinyadapt metrics: {e(str(r['model']))}</title>

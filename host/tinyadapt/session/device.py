@@ -41,6 +41,7 @@ class DeviceOptions:
     faults: object | None = None      # tinyadapt.device.faults.FaultConfig (QEMU only)
     kernels: str = "dsp"
     model_name: str = "model"
+    activity: object | None = None    # tinyadapt.report.activity.Activity: told each step (build, start, load)
 
 
 @dataclass
@@ -111,6 +112,10 @@ def _select(client: DeviceClient, blob: bytes, blob_info: BlobInfo, slot: int) -
 def open_device(blob: bytes, opts: DeviceOptions | None = None, target: str = "qemu") -> DeviceSession:
     """Start or open the device, say HELLO and select `blob` on it. The caller closes it."""
     opts = opts or DeviceOptions()
+    if opts.activity is None:
+        from tinyadapt.report.activity import QUIET
+
+        opts.activity = QUIET
     if target == "qemu":
         return _open_qemu(blob, opts)
     if not opts.port:
@@ -136,7 +141,7 @@ def _open_qemu(blob: bytes, opts: DeviceOptions) -> DeviceSession:
 
     board = load_board(opts.board or DEFAULT_QEMU_BOARD)
     blob_info = read_blob(blob)
-    image = build_image(board, emulate=True, kernels=opts.kernels)
+    image = build_image(board, emulate=True, kernels=opts.kernels, activity=opts.activity)
     slot_addr, slot_size = image.ram_slot
     preload = []
     if len(blob) <= slot_size and blob_info.arena_size <= image.arena_bytes:
@@ -144,9 +149,11 @@ def _open_qemu(blob: bytes, opts: DeviceOptions) -> DeviceSession:
         preload = [(blob, slot_addr)]
     else:
         log.info("model of %d bytes does not fit the %d-byte RAM slot: compiling it in", len(blob), slot_size)
-        image = build_image(board, blob=blob, name=opts.model_name, emulate=True, kernels=opts.kernels)
+        image = build_image(board, blob=blob, name=opts.model_name, emulate=True, kernels=opts.kernels,
+                            activity=opts.activity)
         slot = SLOT_BUILTIN
     backend = QemuBackend(image.built_for.qemu_machine, image.elf, preload=preload, faults=opts.faults)
+    opts.activity.step(f"starting QEMU {image.built_for.qemu_machine}")
     backend.start()
     try:
         link, client, info = _hello(backend, opts)
@@ -167,12 +174,14 @@ def _open_serial(blob: bytes, opts: DeviceOptions) -> DeviceSession:
 
     blob_info = read_blob(blob)
     backend = SerialBackend(opts.port, baudrate=opts.baudrate)
+    opts.activity.step(f"opening {opts.port}")
     backend.start()
     try:
         link, client, info = _hello(backend, opts)
         try:
             if info.ram_slot_size >= len(blob):
                 log.info("loading the %d-byte model into the RAM slot over the link", len(blob))
+                opts.activity.step(f"loading the model ({len(blob):,} bytes) over the link")
                 client.load_model(blob, SLOT_RAM)
                 slot = SLOT_RAM
             elif info.builtin == BlobIdentity.of(blob):

@@ -10,8 +10,9 @@ State file (schema 1):
     kind "tinyadapt-stream-state", model, model_crc32, data, data_sha256, labels, labels_sha256,
     total, done, correct (with labels), output_dtypes, output_shapes,
     outputs (one base64 string per model output: the raw bytes of samples 0..done-1),
-    predictions (argmax of output 0 per sample done), instructions (one count per sample done),
-    segments (one per run: start, end, board, status), complete, updated
+    predictions (argmax of output 0 per sample done), instructions (one count per sample done,
+    in counter_unit: instructions, cycles or nanoseconds; the key predates the other units),
+    segments (one per run: start, end, board, status), complete, counter_unit, updated
 
 Everything recorded is cut to the first `done` samples when saved, so an interruption between
 recording a sample's parts and counting it cannot leave half a sample in the file.
@@ -23,8 +24,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import numpy as np
 
 from tinyadapt.convert.blob import BlobInfo
 from tinyadapt.errors import DeviceError, InputError, TinyAdaptError
+from tinyadapt.session.samples import accepted_shapes, stack_shape
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,11 @@ def _read_array(path: str, what: str, key: str) -> np.ndarray:
     if not p.is_file():
         raise InputError(f"{what} file {path} does not exist")
     suffix = p.suffix.lower()
+    if suffix == ".npy":
+        from tinyadapt.cli.files import load_npy
+
+        return load_npy(p, what)
     try:
-        if suffix == ".npy":
-            return np.load(p, allow_pickle=False)
         if suffix == ".npz":
             with np.load(p, allow_pickle=False) as z:
                 if key not in z:
@@ -68,7 +70,9 @@ def _read_array(path: str, what: str, key: str) -> np.ndarray:
             return np.loadtxt(p, delimiter="," if suffix == ".csv" else None, ndmin=2 if what == "data" else 1)
     except InputError:
         raise
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:
+        if suffix == ".npz" and ("zip" in str(exc).lower() or "pickle" in str(exc)):
+            raise InputError(f"{path} is not a NumPy .npz archive") from None
         raise InputError(f"cannot read {what} file {path}: {exc}") from None
     raise InputError(f"{what} file {path}: use .npy, .npz or .csv")
 
@@ -84,13 +88,11 @@ def load_stream_data(path: str, blob_info: BlobInfo) -> np.ndarray:
     per = int(np.prod(shape))
     if x.ndim == 2 and x.shape[1] == per and tuple(x.shape[1:]) != shape:
         x = x.reshape((len(x),) + shape)            # CSV rows: one flattened sample each
-    if tuple(x.shape) == shape:
-        x = x.reshape((1,) + shape)
-    elif len(shape) > 1 and shape[0] == 1 and tuple(x.shape[1:]) == shape[1:]:
-        x = x.reshape((len(x),) + shape)           # [N, ...] for a model whose input has batch 1
-    if tuple(x.shape[1:]) != shape:
-        raise InputError(f"{path} has shape {list(x.shape)}; the model input takes [N, {', '.join(map(str, shape))}]"
-                         + (f" (or CSV rows of {per} values)" if per > 1 else ""))
+    stacked = stack_shape(x.shape, shape)
+    if stacked is None:
+        raise InputError(f"{path} has shape {list(x.shape)}; the model input takes {accepted_shapes(shape)}"
+                         + (f", or CSV rows of {per} values" if per > 1 else ""))
+    x = x.reshape(stacked[0])
     if x.dtype == dtype:
         return np.ascontiguousarray(x)
     if dtype == np.int8 and np.issubdtype(x.dtype, np.floating):
@@ -137,6 +139,7 @@ class StreamState:
     label_values: np.ndarray | None = field(default=None, repr=False)
     segments: list[dict] = field(default_factory=list)
     complete: bool = False
+    counter_unit: str | None = None   # unit of `instructions` (older state files: not recorded)
 
     def _sizes(self) -> list[int]:
         return [int(np.prod(s)) * np.dtype(t).itemsize for s, t in zip(self.output_shapes, self.output_dtypes)]
@@ -168,24 +171,17 @@ class StreamState:
                 "output_shapes": self.output_shapes,
                 "outputs": [base64.b64encode(bytes(o[:d * n])).decode() for o, n in zip(self.outputs, sizes)],
                 "predictions": self.predictions[:d], "instructions": self.instructions[:d], "segments": self.segments, "complete": self.complete,
+                "counter_unit": self.counter_unit,
                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
     def save(self) -> None:
+        from tinyadapt.cli.files import atomic_write
+
         data = json.dumps(self.to_json(), indent=1).encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise TinyAdaptError(f"cannot write the stream state {self.path}: {exc.strerror or exc}") from None
+            atomic_write(self.path, data, fsync=True)
+        except TinyAdaptError as exc:
+            raise TinyAdaptError(f"cannot save the stream state: {exc}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> StreamState:
@@ -202,7 +198,8 @@ class StreamState:
             st = cls(path, d["model"], d["model_crc32"], d["data"], d["data_sha256"], d["labels"], d["labels_sha256"],
                      d["total"], d["output_dtypes"], d["output_shapes"], d["done"],
                      [bytearray(base64.b64decode(o)) for o in d["outputs"]], list(d["predictions"]),
-                     list(d["instructions"]), None, list(d["segments"]), bool(d["complete"]))
+                     list(d["instructions"]), None, list(d["segments"]), bool(d["complete"]),
+                     d.get("counter_unit"))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"state file {path} is damaged: {exc}") from None
         sizes = st._sizes()
@@ -254,6 +251,11 @@ def stream_samples(dev, state: StreamState, samples: np.ndarray, labels: np.ndar
     """
     start = state.done
     state.label_values = labels
+    unit = getattr(dev, "counter_unit", None)
+    if unit and state.done and state.counter_unit not in (None, unit):
+        state.counter_unit = "mixed"     # resumed on a device that counts in another unit
+    elif unit and not (state.done and state.counter_unit is None):
+        state.counter_unit = unit
     segment = {"start": start, "end": start, "board": getattr(dev, "board", ""), "status": "running"}
     state.segments.append(segment)
     t0 = time.perf_counter()

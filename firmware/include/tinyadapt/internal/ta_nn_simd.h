@@ -270,6 +270,48 @@ static inline int32_t ta_nn_pack16(int32_t lo, int32_t hi)
 #endif
 }
 
+/* Per signed byte lane: max(a, b) and min(a, b) (SSUB8 sets each lane's GE flag when
+ * a - b >= 0, SEL picks by it; the pair stays in one asm, as SEL reads the flags). */
+static inline int32_t ta_nn_max_s8x4(int32_t a, int32_t b)
+{
+#if defined(TA_NN_SIMD_DSP)
+    int32_t r, t;
+    __asm__("ssub8 %[t], %[a], %[b]\n\t"
+            "sel   %[r], %[a], %[b]"
+            : [r] "=r"(r), [t] "=&r"(t)
+            : [a] "r"(a), [b] "r"(b)
+            : "cc");
+    return r;
+#else
+    uint32_t r = 0;
+    for (int i = 0; i < 4; ++i) {
+        const int32_t x = ta_nn_byte_(a, i), y = ta_nn_byte_(b, i);
+        r |= ((uint32_t)(x > y ? x : y) & 0xFFu) << (8 * i);
+    }
+    return (int32_t)r;
+#endif
+}
+
+static inline int32_t ta_nn_min_s8x4(int32_t a, int32_t b)
+{
+#if defined(TA_NN_SIMD_DSP)
+    int32_t r, t;
+    __asm__("ssub8 %[t], %[a], %[b]\n\t"
+            "sel   %[r], %[b], %[a]"
+            : [r] "=r"(r), [t] "=&r"(t)
+            : [a] "r"(a), [b] "r"(b)
+            : "cc");
+    return r;
+#else
+    uint32_t r = 0;
+    for (int i = 0; i < 4; ++i) {
+        const int32_t x = ta_nn_byte_(a, i), y = ta_nn_byte_(b, i);
+        r |= ((uint32_t)(x < y ? x : y) & 0xFFu) << (8 * i);
+    }
+    return (int32_t)r;
+#endif
+}
+
 /* max(v, lo2), then min(., hi2), per int16 lane */
 static inline int32_t ta_nn_clamp16x2_(int32_t v, const ta_nn_act2_t *a)
 {

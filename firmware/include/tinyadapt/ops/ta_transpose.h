@@ -33,4 +33,19 @@ typedef struct {
 ta_status_t ta_transpose_s8(int32_t ndim, const int32_t *in_dims, const int32_t *perm, const int8_t *input,
                             int8_t *output);
 
+/**
+ * Rows [y0, y1) and columns [x0, x1) of a 4-D transpose's output, whose shape is
+ * [1, H, W, C] = input dims permuted: out[y][x][c] = input at the coordinate that perm maps
+ * (0, y, x, c) back to. Used by patch-based execution to read one tile's window of a
+ * transposed model input without materialising the transposed tensor.
+ *
+ * @param[in]  in_dims input shape, 4 entries
+ * @param[in]  perm    a permutation of 0..3 with in_dims[perm[0]] == 1
+ * @param[in]  input   int8, row-major in_dims
+ * @param[out] output  int8, dense [y1 - y0, x1 - x0, C]; must not overlap input
+ * @return TA_OK, or TA_ERR_ARG for a NULL pointer, a bad perm or a window outside the output
+ */
+ta_status_t ta_transpose_window_s8(const int32_t *in_dims, const int32_t *perm, const int8_t *input, int32_t y0,
+                                   int32_t y1, int32_t x0, int32_t x1, int8_t *output);
+
 #endif /* TA_TRANSPOSE_H */

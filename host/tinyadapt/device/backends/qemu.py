@@ -9,15 +9,20 @@ with `wait=on` (the CPU holds until the host connects: nothing is lost) and `nod
 (about 85 us per round trip instead of 44 ms). Model blobs too large for the ~20 KiB/s UART
 are placed in memory before start with `-device loader`.
 
-No emulator outlives its owner: every QEMU started here is killed by PID in stop(), by an
-atexit hook, by a SIGTERM/SIGHUP handler, and, should this process die without running any
-of them (SIGKILL), by the kernel through PR_SET_PDEATHSIG.
+No emulator outlives its owner: every QEMU started here is killed by PID in stop() (the
+backend is a context manager), by an atexit hook, and, should this process die without
+running either (SIGKILL, or a signal whose default action ends it), by the kernel through
+PR_SET_PDEATHSIG (for emulators started from the main thread: the kernel ties that signal
+to the thread that forked). Signal handlers are the application's business, not a library's: the
+`tinyadapt` command turns SIGTERM/SIGHUP into an exception that unwinds the `with` blocks;
+a program embedding this module does what it wants with its signals.
 """
 
 from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import logging
 import os
 import shutil
@@ -40,7 +45,6 @@ CONNECT_TIMEOUT = 10.0
 
 _live: dict[int, subprocess.Popen] = {}
 _live_lock = threading.Lock()
-_signals_installed = False
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -72,33 +76,14 @@ def live_emulator_pids() -> list[int]:
 atexit.register(kill_all_emulators)
 
 
-def _install_signal_handlers() -> None:
-    """On SIGTERM/SIGHUP: kill our emulators, then behave as before (default: exit)."""
-    global _signals_installed
-    if _signals_installed or threading.current_thread() is not threading.main_thread():
-        return
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        prev = signal.getsignal(sig)
-        if prev is signal.SIG_IGN:
-            continue
-
-        def handler(signum, frame, prev=prev):
-            kill_all_emulators()
-            if callable(prev):
-                prev(signum, frame)
-            else:
-                raise SystemExit(128 + signum)
-
-        signal.signal(sig, handler)
-    _signals_installed = True
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _die_with_parent(parent: int) -> None:  # runs in the child between fork and exec
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)   # PR_SET_PDEATHSIG
     except Exception:
         pass
+    if os.getppid() != parent:   # the parent died before prctl: nobody would kill us later
+        os._exit(1)
 
 
 def free_port() -> int:
@@ -162,7 +147,6 @@ class QemuBackend(DeviceBackend):
             raise DeviceError(f"{QEMU} not found: install QEMU (Debian: apt-get install qemu-system-arm)")
         if not self.image.is_file():
             raise DeviceError(f"firmware image {self.image} does not exist (build it with 'tinyadapt build')")
-        _install_signal_handlers()
         self._tmp = tempfile.TemporaryDirectory(prefix="tinyadapt-qemu-")
         for k, (blob, _addr) in enumerate(self.preload):
             self._blob_path(k).write_bytes(blob)
@@ -194,8 +178,13 @@ class QemuBackend(DeviceBackend):
         self._log_path = Path(self._tmp.name) / "qemu.log"
         with open(self._log_path, "wb") as logf:
             with _live_lock:   # registered before anything can interrupt us
+                # PR_SET_PDEATHSIG fires when the *thread* that forked ends, not the process: from
+                # a worker thread that finishes before the emulator is done with, it would kill
+                # QEMU under its user. There, stop() and the atexit hook must do.
+                guard = threading.current_thread() is threading.main_thread()
                 self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                                             preexec_fn=_die_with_parent, close_fds=True)
+                                             preexec_fn=functools.partial(_die_with_parent, os.getpid())
+                                             if guard else None, close_fds=True)
                 _live[self.proc.pid] = self.proc
 
     def _reap(self) -> None:

@@ -1,0 +1,42 @@
+#include <stddef.h>
+
+#include "tinyadapt/ops/ta_backward.h"
+
+/* The forward pass divides by the taps inside the input (padding is not counted), so each
+ * of those taps gets dy / count. */
+void ta_avgpool_backward_f32(const ta_pool_params_t *p, const ta_dims_t *in_dims, const ta_dims_t *out_dims,
+                             const float *dy, int accumulate, float *dx)
+{
+    const int32_t depth = in_dims->c;
+    if (!accumulate) {
+        const size_t n = (size_t)in_dims->n * in_dims->h * in_dims->w * depth;
+        for (size_t i = 0; i < n; ++i) {
+            dx[i] = 0.0f;
+        }
+    }
+    for (int32_t b = 0; b < in_dims->n; ++b) {
+        for (int32_t oy = 0; oy < out_dims->h; ++oy) {
+            int32_t fy0, fy1;
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            ta_pool_clip_window(iy0, p->filter_h, in_dims->h, &fy0, &fy1);
+            for (int32_t ox = 0; ox < out_dims->w; ++ox) {
+                int32_t fx0, fx1;
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                ta_pool_clip_window(ix0, p->filter_w, in_dims->w, &fx0, &fx1);
+                if (fy1 <= fy0 || fx1 <= fx0) {
+                    continue;
+                }
+                const float inv = 1.0f / (float)((fy1 - fy0) * (fx1 - fx0));
+                const float *g = dy + (((size_t)b * out_dims->h + oy) * out_dims->w + ox) * depth;
+                for (int32_t fy = fy0; fy < fy1; ++fy) {
+                    for (int32_t fx = fx0; fx < fx1; ++fx) {
+                        float *d = dx + (((size_t)b * in_dims->h + iy0 + fy) * in_dims->w + ix0 + fx) * depth;
+                        for (int32_t ch = 0; ch < depth; ++ch) {
+                            d[ch] += g[ch] * inv;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+#include <stddef.h>
+
+#include "tinyadapt/ops/ta_backward.h"
+
+void ta_fully_connected_backward_input_f32(int32_t batches, int32_t in_depth, int32_t out_depth, const float *dy,
+                                           const int8_t *filter, int32_t filter_offset, const float *filter_scale,
+                                           int accumulate, float *dx)
+{
+    for (int32_t b = 0; b < batches; ++b) {
+        float *d = dx + (size_t)b * in_depth;
+        const float *g = dy + (size_t)b * out_depth;
+        if (!accumulate) {
+            for (int32_t i = 0; i < in_depth; ++i) {
+                d[i] = 0.0f;
+            }
+        }
+        for (int32_t o = 0; o < out_depth; ++o) {
+            const float gs = g[o] * filter_scale[o];
+            if (gs == 0.0f) {
+                continue;
+            }
+            const int8_t *w = filter + (size_t)o * in_depth;
+            for (int32_t i = 0; i < in_depth; ++i) {
+                d[i] += gs * (float)(w[i] + filter_offset);
+            }
+        }
+    }
+}
+
+void ta_fully_connected_backward_filter_f32(int32_t batches, int32_t in_depth, int32_t out_depth, const int8_t *x,
+                                            int32_t x_zero_point, float x_scale, const float *dy, int32_t channel,
+                                            float *grad)
+{
+    for (int32_t i = 0; i < in_depth; ++i) {
+        grad[i] = 0.0f;
+    }
+    for (int32_t b = 0; b < batches; ++b) {
+        const float gs = dy[(size_t)b * out_depth + channel] * x_scale;
+        if (gs == 0.0f) {
+            continue;
+        }
+        const int8_t *xi = x + (size_t)b * in_depth;
+        for (int32_t i = 0; i < in_depth; ++i) {
+            grad[i] += gs * (float)(xi[i] - x_zero_point);
+        }
+    }
+}

@@ -1,0 +1,34 @@
+"""The Keras MobileNetV2-0.35 128x128 export (TFLiteConverter, explicit PADs) on an emulated
+Cortex-M7 linked with the STM32F746G-DISCO's budgets, patch by patch at a fifth of TFLite Micro's
+arena: bit-exact with the host target (which tests/test_exports.py checks against TFLM), and
+the device's arena high-water mark is the plan's peak."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tests.support.tools import need_tool
+from tests.support.paths import REPO
+
+MODEL = REPO / "models/exports/mnv2_035_128.tflite"
+BOARD = "stm32f746g-disco"
+
+
+def test_keras_mobilenetv2_patched_on_the_f746_budget_equals_host():
+    need_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    from tinyadapt.cli.plan_args import board_budget
+    from tinyadapt.convert import convert
+    from tinyadapt.engine.host import HostEngine
+    from tinyadapt.reference import tflm_arena_head
+    from tinyadapt.session.device import DeviceOptions, open_device
+
+    budget = board_budget(BOARD)
+    fifth = tflm_arena_head(MODEL.read_bytes()) // 5
+    model = convert(MODEL, budget=min(budget, fifth), budget_name=BOARD)
+    assert model.patch is not None and model.peak_sram_bytes <= fifth < budget
+    x = np.random.default_rng(5).integers(-128, 128, size=model.input_tensors()[0].shape, dtype=np.int8)
+    host = HostEngine(model.blob).invoke([x])[0]
+    with open_device(model.blob, DeviceOptions(board=BOARD, model_name="mnv2_035_128", timeout=300.0)) as dev:
+        outs, _ = dev.run_sample([x])
+        assert np.array_equal(outs[0], host)
+        assert dev.metrics().arena_used == model.peak_sram_bytes
