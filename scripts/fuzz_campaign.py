@@ -5,9 +5,10 @@
 - the device app (firmware/tools/ta_fuzz_app.c: any byte stream as the host's side of the
   link; arena, RAM slot and frame memory in exact-size heap blocks),
 
-both with ASan and UBSan, from the seed corpora of tests/support/fuzz_seeds.py. Prints the
-executions, wall time and result of each; exits 1 if either found anything (crash inputs are
-left in OUT/<target>/). The test suite runs a short bounded version of each.
+both with ASan and UBSan, from the seed corpora of tests/support/fuzz_seeds.py. Each stops
+after --runs executions or --max-time seconds, whichever comes first. Prints the executions,
+wall time and result of each; exits 1 if either found anything (crash inputs are left in
+OUT/<target>/). The test suite runs a short bounded version of each.
 
     nice -n 15 .venv/bin/python scripts/fuzz_campaign.py --runs 10000000 --out build/fuzz-campaign
 """
@@ -45,6 +46,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10_000_000, help="executions per target (default 10,000,000)")
     ap.add_argument("--out", type=Path, default=REPO / "build/fuzz-campaign", help="build, corpora and logs")
+    ap.add_argument("--max-time", type=int, default=0, help="seconds per target, 0 = no limit (libFuzzer "
+                    "-max_total_time)")
     ap.add_argument("--seed", type=int, default=1, help="libFuzzer -seed")
     args = ap.parse_args()
     out = args.out.resolve()
@@ -59,7 +62,8 @@ def main() -> int:
     procs = {}
     for name, (exe, *rest) in targets.items():
         (out / name).mkdir(exist_ok=True)
-        cmd = [exe, f"-runs={args.runs}", f"-seed={args.seed}", "-print_final_stats=1",
+        cmd = [exe, f"-runs={args.runs}", f"-max_total_time={args.max_time}", f"-seed={args.seed}",
+               "-print_final_stats=1",
                f"-artifact_prefix={out / name}/", *rest]
         print(f"{name}: {' '.join(cmd)}  2> {out / name}.log", flush=True)
         procs[name] = (subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(out / f"{name}.log", "w"),
@@ -69,10 +73,10 @@ def main() -> int:
         rc = proc.wait()
         wall = time.monotonic() - t0
         log = (out / f"{name}.log").read_text(errors="replace")
-        done = re.search(r"Done (\d+) runs in (\d+) second", log)
+        done = re.search(r"stat::number_of_executed_units: (\d+)", log)
         execs = int(done.group(1)) if done else 0
         crashes = sorted(p.name for p in (out / name).iterdir())
-        ok = rc == 0 and execs == args.runs and not crashes
+        ok = rc == 0 and execs > 0 and not crashes
         failed |= not ok
         print(f"{name:<9} {execs:>12,} executions in {wall:>7.0f} s wall ({execs / max(wall, 1):,.0f}/s), "
               f"exit {rc}, {'nothing found' if ok else 'FOUND: ' + (', '.join(crashes) or 'see log')}")
