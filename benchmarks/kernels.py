@@ -6,8 +6,8 @@ and the Cortex-M DSP kernels (KERNELS=dsp), measured on QEMU mps2-an386 (Cortex-
 builds' outputs are compared too (they must be identical).
 
 The counts are checked against a committed table (benchmarks/kernel_counts.json): any model
-total or op type more than 1 % slower than the table fails the run (exit 1) with a line
-naming it. `--update` writes the measured counts into the table instead (only the models
+total or op type more than 1 % (and more than 100 instructions) slower than the table fails
+the run (exit 1) with a line naming it. `--update` writes the measured counts into the table instead (only the models
 measured in this run; the others keep their entries).
 
 Per op type = the op's own instructions from a profiled invoke (the per-op hook's timer reads
@@ -45,7 +45,10 @@ from tinyadapt.convert import convert  # noqa: E402
 from tinyadapt.convert.blob_format import OPCODE_NAMES  # noqa: E402
 
 TABLE = REPO / "benchmarks" / "kernel_counts.json"
-TOLERANCE = 0.01          # slower than the table by more than this fails
+TOLERANCE = 0.01          # slower than the table by more than this fails...
+SLACK = 100               # ...and by more than this many instructions: the engine's own per-op
+                          # dispatch (in every whole-model count) moves by a few dozen when the
+                          # engine changes, which is 1 % of a 3-op model like hello_world
 MACHINE = "mps2-an386"
 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED = 1, 2, 3
 MAC_KINDS = ("conv 1x1", "conv other", "depthwise", "fully connected")
@@ -154,10 +157,10 @@ def compare(rows: list[dict], table: dict, tolerance: float = TOLERANCE) -> tupl
             for what, n, old in pairs:
                 if old is None:
                     notes.append(f"{r['model']} {kernels} {what}: not in the table")
-                elif n > old * (1 + tolerance):
+                elif n > old * (1 + tolerance) and n - old > SLACK:
                     bad.append(f"SLOWER: {r['model']} KERNELS={kernels} {what}: {n:,} instructions, table {old:,} "
                                f"(+{100 * (n / old - 1):.1f} %)")
-                elif n < old * (1 - tolerance):
+                elif n < old * (1 - tolerance) and old - n > SLACK:
                     notes.append(f"faster: {r['model']} KERNELS={kernels} {what}: {n:,} instructions, table {old:,} "
                                  f"({100 * (n / old - 1):.1f} %); --update records it")
     return bad, notes

@@ -74,7 +74,8 @@ def _plan_row(base, plan) -> dict:
             "estimated_instruction_overhead": round(plan.cost.overhead, 4)}
 
 
-def measure(name: str, model_bytes: bytes, max_overhead: float, tight: float, on_qemu: bool) -> dict:
+def measure(name: str, model_bytes: bytes, max_overhead: float, tight: float, on_qemu: bool,
+            external: bool = True) -> dict:
     from tinyadapt.convert import choose_patch
 
     row: dict = {"model": name}
@@ -109,7 +110,7 @@ def measure(name: str, model_bytes: bytes, max_overhead: float, tight: float, on
     row["plans"] = {k: _plan_row(base, p) for k, p in picks.items()}
     # MCUNetV2's accounting: the input frame sits outside SRAM (external memory the camera
     # writes) and the stage reads each tile's window from it.
-    ext_plans = [p for p in base.patch_candidates(external_input=True) if p.external_inputs]
+    ext_plans = [p for p in base.patch_candidates(external_input=True) if p.external_inputs] if external else []
     ext = None
     for p in sorted((p for p in ext_plans if p.cost.overhead <= max_overhead), key=lambda p: p.cost.instructions):
         if ext is None or p.peak_sram_bytes < ext.peak_sram_bytes:
@@ -145,13 +146,22 @@ def main() -> int:
                     help="estimated instruction overhead allowed for the smallest-peak plan (default 0.15)")
     ap.add_argument("--tight", type=float, default=2.5, help="the tight budget: TFLM's arena / this (default 2.5)")
     ap.add_argument("--models", nargs="*", help="only models whose name contains one of these")
+    ap.add_argument("--no-external", action="store_true", help="skip the input-frame-outside-SRAM plans")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--rows", metavar="FILE.json", help="print the tables of rows saved by --json instead")
     args = ap.parse_args()
+    if args.rows:
+        return print_tables(json.loads(Path(args.rows).read_text()), args)
     chosen = [(n, d) for n, d in models() if not args.models or any(m in n for m in args.models)]
-    rows = [measure(name, data, args.max_overhead, args.tight, not args.no_qemu) for name, data in chosen]
+    rows = [measure(name, data, args.max_overhead, args.tight, not args.no_qemu, not args.no_external)
+            for name, data in chosen]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    return print_tables(rows, args)
+
+
+def print_tables(rows: list[dict], args) -> int:
     from rich.console import Console
     from rich.table import Table
 

@@ -12,6 +12,10 @@ TensorFlow Lite Micro.
    STM32F746G-DISCO's SRAM layer by layer; the planner runs its first stage tile by
    tile, and the emulated board (QEMU mps2-an500, Cortex-M7, linked with the F746's
    budgets) runs it bit-exactly.
+5. On-device adaptation: the digits CNN, pretrained on upright digits, meets mirrored ones.
+   QEMU trains it with the sparse update (TRAIN_STEP), SAVEs the parameters to the board's
+   NVM (a file that outlives the emulator), and a new emulator boots, restores them, and
+   scores the held-out split with the adapted accuracy.
 """
 
 from __future__ import annotations
@@ -114,14 +118,16 @@ def patch_demo(figures: dict) -> bool:
     budget = board_budget(PATCH_BOARD)
     model_bytes = build_mobilenetv2(0.35, 144, classes=10)
     layered = convert(model_bytes, name="MobileNetV2-0.35 144x144")
-    model = convert(model_bytes, name="MobileNetV2-0.35 144x144", budget=budget, budget_name=PATCH_BOARD)
+    model = convert(model_bytes, name="MobileNetV2-0.35 144x144", budget=budget, budget_name=PATCH_BOARD,
+                    core=board.core)
     p = model.patch
     stdout.print(f"board      {board.description}")
     stdout.print(f"budget     {budget:,} B of SRAM for activations (RAM less model slot, stack and firmware data)")
     stdout.print(f"layer by layer  {layered.peak_sram_bytes:,} B: does not fit "
                  f"(TFLite Micro's arena head: {tflm_arena_head(model_bytes):,} B)")
-    stdout.print(f"patch-based     {model.peak_sram_bytes:,} B: first {p.stage.n_ops} ops on a {p.grid}x{p.grid} grid, "
-                 f"MAC overhead {100 * p.mac_overhead:.1f} %")
+    stdout.print(f"patch-based     {model.peak_sram_bytes:,} B: first {p.stage.n_ops} ops, {p.grid_label}, "
+                 f"MAC overhead {100 * p.mac_overhead:.1f} %, estimated instruction overhead "
+                 f"{100 * p.cost.overhead:.1f} %")
     x = np.random.default_rng(0).integers(-128, 128, size=model.input_tensors()[0].shape, dtype=np.int8)
     host = HostEngine(model.blob).invoke([x])[0]
     with open_device(model.blob, DeviceOptions(board=PATCH_BOARD, model_name="mbv2_035_144", timeout=120.0)) as dev:
@@ -132,10 +138,63 @@ def patch_demo(figures: dict) -> bool:
     stdout.print(verdict(exact, "bit-exact: patch-based on the device = host = layer-by-layer"))
     figures.update(model="MobileNetV2-0.35 144x144", board=PATCH_BOARD, budget_bytes=budget,
                    layer_by_layer_bytes=layered.peak_sram_bytes, tflm_arena_head_bytes=tflm_arena_head(model_bytes),
-                   peak_sram_bytes=model.peak_sram_bytes, split_ops=p.stage.n_ops, grid=p.grid,
+                   peak_sram_bytes=model.peak_sram_bytes, split_ops=p.stage.n_ops, grid=p.grid, tiles=p.grid_label,
                    mac_overhead=round(p.mac_overhead, 4), instructions=int(result.instructions),
                    device_arena_used=metrics.arena_used, bit_exact=exact)
     return exact
+
+
+def adapt_demo(figures: dict, epochs: int = 3, lr: float = 0.01) -> bool:
+    import tempfile
+
+    from tinyadapt.session.device import DeviceOptions, open_device
+    from tinyadapt.session.train_device import DeviceTrainer
+    from tinyadapt.train.device_target import DeviceTarget
+    from tinyadapt.train.graph import build_training, weight_layers
+    from tinyadapt.train.scheme import UpdateScheme
+    from tinyadapt.train.session import accuracy, load_samples, train
+
+    stdout.rule("5. On-device adaptation on QEMU, saved across a reboot")
+    cm = convert(REPO / "models" / "digits" / "digits_cnn.tflite")
+    n = len(weight_layers(cm))
+    scheme = UpdateScheme(bias_depth=n, weights={n - 1: 1.0, n - 2: 1.0, n - 3: 0.5})
+    plan = build_training(cm, scheme)
+    d = np.load(REPO / "models" / "digits" / "digits_test.npz")
+    x, y = load_samples(plan, d["x_float"][:, :, ::-1].astype(np.float32), d["y"].astype(np.int64), "digits")
+    order = np.random.default_rng(0).permutation(len(y))
+    tr, ev = order[:240], order[240:]
+    stdout.print(f"task       upright digits -> mirrored digits: {len(tr)} samples to adapt on, {len(ev)} held out")
+    stdout.print(f"scheme     {scheme.describe()}; training step {plan.peak_sram_bytes:,} B planned")
+    with tempfile.TemporaryDirectory(prefix="tinyadapt-demo-") as tmp:
+        nvm = str(Path(tmp) / "nvm.bin")
+        target = DeviceTarget(plan, "qemu", board="qemu-an386", nvm=nvm)
+        try:
+            t0 = time.monotonic()
+            res = train(target, x[tr], y[tr], x[ev], y[ev], epochs, lr, seed=0)
+            saved = target.save()
+            peak, instr = target.peak_sram_bytes, target.instructions_per_step
+            adapted = target.params()
+        finally:
+            target.close()
+        stdout.print(f"accuracy   {res.accuracy_before:.2%} before, {res.accuracy_after:.2%} after {res.steps} steps "
+                     f"({time.monotonic() - t0:.0f} s on QEMU)")
+        stdout.print(f"device     training step {peak:,} B of SRAM (high-water + parameter RAM), "
+                     f"{instr:,} instructions per step")
+        stdout.print(f"SAVE       revision {saved.revision}, {saved.bytes:,} B to NVM; emulator stopped")
+        trainer = DeviceTrainer(open_device(plan.blob, DeviceOptions(board="qemu-an386", nvm=nvm)))
+        try:
+            info = trainer.info
+            after_reboot = accuracy(trainer, x[ev], y[ev])
+            same = trainer.params() == adapted
+        finally:
+            trainer.close()
+    stdout.print(f"reboot     restored revision {info.stored_revision}: accuracy {after_reboot:.2%} on the held-out split")
+    ok = info.restored and same and after_reboot == res.accuracy_after and res.accuracy_after > res.accuracy_before
+    figures.update(accuracy_before=res.accuracy_before, accuracy_after=res.accuracy_after,
+                   accuracy_after_reboot=after_reboot, steps=res.steps, peak_sram_bytes=peak,
+                   instructions_per_step=instr, saved_revision=saved.revision, saved_bytes=saved.bytes)
+    stdout.print(verdict(ok, "the adapted parameters survived the reboot bit for bit, with their accuracy"))
+    return ok
 
 
 def main() -> int:
@@ -159,6 +218,7 @@ def main() -> int:
     if not args.no_qemu:
         ok = on_qemu(model, x, y, host_out, figures["digits"]) and ok
         ok = patch_demo(figures["patch"]) and ok
+        ok = adapt_demo(figures.setdefault("adapt", {})) and ok
     if args.json:
         import json
 

@@ -259,3 +259,24 @@ def test_search_fits_the_budget_and_prefers_measured_gains():
     assert scheme.weights.get(0) == 1.0 and scheme.bias_depth == 4 and total == pytest.approx(10.1)
     with pytest.raises(Exception, match="no update scheme fits 100 bytes"):
         search(cm, prior_gains(4), 100)
+
+
+def test_parameters_are_bit_identical_across_compilers(tmp_path):
+    """The determinism rules (fixed summation order, no contraction, own expf/logf) make the
+    trained parameters independent of the compiler: gcc and clang builds agree bit for bit."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("clang") is None:
+        pytest.skip("needs clang beside the default compiler")
+    script = REPO / "tests" / "support" / "train_digest.py"
+    digests = []
+    for cc in (None, "clang"):  # the library every test uses, then a clang build of it
+        env = dict(os.environ) if cc is None else {**os.environ, "CC": cc, "TINYADAPT_BUILD": str(tmp_path / cc)}
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600,
+                              cwd=REPO)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        digests.append(proc.stdout.strip())
+    assert digests[0] == digests[1] and len(digests[0]) == 64

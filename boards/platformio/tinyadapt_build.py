@@ -102,4 +102,4 @@ def kernel_opt(env, node):
     return env.Object(node, CCFLAGS=env["CCFLAGS"] + [KERNEL_OPT])
 
 
-env.AddBuildMiddleware(kernel_opt, "*kernels/*")  # noqa: F821
+env.AddBuildMiddleware(kernel_opt, "*firmware/kernels/*")  # noqa: F821  (not "*kernels/*": a checkout path may contain it)

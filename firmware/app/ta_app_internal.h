@@ -12,6 +12,9 @@
 #include "tinyadapt/ta_app.h"
 #include "tinyadapt/ta_engine.h"
 #include "tinyadapt/ta_hal.h"
+#include "tinyadapt/ta_param_store.h"
+#include "tinyadapt/ta_train.h"
+#include "tinyadapt/ta_tta.h"
 
 typedef struct {
     uint16_t opcode;
@@ -45,10 +48,54 @@ typedef struct ta_app {
 
     uint32_t invokes;
     uint8_t reset_requested;
+
+    /* Training (ta_train_commands.c): bound at SELECT when the model has a TRAIN section.
+     * Parameter RAM follows the model's arena (the training-step plan) in the app arena. */
+    ta_trainer_t trainer;
+    uint8_t train_ready;
+    uint8_t restored;          /* stored parameters were applied at SELECT */
+    int8_t restore_status;     /* ta_status_t of that restore (TA_ERR_STATE: none stored for this model) */
+    uint8_t *param_ram;
+    uint32_t param_ram_size;
+    uint32_t train_steps;
+    ta_param_store_t train_store; /* first half of the NVM region; the second is for TTA heads */
+    uint8_t store_ready;
+
+    /* Early-exit TTA (ta_tta_commands.c): the selected RAM-slot blob is the backbone, the
+     * exit heads follow it in the slot; their engines share the arena above the backbone's. */
+    ta_tta_t tta;
+    ta_model_t tta_models[TA_TTA_MAX_EXITS];
+    ta_engine_t tta_engines[TA_TTA_MAX_EXITS];
+    ta_tta_norm_t tta_norms[TA_TTA_MAX_EXITS];
+    uint8_t tta_ready;
+    uint8_t tta_restored;      /* ADAPT_SELECT applied stored statistics */
+    uint32_t tta_crc;          /* identifies backbone + heads + exit table in the store */
+    ta_param_store_t tta_store; /* second half of the NVM region (the first is training's) */
+    float tta_image[TA_TTA_MAX_EXITS * 2 * TA_TTA_MAX_CHANNELS]; /* mu, var of every head */
 } ta_app_t;
 
 /* The command set for every code in protocol version 1. */
 extern const ta_command_set_t ta_core_commands;
+
+/* TRAIN_* commands (0x40-0x4F). */
+extern const ta_command_set_t ta_train_commands;
+
+/* ADAPT_* commands (0x50-0x5F). */
+extern const ta_command_set_t ta_tta_commands;
+
+/* After SELECT's engine init: bind the trainer and restore the stored parameters (no-op
+ * for a model without a TRAIN section). Never fails the SELECT: TRAIN_INFO tells. */
+void ta_app_train_select(ta_app_t *app);
+
+/* At start-up: open the parameter store on the board's NVM, if it has one. */
+void ta_app_train_init(ta_app_t *app);
+
+/* The counter in 64-bit ticks since start-up, and ticks converted to counter units. */
+uint64_t ta_app_counter(ta_app_t *app);
+uint64_t ta_app_counter_units(const ta_app_t *app, uint64_t ticks);
+
+/* Fill [lo, hi) with the paint word (high-water marks). */
+void ta_app_paint(uintptr_t lo, uintptr_t hi);
 
 /* The compiled-in model (slot 0): its blob and size, NULL / 0 when none. */
 const uint8_t *ta_builtin_model(uint32_t *size);

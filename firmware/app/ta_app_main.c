@@ -12,12 +12,17 @@ static ta_app_t g_app; /* static, not on the stack: the stack is measured */
 
 static const ta_command_set_t *const k_command_sets[] = {
     &ta_core_commands,
-    /* TRAIN_* / ADAPT_* sets go here. */
+    &ta_train_commands,
+    &ta_tta_commands,
+    /* ADAPT_* sets go here. */
 };
 
 uint32_t ta_app_features(const ta_app_t *app)
 {
-    uint32_t f = TA_FEATURE_PROFILE;
+    uint32_t f = TA_FEATURE_PROFILE | TA_FEATURE_TRAIN | TA_FEATURE_ADAPT;
+    if (app->store_ready) {
+        f |= TA_FEATURE_NVM;
+    }
     switch (app->hal->counter != NULL ? app->hal->counter_unit : TA_HAL_COUNT_NONE) {
     case TA_HAL_COUNT_INSTRUCTIONS: f |= TA_FEATURE_INSTR_COUNTER; break;
     case TA_HAL_COUNT_CYCLES: f |= TA_FEATURE_CYCLE_COUNTER; break;
@@ -104,6 +109,10 @@ ta_status_t ta_app_invoke(ta_app_t *app, int profile, uint64_t *count)
     return st;
 }
 
+uint64_t ta_app_counter(ta_app_t *app) { return counter_now(app); }
+
+uint64_t ta_app_counter_units(const ta_app_t *app, uint64_t ticks) { return ticks_to_units(app, ticks); }
+
 /* ---- painting and high-water marks ------------------------------------ */
 
 static void paint_words(uintptr_t lo, uintptr_t hi)
@@ -113,6 +122,8 @@ static void paint_words(uintptr_t lo, uintptr_t hi)
         *p = TA_APP_PAINT_WORD;
     }
 }
+
+void ta_app_paint(uintptr_t lo, uintptr_t hi) { paint_words(lo, hi); }
 
 uint32_t ta_app_arena_used(const ta_app_t *app)
 {
@@ -174,6 +185,9 @@ ta_status_t ta_app_select(ta_app_t *app, uint8_t slot)
     const uint8_t *blob;
     uint32_t size;
     app->slot = -1; /* whatever happens below, a failed SELECT leaves nothing selected */
+    app->train_ready = 0;
+    app->restored = 0;
+    app->tta_ready = 0;
     app->n_recorded = 0;
     app->n_profiled = 0;
     if (slot == TA_SLOT_BUILTIN) {
@@ -194,6 +208,7 @@ ta_status_t ta_app_select(ta_app_t *app, uint8_t slot)
     TA_TRY(ta_engine_init(&app->engine, &app->model, app->cfg.arena, app->cfg.arena_size));
     TA_TRY(bind_external_inputs(app));
     app->slot = (int8_t)slot;
+    ta_app_train_select(app);
     return TA_OK;
 }
 
@@ -209,6 +224,7 @@ static ta_status_t app_init(ta_app_t *app, const ta_hal_t *hal, const ta_app_con
         app->counter_last = hal->counter(hal->ctx);
     }
     paint_words((uintptr_t)cfg->arena, (uintptr_t)cfg->arena + cfg->arena_size);
+    ta_app_train_init(app);
     TA_TRY(ta_server_init(&app->server, hal, k_command_sets,
                           (uint8_t)(sizeof(k_command_sets) / sizeof(k_command_sets[0])), app));
     uint32_t size;

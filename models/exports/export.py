@@ -186,8 +186,6 @@ MODELS = {
                          lambda: keras_mnv3(True, True, 0.5, 96, top=False)),
     "torch_mix_64": ("PyTorch layout: NCHW, TRANSPOSE, PAD before conv/max-pool/avg-pool, concat, 64x64",
                      lambda: torch_edge_mix(64)),
-    "torch_mnv2_050_96": ("PyTorch layout MobileNetV2 width 0.5, 96x96, 10 classes",
-                          lambda: torch_mobilenetv2(96, 0.5, 10)),
     "torch_mnv2_100_224": ("PyTorch layout MobileNetV2 width 1.0, 224x224, 10 classes",
                            lambda: torch_mobilenetv2(224, 1.0, 10)),
 }
@@ -222,8 +220,11 @@ def write_readme(rows: list[dict]) -> None:
              "Made by `export.py` (see its docstring for the TensorFlow venv; TensorFlow is not a",
              "dependency of tinyadapt or of its tests). Random weights with recalibrated BatchNorm",
              "statistics, full-int8 (int8 input and output), batch 1. The tests",
-             "(`tests/test_exports.py`) run every plan of each layer by layer and patched, bit-exact",
-             "against TensorFlow Lite Micro.", "",
+             "(`tests/test_exports.py`) run each layer by layer bit-exact against TensorFlow Lite Micro,",
+             "and patch plans spread over its splits (tiles and streamed row bands) and budgets equal to",
+             "layer by layer. Their peak SRAM next to TFLite Micro's arena, patch-based and measured on",
+             "QEMU: `.venv/bin/python benchmarks/patch.py --models mnv2_035_128 torch_mnv2_100_224 mnv3s_min_96`.",
+             "",
              "| file | model | input | params | size (bytes) | ops |", "|---|---|---|---:|---:|---|"]
     for r in rows:
         ops = ", ".join(f"{k} x{v}" for k, v in sorted(r["ops"].items()))

@@ -177,7 +177,7 @@ def test_bad_requests_get_error_statuses(launch, board):
         return client.request(cmd, payload, check=False).status
 
     assert status(0x7F) == -7                          # unknown command: TA_ERR_UNSUPPORTED
-    assert status(0x45) == -7                          # reserved TRAIN_* code, not in this build
+    assert status(0x4F) == -7                          # reserved TRAIN_* code, not in this build
     assert status(wire.INFER, b"\x01\x02") == -1       # input 0 is 1 byte
     assert status(wire.OUTPUT_READ, struct.pack("<B3xIH", 0, 0, 2)) == -10  # past the output
     assert status(wire.OUTPUT_READ, struct.pack("<B3xIH", 1, 0, 1)) == -1   # no output 1

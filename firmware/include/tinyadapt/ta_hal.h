@@ -35,6 +35,26 @@ typedef enum {
     TA_HAL_COUNT_NANOSECONDS = 3   /* wall-clock time (POSIX port) */
 } ta_hal_count_unit_t;
 
+/*
+ * Non-volatile memory: a region of flash (or a file, on QEMU and POSIX) the
+ * parameter store (ta_param_store.h) keeps adapted parameters in. Flash rules
+ * apply: erase() sets one page to 0xFF; program() may only write units that
+ * are still erased since the last erase (each unit once), `prog_unit`-aligned
+ * offsets and lengths; a power cut may leave the page being erased or the
+ * units being programmed in any state, and nothing else.
+ * Offsets are relative to the region start.
+ */
+typedef struct ta_nvm {
+    void *ctx;
+    uintptr_t base;      /* where the region is on the device (for humans; 0 if not mapped) */
+    uint32_t size;       /* region bytes, a multiple of page_size */
+    uint32_t page_size;  /* erase unit, a power of two */
+    uint32_t prog_unit;  /* program granularity: 1, 2, 4, 8, 16 or 32 bytes */
+    ta_status_t (*erase)(void *ctx, uint32_t offset);
+    ta_status_t (*program)(void *ctx, uint32_t offset, const uint8_t *data, uint32_t len);
+    ta_status_t (*read)(void *ctx, uint32_t offset, uint8_t *data, uint32_t len);
+} ta_nvm_t;
+
 typedef struct ta_hal {
     void *ctx; /* passed to every function below */
 
@@ -79,6 +99,10 @@ typedef struct ta_hal {
      * grows down from stack_hi. Both 0 when unknown (METRICS reports 0). */
     uintptr_t stack_lo;
     uintptr_t stack_hi;
+
+    /* The board's NVM region for saved parameters; NULL when it has none (SAVE is then
+     * TA_ERR_UNSUPPORTED). */
+    const ta_nvm_t *nvm;
 } ta_hal_t;
 
 #endif /* TA_HAL_H */

@@ -45,8 +45,18 @@ typedef enum {
     TA_CMD_PROFILE_READ = 0x23,
     TA_CMD_INFER = 0x24,
     TA_CMD_METRICS = 0x30,
-    TA_CMD_TRAIN_FIRST_ = 0x40, /* 0x40-0x4F reserved for TRAIN_* */
-    TA_CMD_ADAPT_FIRST_ = 0x50  /* 0x50-0x5F reserved for ADAPT_* */
+    TA_CMD_TRAIN_FIRST_ = 0x40, /* 0x40-0x4F: TRAIN_* */
+    TA_CMD_TRAIN_STEP = 0x40,
+    TA_CMD_EVAL = 0x41,
+    TA_CMD_SAVE = 0x42,
+    TA_CMD_RESET_TO_BASE = 0x43,
+    TA_CMD_TRAIN_INFO = 0x44,
+    TA_CMD_PARAMS_READ = 0x45,
+    TA_CMD_ADAPT_FIRST_ = 0x50, /* 0x50-0x5F: ADAPT_* (early-exit TTA, docs/TTA.md) */
+    TA_CMD_ADAPT_SELECT = 0x50,
+    TA_CMD_ADAPT_INFER = 0x51,
+    TA_CMD_ADAPT_RESET = 0x52,
+    TA_CMD_ADAPT_SAVE = 0x53
 } ta_cmd_code_t;
 
 /* HELLO feature bits. */
@@ -56,6 +66,18 @@ typedef enum {
 #define TA_FEATURE_BUILTIN_MODEL (1u << 3)  /* slot 0 holds a compiled-in model */
 #define TA_FEATURE_CYCLE_COUNTER (1u << 4)  /* counts are core clock cycles */
 #define TA_FEATURE_TIME_COUNTER (1u << 5)   /* counts are nanoseconds of wall time */
+#define TA_FEATURE_TRAIN (1u << 6)          /* TRAIN_* commands (0x40-0x45) */
+#define TA_FEATURE_NVM (1u << 7)            /* an NVM region: SAVE persists parameters */
+#define TA_FEATURE_ADAPT (1u << 8)          /* ADAPT_* commands (0x50-0x53) */
+
+/* RESET_TO_BASE flags. */
+#define TA_RESET_PERSIST (1u << 0) /* also save "base" (a tombstone), so the next boot starts from it */
+
+/* TRAIN_INFO flags. */
+#define TA_TRAIN_INFO_READY (1u << 0)    /* the selected model has a TRAIN section, the trainer is bound */
+#define TA_TRAIN_INFO_NVM (1u << 1)      /* the parameter store is open on the board's NVM */
+#define TA_TRAIN_INFO_RESTORED (1u << 2) /* SELECT applied the stored parameters */
+#define TA_TRAIN_INFO_STORED (1u << 3)   /* the store holds a valid record (any model) */
 
 /* INVOKE flags. */
 #define TA_INVOKE_PROFILE (1u << 0)

@@ -59,6 +59,22 @@ int ta_host_bind_input(void *state, unsigned i, void *data, size_t size)
 
 const char *ta_host_status_name(int status) { return ta_status_name((ta_status_t)status); }
 
+/* Any tensor of the model: activations (valid while the plan keeps them), constants (in the
+ * blob copy, which the TTA session overwrites with adapted head parameters). */
+int ta_host_tensor(void *state, unsigned index, void **data, unsigned *size)
+{
+    ta_tensor_t t;
+    ta_status_t st = ta_engine_tensor(&((ta_host_state_t *)state)->engine, (uint16_t)index, &t);
+    if (st != TA_OK) {
+        return st;
+    }
+    *data = t.data;
+    *size = t.rec->size;
+    return t.data != NULL ? TA_OK : TA_ERR_STATE;
+}
+
+ta_engine_t *ta_host_engine(void *state) { return &((ta_host_state_t *)state)->engine; }
+
 /* ---- training (ta_train.h) ---------------------------------------------------------------- */
 #include "tinyadapt/ta_train.h"
 

@@ -2,7 +2,7 @@
  * POSIX port: the device app as a native process, for fast host tests of the
  * protocol and the app without an emulator.
  *
- *   ta_posix [--pty] [--fd N] [--stdio] [--ram-slot FILE] [--ram-slot-size BYTES]
+ *   ta_posix [--pty] [--fd N] [--stdio] [--ram-slot FILE] [--ram-slot-size BYTES] [--nvm FILE]
  *
  *   --pty (default)  open a pseudo-terminal, print "TA_PTY <path>" on stdout
  *                    and serve on it; the host opens <path> like a serial port
@@ -12,6 +12,10 @@
  *                    -device loader does for the emulated boards)
  *   --ram-slot-size BYTES  a smaller RAM slot (0: none), standing in for a board
  *                    whose slot a model does not fit
+ *   --nvm FILE       NVM region (saved parameters) backed by FILE, created
+ *                    erased (0xFF) when missing; written through with pwrite
+ *                    row by row like the QEMU port, so a killed process
+ *                    leaves what a power cut leaves
  *
  * The counter is CLOCK_MONOTONIC in nanoseconds (wall time, not instructions).
  * RESET re-initialises the app in place. Exit status: 0, or 1 when the link
@@ -42,6 +46,82 @@
 static uint8_t g_arena[TA_POSIX_ARENA_SIZE] __attribute__((aligned(16)));
 static uint8_t g_ram_slot[TA_POSIX_RAM_SLOT_SIZE] __attribute__((aligned(16)));
 static uint8_t g_frame[TA_POSIX_FRAME_SIZE] __attribute__((aligned(16)));
+
+/* ---- file-backed NVM ------------------------------------------------------------------ */
+
+#define NVM_SIZE (1u << 20)
+#define NVM_PAGE 4096u
+#define NVM_UNIT 4u
+#define NVM_ROW 256u
+
+static uint8_t g_nvm_mem[NVM_SIZE];
+static int g_nvm_fd = -1;
+
+static ta_status_t nvm_write_through(uint32_t off, uint32_t len)
+{
+    while (len > 0) {
+        const uint32_t n = len < NVM_ROW ? len : NVM_ROW;
+        if (pwrite(g_nvm_fd, g_nvm_mem + off, n, (off_t)off) != (ssize_t)n) {
+            return TA_ERR_STATE;
+        }
+        off += n;
+        len -= n;
+    }
+    return TA_OK;
+}
+
+static ta_status_t nvm_erase(void *ctx, uint32_t off)
+{
+    (void)ctx;
+    if (off % NVM_PAGE != 0 || off >= NVM_SIZE) {
+        return TA_ERR_ARG;
+    }
+    memset(g_nvm_mem + off, 0xFF, NVM_PAGE);
+    return pwrite(g_nvm_fd, g_nvm_mem + off, NVM_PAGE, (off_t)off) == (ssize_t)NVM_PAGE ? TA_OK : TA_ERR_STATE;
+}
+
+static ta_status_t nvm_program(void *ctx, uint32_t off, const uint8_t *data, uint32_t len)
+{
+    (void)ctx;
+    if (off % NVM_UNIT != 0 || len % NVM_UNIT != 0 || off > NVM_SIZE || len > NVM_SIZE - off) {
+        return TA_ERR_ARG;
+    }
+    for (uint32_t i = 0; i < len; ++i) {
+        g_nvm_mem[off + i] &= data[i]; /* flash programming only clears bits */
+    }
+    return nvm_write_through(off, len);
+}
+
+static ta_status_t nvm_read(void *ctx, uint32_t off, uint8_t *data, uint32_t len)
+{
+    (void)ctx;
+    if (off > NVM_SIZE || len > NVM_SIZE - off) {
+        return TA_ERR_ARG;
+    }
+    memcpy(data, g_nvm_mem + off, len);
+    return TA_OK;
+}
+
+static const ta_nvm_t g_nvm = {NULL, 0, NVM_SIZE, NVM_PAGE, NVM_UNIT, nvm_erase, nvm_program, nvm_read};
+
+static int open_nvm(const char *path)
+{
+    g_nvm_fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (g_nvm_fd < 0) {
+        fprintf(stderr, "ta_posix: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    const off_t size = lseek(g_nvm_fd, 0, SEEK_END);
+    if (size == 0) {
+        memset(g_nvm_mem, 0xFF, sizeof(g_nvm_mem));
+        return nvm_write_through(0, NVM_SIZE) == TA_OK ? 0 : -1;
+    }
+    if (size != (off_t)NVM_SIZE || pread(g_nvm_fd, g_nvm_mem, NVM_SIZE, 0) != (ssize_t)NVM_SIZE) {
+        fprintf(stderr, "ta_posix: %s is not a %u-byte NVM image\n", path, NVM_SIZE);
+        return -1;
+    }
+    return 0;
+}
 
 typedef struct {
     int rfd;
@@ -163,8 +243,12 @@ int main(int argc, char **argv)
                 return 2;
             }
             g_ram_slot_size = (uint32_t)n;
+        } else if (strcmp(argv[i], "--nvm") == 0 && i + 1 < argc) {
+            if (open_nvm(argv[++i]) != 0) {
+                return 1;
+            }
         } else {
-            fprintf(stderr, "usage: %s [--pty | --fd N | --stdio] [--ram-slot FILE] [--ram-slot-size BYTES]\n",
+            fprintf(stderr, "usage: %s [--pty | --fd N | --stdio] [--ram-slot FILE] [--ram-slot-size BYTES] [--nvm FILE]\n",
                     argv[0]);
             return 2;
         }
@@ -184,7 +268,7 @@ int main(int argc, char **argv)
         fflush(stdout);
     }
 
-    static const ta_hal_t hal = {
+    static ta_hal_t hal = {
         .ctx = &link,
         .read = link_read,
         .write = link_write,
@@ -200,6 +284,7 @@ int main(int argc, char **argv)
         .stack_lo = 0,
         .stack_hi = 0,
     };
+    hal.nvm = g_nvm_fd >= 0 ? &g_nvm : NULL;
     const ta_app_config_t cfg = {g_arena, sizeof(g_arena), g_ram_slot_size > 0 ? g_ram_slot : NULL, g_ram_slot_size,
                                  g_frame, sizeof(g_frame)};
     const ta_status_t st = ta_app_main(&hal, &cfg);

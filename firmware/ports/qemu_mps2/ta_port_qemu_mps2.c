@@ -10,6 +10,9 @@
  *           one instruction = 3.2 ticks: instructions = ticks * 10 / 32.
  *   Semihosting (bkpt 0xAB) to exit QEMU with a status after a fault.
  *
+ * NVM: the board's nvm region, backed by the host file named by the
+ * semihosting argument nvm=PATH (ta_qemu_nvm.h); none without it.
+ *
  * RAM slot: the start of RAM (0x20000000), so a blob can be placed before
  * boot with `-device loader,file=blob.bin,addr=0x20000000` and selected
  * with SELECT 1.
@@ -19,6 +22,7 @@
 
 #include "ta_cm_app.h"
 #include "ta_cm_regs.h"
+#include "ta_qemu_nvm.h"
 
 #define MPS2_SYSCLK_HZ 25000000u
 
@@ -124,6 +128,7 @@ int main(void)
         .counter_unit = TA_HAL_COUNT_INSTRUCTIONS,
         .reset = NULL, /* RESET re-initialises the app in place */
     };
+    hal.nvm = ta_qemu_nvm_init();
     const ta_status_t st = ta_cm_app_run(&hal);
     semihost_exit(st == TA_OK ? 0u : (uint32_t)(-st));
 }

@@ -51,6 +51,8 @@ def main(argv: list[str]) -> int:
         return 1
     board.setdefault("frame_origin", 0)  # optional: external frame memory (0 = none)
     board.setdefault("frame_size", 0)
+    for key in ("nvm_origin", "nvm_size", "nvm_page_size", "nvm_prog_unit"):  # optional: NVM (0 = none)
+        board.setdefault(key, 0)
     for key, value in board.items():
         if isinstance(value, bool):
             value = int(value)

@@ -18,7 +18,7 @@ log = logging.getLogger("tinyadapt")
 # EPILOG, add_arguments(parser) and run(args) -> int.
 SUBCOMMANDS = ["convert", "plan", "run", "plan_update", "train"]
 
-_OPTIONAL_SUBCOMMANDS = ["build", "flash", "stream", "metrics", "report"]
+_OPTIONAL_SUBCOMMANDS = ["build", "flash", "stream", "metrics", "report", "tta_prepare", "adapt"]
 
 
 def _modules():

@@ -75,7 +75,9 @@ def run(args) -> int:
     stdout.print(f"  training step: {human_bytes(report['peak_sram_bytes'])} ({report['peak_sram_bytes']:,} B = "
                  f"arena {report['arena_bytes']:,} + parameters {report['param_ram_bytes']:,})"
                  + (f", forward starts patch by patch ({report['patch']['split_ops']} ops, "
-                    f"{report['patch']['grid'][0]}x{report['patch']['grid'][1]})" if report["patch"] else ""))
+                    + (f"{report['patch']['grid'][0]}x{report['patch']['grid'][1]} tiles)" if report["patch"]["mode"] == "tiles"
+                       else f"{report['patch']['bands']} streamed row bands x {report['patch']['strips']} strips)")
+                    if report["patch"] else ""))
     stdout.print(f"  full backpropagation: {human_bytes(report['full_update_peak_bytes'])} "
                  f"({report['full_update_peak_bytes'] / report['peak_sram_bytes']:.1f}x more); MACs per step "
                  f"{report['macs_per_step']:,} vs {report['full_update_macs_per_step']:,}")

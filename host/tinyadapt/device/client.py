@@ -32,6 +32,11 @@ _METRICS = struct.Struct("<10I")
 _SELECT = struct.Struct("<IBBH")
 _IDENTITY = struct.Struct("<II")      # blob total_size, header CRC-32 (HELLO: compiled-in; SELECT: selected)
 _PROFILE_ENTRY = struct.Struct("<HHI")
+_TRAIN_STEP = struct.Struct("<fiIQ")
+_EVAL = struct.Struct("<fiQ")
+_SAVE = struct.Struct("<IIQ")
+_TRAIN_INFO = struct.Struct("<12I")
+LOSS_KINDS = {"cross_entropy": 0, "entropy": 1}
 
 # A slow INVOKE must not look like a dead device: its timeout grows with the slowest one seen.
 FIRST_INVOKE_TIMEOUT = 5.0
@@ -113,6 +118,48 @@ class Metrics:
 
 
 @dataclass
+class StepResult:
+    loss: float
+    prediction: int
+    updated_params: int
+    instructions: int        # counter units (HELLO's counter_unit) the step took on the device
+
+
+@dataclass
+class SaveResult:
+    revision: int
+    bytes: int
+    instructions: int
+
+
+@dataclass
+class TrainInfo:
+    ready: bool               # the selected model has a TRAIN section and the trainer is bound
+    nvm: bool                 # the parameter store is open on the board's NVM
+    restored: bool            # SELECT applied stored parameters
+    stored: bool              # the store holds a valid record (of any model)
+    param_bytes: int
+    updated_layers: int
+    stored_revision: int
+    stored_bytes: int
+    stored_model_crc: int
+    model_crc: int
+    restore_status: int
+    steps: int
+    step_arena_used: int      # high-water of the training-step arena since SELECT (painted)
+    step_arena_size: int      # the blob's planned training-step arena
+    store_capacity: int
+
+    @property
+    def peak_sram_bytes(self) -> int:
+        """Device-measured SRAM of a training step: the arena's high-water plus parameter RAM."""
+        return self.step_arena_used + self.param_bytes
+
+    def as_dict(self) -> dict:
+        return dict(asdict(self), peak_sram_bytes=self.peak_sram_bytes)
+
+
+@dataclass
 class OpProfile:
     index: int
     opcode: int
@@ -148,7 +195,7 @@ class DeviceClient:
 
         Only answers to a first transmission are timed: a retried request's time is mostly
         waiting, and letting it in would make every later wait longer still."""
-        out = self._call(cmd, payload, timeout=self._invoke_timeout)
+        out = self._call(cmd, payload, timeout=max(self._invoke_timeout, self.link.timeout))
         if self.link.stats.last_attempts == 1:
             self._slow_invoke = max(self._slow_invoke, self.link.stats.last_rtt)
             self._invoke_timeout = min(self.link.timeout + 3 * self._slow_invoke, MAX_INVOKE_TIMEOUT)
@@ -199,9 +246,10 @@ class DeviceClient:
 
     def select(self, slot: int, expect: bytes | BlobIdentity | None = None) -> ModelInfo:
         """SELECT `slot`. With `expect` (the blob meant to run, or its identity), a device whose
-        selected blob is another one raises DeviceError, and nothing stays selected for run()."""
+        selected blob is another one raises DeviceError, and nothing stays selected for run().
+        SELECT of a trainable model also CRC-checks and restores saved parameters: allow for it."""
         self.model = None
-        p = self._call(Cmd.SELECT, struct.pack("<B", slot), timeout=max(self.link.timeout, 2.0))
+        p = self._call(Cmd.SELECT, struct.pack("<B", slot), timeout=max(self.link.timeout, 10.0))
         self._expect(Cmd.SELECT, p, _SELECT.size, exact=False)
         arena, n_in, n_out, n_ops = _SELECT.unpack_from(p)
         ids_at = _SELECT.size + 4 * (n_in + n_out)
@@ -266,6 +314,91 @@ class DeviceClient:
         self._expect(Cmd.METRICS, p, _METRICS.size)
         return Metrics(*_METRICS.unpack(p))
 
+    # -- early-exit test-time adaptation (0x50-0x51) -----------------------------------------
+    def adapt_select(self, mode: int = 0) -> tuple[int, int, bool]:
+        """Bind the exit heads that follow the selected RAM-slot blob (mode 1: adapt their
+        normalisation on every sample): (exits, arena bytes, stored heads restored)."""
+        p = self._call(Cmd.ADAPT_SELECT, bytes([mode]))
+        self._expect(Cmd.ADAPT_SELECT, p, 8)
+        n, restored, arena = struct.unpack("<BB2xI", p)
+        return n, arena, bool(restored)
+
+    def adapt_infer(self, sample: bytes) -> tuple[int, int, float, int, int, int]:
+        """One early-exit inference: (exit, prediction, entropy, macs, macs_skipped, instructions)."""
+        if len(sample) > self.max_payload:
+            self.input_write(0, sample)
+            sample = b""
+        p = self._timed_call(Cmd.ADAPT_INFER, sample)
+        self._expect(Cmd.ADAPT_INFER, p, 28)
+        return struct.unpack("<B3xifIIQ", p)
+
+    def adapt_reset(self, persist: bool = False) -> int:
+        """Back to the source heads; with persist also for the next boot (revision of that)."""
+        p = self._call(Cmd.ADAPT_RESET, bytes([1 if persist else 0]))
+        self._expect(Cmd.ADAPT_RESET, p, 4)
+        return struct.unpack("<I", p)[0]
+
+    def adapt_save(self) -> tuple[int, int]:
+        """Persist the adapted heads atomically (TTA tag of the store): (revision, bytes)."""
+        p = self._call(Cmd.ADAPT_SAVE)
+        self._expect(Cmd.ADAPT_SAVE, p, 16)
+        revision, n, _ = struct.unpack("<IIQ", p)
+        return revision, n
+
+    # -- training (0x40-0x45) ----------------------------------------------------------------
+    def _sample_payload(self, head: bytes, sample: bytes | None) -> bytes:
+        """The sample rides in the request when it fits, else goes first with INPUT_WRITE."""
+        if sample is None:
+            return head
+        if len(head) + len(sample) <= self.max_payload:
+            return head + sample
+        self.input_write(0, sample)
+        return head
+
+    def train_step(self, label: int, lr: float, sample: bytes | None = None,
+                   loss: str = "cross_entropy") -> StepResult:
+        if loss not in LOSS_KINDS:
+            raise ProtocolError(f"unknown loss '{loss}' (known: {', '.join(LOSS_KINDS)})")
+        head = struct.pack("<B3xif", LOSS_KINDS[loss], int(label), float(lr))
+        p = self._timed_call(Cmd.TRAIN_STEP, self._sample_payload(head, sample))
+        self._expect(Cmd.TRAIN_STEP, p, _TRAIN_STEP.size)
+        return StepResult(*_TRAIN_STEP.unpack(p))
+
+    def eval(self, label: int = -1, sample: bytes | None = None) -> StepResult:
+        p = self._timed_call(Cmd.EVAL, self._sample_payload(struct.pack("<i", int(label)), sample))
+        self._expect(Cmd.EVAL, p, _EVAL.size)
+        loss, pred, count = _EVAL.unpack(p)
+        return StepResult(loss, pred, 0, count)
+
+    def save(self) -> SaveResult:
+        p = self._call(Cmd.SAVE, timeout=max(self.link.timeout, 10.0))
+        self._expect(Cmd.SAVE, p, _SAVE.size)
+        return SaveResult(*_SAVE.unpack(p))
+
+    def reset_to_base(self, persist: bool = False) -> int:
+        """Base parameters back in RAM; with `persist` also in the store (the next boot starts
+        from them). The revision of that record, or 0."""
+        p = self._call(Cmd.RESET_TO_BASE, struct.pack("<B", 1 if persist else 0), timeout=max(self.link.timeout, 10.0))
+        self._expect(Cmd.RESET_TO_BASE, p, 4)
+        return struct.unpack("<I", p)[0]
+
+    def train_info(self) -> TrainInfo:
+        p = self._call(Cmd.TRAIN_INFO)
+        self._expect(Cmd.TRAIN_INFO, p, _TRAIN_INFO.size)
+        (flags, param_bytes, layers, rev, sbytes, scrc, mcrc, rstatus, steps, used, size, cap) = _TRAIN_INFO.unpack(p)
+        return TrainInfo(bool(flags & 1), bool(flags & 2), bool(flags & 4), bool(flags & 8), param_bytes, layers, rev,
+                         sbytes, scrc, mcrc, struct.unpack("<i", struct.pack("<I", rstatus))[0], steps, used, size, cap)
+
+    def params_read(self, size: int) -> bytes:
+        """The trainer's parameter image (what SAVE persists), `size` bytes from TRAIN_INFO."""
+        out = bytearray()
+        while len(out) < size:
+            n = min(self.max_payload, size - len(out))
+            p = self._call(Cmd.PARAMS_READ, struct.pack("<IH", len(out), n))
+            self._expect(Cmd.PARAMS_READ, p, n)
+            out += p
+        return bytes(out)
+
     # -- one sample ------------------------------------------------------------------------
     def can_infer(self) -> bool:
         m = self.model
@@ -295,5 +428,6 @@ class DeviceClient:
         return outs, result
 
 
-__all__ = ["BlobIdentity", "DeviceClient", "DeviceInfo", "ModelInfo", "Metrics", "InvokeResult", "OpProfile", "SLOT_BUILTIN",
+__all__ = ["BlobIdentity", "DeviceClient", "DeviceInfo", "ModelInfo", "Metrics", "InvokeResult", "OpProfile",
+           "StepResult", "SaveResult", "TrainInfo", "SLOT_BUILTIN",
            "SLOT_RAM", "cmd_name"]

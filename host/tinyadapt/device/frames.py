@@ -54,6 +54,16 @@ class Cmd(enum.IntEnum):
     PROFILE_READ = 0x23
     INFER = 0x24
     METRICS = 0x30
+    TRAIN_STEP = 0x40
+    EVAL = 0x41
+    SAVE = 0x42
+    RESET_TO_BASE = 0x43
+    TRAIN_INFO = 0x44
+    PARAMS_READ = 0x45
+    ADAPT_SELECT = 0x50
+    ADAPT_INFER = 0x51
+    ADAPT_RESET = 0x52
+    ADAPT_SAVE = 0x53
 
 
 class Feature(enum.IntFlag):
@@ -64,6 +74,9 @@ class Feature(enum.IntFlag):
     BUILTIN_MODEL = 1 << 3      # slot 0 holds a compiled-in model
     CYCLE_COUNTER = 1 << 4      # counts are core clock cycles
     TIME_COUNTER = 1 << 5       # counts are nanoseconds of wall time
+    TRAIN = 1 << 6              # TRAIN_* commands
+    NVM = 1 << 7                # an NVM region: SAVE persists parameters
+    ADAPT = 1 << 8              # ADAPT_* commands (early-exit TTA)
 
 
 # ta_status_t (firmware/include/tinyadapt/ta_status.h), for error messages.

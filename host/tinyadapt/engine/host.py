@@ -56,6 +56,8 @@ def library() -> ctypes.CDLL:
                                    ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint)]
         lib.ta_host_bind_input.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_void_p, ctypes.c_size_t]
         lib.ta_host_status_name.restype = ctypes.c_char_p
+        lib.ta_host_tensor.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.POINTER(ctypes.c_void_p),
+                                       ctypes.POINTER(ctypes.c_uint)]
         lib.ta_host_status_name.argtypes = [ctypes.c_int]
         _lib = lib
     return _lib
@@ -121,6 +123,40 @@ class HostEngine:
             ptr, size = self._io(1, i)
             outs.append(np.frombuffer(ctypes.string_at(ptr, size), dtype=t.dtype).reshape(t.shape).copy())
         return outs
+
+    # -- single tensors and slices of the graph (early-exit TTA reads the backbone at its cut
+    # points and overwrites exit-head parameters in place, as the device's overlay would) --
+
+    def _tensor_ptr(self, index: int) -> tuple[int, int]:
+        ptr, size = ctypes.c_void_p(), ctypes.c_uint()
+        st = library().ta_host_tensor(self._state, index, ctypes.byref(ptr), ctypes.byref(size))
+        if st != 0:
+            raise EngineError(f"engine: tensor {index} has no storage: {status_name(st)}")
+        return ptr.value, size.value
+
+    def tensor(self, index: int) -> np.ndarray:
+        """A copy of tensor `index` (an activation is valid while the arena plan keeps it)."""
+        t = self.info.tensors[index]
+        ptr, size = self._tensor_ptr(index)
+        return np.frombuffer(ctypes.string_at(ptr, size), dtype=t.dtype).reshape(t.shape).copy()
+
+    def write_tensor(self, index: int, value: np.ndarray) -> None:
+        """Overwrite tensor `index` (an input, or a constant in this engine's copy of the blob)."""
+        t = self.info.tensors[index]
+        data = np.ascontiguousarray(value, dtype=t.dtype).tobytes()
+        ptr, size = self._tensor_ptr(index)
+        if len(data) != size:
+            raise EngineError(f"tensor {index}: {len(data)} bytes given, it holds {size}")
+        ctypes.memmove(ptr, data, size)
+
+    def invoke_ops(self, first: int, end: int) -> None:
+        st = library().ta_host_invoke_ops(self._state, first, end)
+        if st != 0:
+            raise EngineError(f"engine invoke of ops [{first}, {end}) failed: {status_name(st)}")
+
+    @property
+    def state_ptr(self) -> int:
+        return ctypes.addressof(self._state)
 
 
 def _train_library() -> ctypes.CDLL:

@@ -8,9 +8,16 @@ padding applies), so the stage's full-size intermediate maps never exist. Neighb
 tiles overlap (the halo): that recomputation is the MAC overhead. The rest of the graph
 runs layer by layer.
 
-For every valid split and grid this module computes the exact regions, the MACs, and a
-full arena plan (the same planner as layer-by-layer, over region buffers), so the peak it
-reports is the arena the device gets.
+Streamed plans (StreamNet) avoid that recomputation: the stage output is cut into a few
+vertical strips walked top to bottom in row bands; each stage tensor keeps the rows the
+next band reads in a small stream buffer, so within a strip no row is computed twice and
+only the strips' column overlap is recomputed. More strips mean smaller buffers and more
+recomputation: the planner weighs the two by trying both modes.
+
+For every valid split, grid and mode this module computes the exact regions, the MACs,
+the instructions estimated from the core's measured costs (plan/estimate.py), and a full
+arena plan (the same planner as layer-by-layer, over region and stream buffers; solved
+when first asked for), so the peak it reports is the arena the device gets.
 """
 
 from __future__ import annotations
@@ -416,7 +423,7 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
 
 # Band counts tried for stream plans: a few, and bands of three rows down to one.
 STREAM_BAND_ROWS = (1, 2, 3)
-STREAM_STRIPS = (1, 2, 3, 4)
+STREAM_STRIPS = (1, 2, 3, 4, 6)
 
 
 def stream_grids(out_h: int, max_grid: int = MAX_GRID) -> list[int]:

@@ -41,6 +41,7 @@ class DeviceOptions:
     faults: object | None = None      # tinyadapt.device.faults.FaultConfig (QEMU only)
     kernels: str = "dsp"
     model_name: str = "model"
+    nvm: str | None = None            # QEMU: file behind the NVM region; "default": .tinyadapt/nvm/<board>.bin; None: no NVM
     activity: object | None = None    # tinyadapt.report.activity.Activity: told each step (build, start, load)
 
 
@@ -152,7 +153,12 @@ def _open_qemu(blob: bytes, opts: DeviceOptions) -> DeviceSession:
         image = build_image(board, blob=blob, name=opts.model_name, emulate=True, kernels=opts.kernels,
                             activity=opts.activity)
         slot = SLOT_BUILTIN
-    backend = QemuBackend(image.built_for.qemu_machine, image.elf, preload=preload, faults=opts.faults)
+    nvm = None
+    if opts.nvm:
+        from tinyadapt.device.nvm import nvm_file
+
+        nvm = nvm_file(board.name, None if opts.nvm == "default" else opts.nvm, image.built_for.raw.get("nvm_size", 0))
+    backend = QemuBackend(image.built_for.qemu_machine, image.elf, preload=preload, faults=opts.faults, nvm=nvm)
     opts.activity.step(f"starting QEMU {image.built_for.qemu_machine}")
     backend.start()
     try:

@@ -329,7 +329,7 @@ def _patched(tensors, fwd, bwd, cm, arena_budget: int):
     """The patch plan of the whole step (forward stage + the rest + backward ops) with the least
     MAC overhead whose arena fits `arena_budget`, else the smallest; None when no prefix of the
     forward pass can run patch by patch without the backward pass reading inside it."""
-    from tinyadapt.plan.patch import find_stages, plan_patch
+    from tinyadapt.plan.patch import STREAM_STRIPS, find_stages, plan_patch, stream_grids
 
     read_by_backward = {t for op in bwd for t in op.inputs}
     plans = []
@@ -339,6 +339,13 @@ def _patched(tensors, fwd, bwd, cm, arena_budget: int):
         out_h, out_w = tensors[stage.output].shape[1:3]
         for grid in range(2, min(8, out_h, out_w) + 1):
             plans.append(plan_patch(tensors, fwd + bwd, cm.inputs, cm.outputs, stage, grid))
+        for strips in STREAM_STRIPS:  # row bands that keep their halo rows (no recomputation)
+            if strips > out_w:
+                continue
+            for grid in stream_grids(out_h):
+                plans.append(plan_patch(tensors, fwd + bwd, cm.inputs, cm.outputs, stage, grid,
+                                        stream=True, strips=strips))
+    plans = [p for p in plans if p is not None]
     if not plans:
         return None
     fitting = [p for p in plans if p.memory.arena_size <= arena_budget]

@@ -188,7 +188,7 @@ def plan_update(cm: ConvertedModel, budget: int | None, x=None, y=None, lr: floa
         "bias_depth": scheme.bias_depth,
         "layers": scheme.to_json()["layers"],
         "weight_layers": n,
-        "patch": {"split_ops": plan.patch.stage.n_ops, "grid": [plan.patch.grid] * 2} if plan.patch else None,
+        "patch": _patch_json(plan.patch),
         "macs_per_step": plan.macs_per_step,
         "full_update_macs_per_step": full.macs_per_step,
         "gains": "measured" if gains.measured else "prior (no data)",
@@ -197,3 +197,12 @@ def plan_update(cm: ConvertedModel, budget: int | None, x=None, y=None, lr: floa
         report["gain_points"] = round(float(gain), 2)
         report["base_accuracy"] = round(float(gains.base_accuracy), 2)
     return plan, report
+
+
+def _patch_json(p) -> dict | None:
+    """How the step's forward pass starts: tiles (grid x grid) or streamed row bands."""
+    if p is None:
+        return None
+    if getattr(p, "stream", False):
+        return {"split_ops": p.stage.n_ops, "mode": "stream", "bands": p.grid, "strips": p.strips}
+    return {"split_ops": p.stage.n_ops, "mode": "tiles", "grid": [p.grid, p.grid]}

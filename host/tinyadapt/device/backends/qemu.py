@@ -9,6 +9,11 @@ with `wait=on` (the CPU holds until the host connects: nothing is lost) and `nod
 (about 85 us per round trip instead of 44 ms). Model blobs too large for the ~20 KiB/s UART
 are placed in memory before start with `-device loader`.
 
+NVM: with `nvm=PATH` the firmware's NVM region is backed by that host file (the semihosting
+argument `nvm=PATH`, see firmware/ports/qemu_mps2/ta_qemu_nvm.h): read at boot, written through
+on every erase/program, so saved parameters survive the emulator's restarts (and its SIGKILL,
+torn like flash). tinyadapt.device.nvm.nvm_file() creates and checks the file.
+
 No emulator outlives its owner: every QEMU started here is killed by PID in stop() (the
 backend is a context manager), by an atexit hook, and, should this process die without
 running either (SIGKILL, or a signal whose default action ends it), by the kernel through
@@ -102,7 +107,8 @@ class QemuBackend(DeviceBackend):
 
     def __init__(self, machine: str, image: str | Path, *, preload: list[tuple[bytes, int]] | None = None,
                  icount_shift: int | None = ICOUNT_SHIFT, extra_args: list[str] | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT, port_timeout: float = 0.5, faults=None):
+                 connect_timeout: float = CONNECT_TIMEOUT, port_timeout: float = 0.5, faults=None,
+                 nvm: str | Path | None = None):
         """`faults`: a tinyadapt.device.faults.FaultConfig to put a fault-injecting proxy
         between the host and the emulator's UART (for reliability tests)."""
         super().__init__()
@@ -119,12 +125,13 @@ class QemuBackend(DeviceBackend):
         self._port = None
         self.faults = faults
         self.proxy = None
+        self.nvm = Path(nvm) if nvm else None
 
     # -- lifecycle -------------------------------------------------------------------------
     def command(self, tcp_port: int) -> list[str]:
         cmd = [QEMU, "-machine", self.machine, "-kernel", str(getattr(self, "_kernel", self.image)),
                "-serial", f"tcp:127.0.0.1:{tcp_port},server=on,wait=on,nodelay=on",
-               "-semihosting-config", "enable=on,target=native",
+               "-semihosting-config", "enable=on,target=native" + (f",arg=nvm={self.nvm}" if self.nvm else ""),
                "-display", "none", "-monitor", "none"]
         if self.icount_shift is not None:
             cmd += ["-icount", f"shift={self.icount_shift}"]
@@ -147,6 +154,8 @@ class QemuBackend(DeviceBackend):
             raise DeviceError(f"{QEMU} not found: install QEMU (Debian: apt-get install qemu-system-arm)")
         if not self.image.is_file():
             raise DeviceError(f"firmware image {self.image} does not exist (build it with 'tinyadapt build')")
+        if self.nvm is not None and not self.nvm.is_file():
+            raise DeviceError(f"NVM file {self.nvm} does not exist (tinyadapt.device.nvm.nvm_file creates it)")
         self._tmp = tempfile.TemporaryDirectory(prefix="tinyadapt-qemu-")
         for k, (blob, _addr) in enumerate(self.preload):
             self._blob_path(k).write_bytes(blob)

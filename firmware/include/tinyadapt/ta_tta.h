@@ -1,0 +1,109 @@
+/*
+ * Early-exit inference for test-time adaptation (TinyTTA, docs/TTA.md).
+ *
+ * A prepared model is the unchanged int8 backbone plus one small exit head per cut point,
+ * each a model of its own (its input is the backbone tensor at the cut, its output the
+ * class logits). One sample runs like this:
+ *
+ *   backbone ops [0, cut_0)  -> copy cut tensor -> head 0 -> entropy < threshold_0 ? exit
+ *   backbone ops [cut_0, cut_1) -> ...          -> head 1 -> ...
+ *   ...                                           head K-1 always answers
+ *
+ * so a confident sample skips the rest of the backbone. Each engine has its own arena (the
+ * host planner checks that backbone + head arenas fit the board). The entropy is computed in
+ * float with the project's own expf/logf (internal/ta_fmath.h, no libm), so the host target
+ * and the device take the same exit decisions bit for bit.
+ */
+#ifndef TA_TTA_H
+#define TA_TTA_H
+
+#include <stdint.h>
+
+#include "tinyadapt/ta_engine.h"
+#include "tinyadapt/ta_status.h"
+
+#define TA_TTA_MAX_EXITS 4
+#define TA_TTA_MAX_CHANNELS 64 /* head width the normalisation adaptation supports */
+
+typedef struct {
+    uint16_t cut_op;        /* backbone ops [previous exit's cut_op, cut_op) run before this exit */
+    uint16_t cut_tensor;    /* backbone tensor the head reads (output of op cut_op - 1) */
+    float threshold;        /* softmax entropy (nats) below which the sample leaves here */
+    uint32_t macs_backbone; /* MACs of those backbone ops */
+    uint32_t macs_head;     /* MACs of the head */
+} ta_tta_exit_t;
+
+/*
+ * Batch-1 normalisation adaptation of one head ("norm", docs/TTA.md): running per-channel
+ * statistics of the head's conv output z replace the source's inside its int8 affine
+ * (the 1x1 depthwise after the conv), through engine overlays, so the blob stays untouched:
+ *   gamma' = gamma * sqrt(src_var / var),  beta' = beta + gamma * (src_mu - mu * sqrt(src_var / var))
+ * Channels whose statistics stay within the dead zone of the source's keep the source's.
+ */
+typedef struct {
+    uint16_t channels;     /* M */
+    uint16_t z_tensor;     /* the head's conv output */
+    uint16_t gamma_tensor; /* the affine's int8 weights [M] (per-channel scales gamma_scale) */
+    uint16_t beta_tensor;  /* its int32 bias [M] (scale z_scale * gamma_scale) */
+    float z_scale;
+    int32_t z_zero_point;
+    float momentum;  /* EMA weight of one sample */
+    float dead_zone; /* mean within dead_zone source stds and std within dead_zone relative */
+    const float *src_mu, *src_var, *gamma, *beta, *gamma_scale; /* M each */
+    float mu[TA_TTA_MAX_CHANNELS];
+    float var[TA_TTA_MAX_CHANNELS];
+    int8_t gamma_q[TA_TTA_MAX_CHANNELS];
+    int32_t beta_q[TA_TTA_MAX_CHANNELS];
+    ta_engine_overlay_t overlays[2];
+} ta_tta_norm_t;
+
+/** Fold the current statistics into gamma_q / beta_q (what the overlays hold). */
+void ta_tta_norm_fold(ta_tta_norm_t *n);
+/** The statistics back to the source's (and the affine with them). */
+void ta_tta_norm_reset(ta_tta_norm_t *n);
+/** One sample's z ([positions, channels] int8) into the running statistics. */
+void ta_tta_norm_update(ta_tta_norm_t *n, const int8_t *z, uint32_t positions);
+/**
+ * Set up `n` (filled by the caller up to src arrays) for `head`: checks the tensors, resets to
+ * the source statistics, installs the overlays. @return TA_OK, TA_ERR_ARG, TA_ERR_SHAPE
+ */
+TA_CHECK_RESULT ta_status_t ta_tta_norm_bind(ta_tta_norm_t *n, ta_engine_t *head);
+
+typedef struct {
+    ta_engine_t *backbone;
+    ta_engine_t *heads[TA_TTA_MAX_EXITS];
+    ta_tta_exit_t exits[TA_TTA_MAX_EXITS];
+    uint8_t n_exits;
+    uint32_t macs_full; /* the whole backbone: what "MACs skipped" is counted against */
+    ta_tta_norm_t *norm[TA_TTA_MAX_EXITS]; /* NULL: that head does not adapt */
+    uint8_t adapt;                          /* 1: update the statistics of every head run */
+} ta_tta_t;
+
+typedef struct {
+    uint8_t exit;          /* which exit answered */
+    int32_t prediction;    /* arg max of its logits */
+    float entropy;         /* its softmax entropy, nats */
+    uint32_t macs;         /* backbone + head MACs this sample used */
+    uint32_t macs_skipped; /* macs_full - macs, 0 when the exits cost more than the backbone */
+} ta_tta_result_t;
+
+/**
+ * Check a runner filled by the caller: 1..TA_TTA_MAX_EXITS exits with increasing cut ops
+ * inside the backbone, each head with one int8 input of exactly the cut tensor's size and one
+ * int8 output.
+ * @return TA_OK, TA_ERR_ARG, TA_ERR_SHAPE (a head does not fit its cut tensor)
+ */
+TA_CHECK_RESULT ta_status_t ta_tta_check(const ta_tta_t *t);
+
+/** Run one sample whose input is already written into the backbone's input tensor. */
+TA_CHECK_RESULT ta_status_t ta_tta_infer(ta_tta_t *t, ta_tta_result_t *out);
+
+/** Run exit `k`'s head on the backbone's current cut tensor (ops up to cut_op already run).
+ *  With t->adapt and t->norm[k], the sample's conv output updates the statistics and the new
+ *  affine takes effect from the next sample on. */
+TA_CHECK_RESULT ta_status_t ta_tta_head(ta_tta_t *t, uint8_t k, int32_t *prediction, float *entropy);
+
+/** Softmax entropy (nats) of int8 logits with the given quantization; *argmax may be NULL. */
+float ta_tta_entropy_int8(const int8_t *logits, uint32_t n, float scale, int32_t zero_point, int32_t *argmax);
+
+#endif /* TA_TTA_H */

@@ -1,0 +1,121 @@
+"""The C early-exit runner (firmware/engine/ta_tta.c) and its entropy, through ctypes: the host
+target takes exactly the device's exit decisions."""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import numpy as np
+
+from tinyadapt.engine.host import HostEngine, library, status_name
+from tinyadapt.errors import EngineError
+
+_bound = False
+
+
+def _lib() -> ctypes.CDLL:
+    global _bound
+    lib = library()
+    if not _bound:
+        lib.ta_tta_entropy_int8.restype = ctypes.c_float
+        lib.ta_tta_entropy_int8.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_float, ctypes.c_int32,
+                                            ctypes.POINTER(ctypes.c_int32)]
+        lib.ta_host_tta_size.restype = ctypes.c_size_t
+        lib.ta_host_tta_open.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint,
+                                         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                         ctypes.c_void_p, ctypes.c_uint32]
+        lib.ta_host_tta_infer.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_float)]
+        _bound = True
+    return lib
+
+
+def entropy_int8(logits: np.ndarray, scale: float, zero_point: int) -> tuple[float, int]:
+    """(entropy in nats, arg max) of int8 logits, computed by the device's C code."""
+    q = np.ascontiguousarray(logits, np.int8).reshape(-1)
+    best = ctypes.c_int32()
+    h = _lib().ta_tta_entropy_int8(q.ctypes.data, q.size, scale, zero_point, ctypes.byref(best))
+    return float(h), int(best.value)
+
+
+@dataclass
+class ExitResult:
+    exit: int
+    prediction: int
+    entropy: float
+    macs: int
+    macs_skipped: int
+
+
+class Runner:
+    """ta_tta_t over a backbone engine and one engine per head (all kept alive here)."""
+
+    def __init__(self, backbone: HostEngine, heads: list[HostEngine], cut_ops: list[int], cut_tensors: list[int],
+                 thresholds: list[float], macs_backbone: list[int], macs_head: list[int], macs_full: int):
+        lib = _lib()
+        self.backbone, self.heads = backbone, heads
+        n = len(heads)
+        self._heads = (ctypes.c_void_p * n)(*[h.state_ptr for h in heads])
+        self._arrays = [np.asarray(cut_ops, np.uint16), np.asarray(cut_tensors, np.uint16),
+                        np.asarray(thresholds, np.float32), np.asarray(macs_backbone, np.uint32),
+                        np.asarray(macs_head, np.uint32)]
+        self._state = ctypes.create_string_buffer(lib.ta_host_tta_size())
+        st = lib.ta_host_tta_open(self._state, backbone.state_ptr, self._heads, n,
+                                  *[a.ctypes.data for a in self._arrays], macs_full)
+        if st != 0:
+            raise EngineError(f"the early-exit runner rejected the prepared model: {status_name(st)}")
+
+    def infer(self, x: np.ndarray) -> ExitResult:
+        self.backbone.write_tensor(self.backbone.info.inputs[0], x)
+        out = np.zeros(4, np.int32)
+        h = ctypes.c_float()
+        st = _lib().ta_host_tta_infer(self._state, out.ctypes.data, ctypes.byref(h))
+        if st != 0:
+            raise EngineError(f"early-exit inference failed: {status_name(st)}")
+        return ExitResult(int(out[0]), int(out[1]), float(h.value), int(out[2]), int(out[3]))
+
+
+class HeadNorm:
+    """The normalisation adaptation of one head (ta_tta_norm_t) on a host engine: the running
+    statistics and their fold into the affine's overlays are the device's C code."""
+
+    def __init__(self, head: HostEngine, pm, k: int, momentum: float, dead_zone: float):
+        lib = _lib()
+        if not getattr(lib, "_norm_bound", False):
+            lib.ta_host_tta_norm_size.restype = ctypes.c_size_t
+            lib.ta_host_tta_norm_open.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_uint] * 4 + [
+                ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p]
+            lib.ta_host_tta_norm_update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint]
+            lib.ta_host_tta_norm_stats.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+            lib._norm_bound = True
+        self.head = head
+        self.arrays = norm_arrays(pm, k)
+        self.m = len(self.arrays[0])
+        q = pm.quant[k]
+        self._f = np.array([q.z[0], momentum, dead_zone], np.float32)
+        self._ptrs = (ctypes.c_void_p * 5)(*[a.ctypes.data for a in self.arrays])
+        self._state = ctypes.create_string_buffer(lib.ta_host_tta_norm_size())
+        s = pm.slots[k]
+        st = lib.ta_host_tta_norm_open(self._state, head.state_ptr, self.m, s.z, s.gamma, s.beta, self._f.ctypes.data,
+                                       int(q.z[1]), self._ptrs)
+        if st != 0:
+            raise EngineError(f"head {k}: normalisation adaptation refused: {status_name(st)}")
+
+    def update(self, z: np.ndarray) -> None:
+        z = np.ascontiguousarray(z, np.int8)
+        _lib().ta_host_tta_norm_update(self._state, z.ctypes.data, z.size // self.m)
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        mu, var = np.zeros(self.m, np.float32), np.zeros(self.m, np.float32)
+        _lib().ta_host_tta_norm_stats(self._state, mu.ctypes.data, var.ctypes.data, 0)
+        return mu, var
+
+    def set_stats(self, mu: np.ndarray, var: np.ndarray) -> None:
+        mu, var = np.ascontiguousarray(mu, np.float32), np.ascontiguousarray(var, np.float32)
+        _lib().ta_host_tta_norm_stats(self._state, mu.ctypes.data, var.ctypes.data, 1)
+
+
+def norm_arrays(pm, k: int) -> list[np.ndarray]:
+    """src_mu, src_var, gamma, beta, gamma_scale of head k as float32 (what the device gets)."""
+    h, q = pm.source_heads[k], pm.quant[k]
+    return [np.ascontiguousarray(a, np.float32) for a in (pm.z_mean[k], pm.z_var[k], h.gamma, h.beta, q.gamma_scale)]

@@ -1,0 +1,159 @@
+"""Early-exit inference on QEMU mps2-an386 over the protocol (ADAPT_SELECT 0x50, ADAPT_INFER
+0x51): the backbone and its exit heads loaded together into the RAM slot answer exactly like
+the host target's runner (same exit, prediction, entropy bits and MACs), a confident sample
+costs fewer instructions than running the whole backbone (INFER), and bad requests get the
+documented status."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from tinyadapt.device.frames import Cmd, Feature
+from tinyadapt.errors import DeviceCommandError
+
+TA_ERR_ARG, TA_ERR_MAGIC, TA_ERR_STATE = -1, -2, -11
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm", "make"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
+    from tinyadapt.tta.datasets import load
+    from tinyadapt.tta.model import PreparedModel
+    from tinyadapt.tta.prepare import prepare, write
+
+    ds = load("digits")
+    out = tmp_path_factory.mktemp("tta") / "digits.tta"
+    write(prepare(str(ds.model), ds.train.x, ds.train.y, exits=2, epochs=25, log=lambda *a: None), out)
+    return PreparedModel(out)
+
+
+def test_device_matches_host_and_skips_work(prepared):
+    from tinyadapt.tta.device import DeviceRunner
+    from tinyadapt.tta.model import to_model_input
+    from tinyadapt.tta.streams import make_stream
+
+    pm = prepared
+    s = make_stream("digits", "blur", length=40)
+    x = to_model_input(s.x.reshape((40,) + tuple(pm.input_shape)), pm.input_dtype, pm.input_scale, pm.input_zp)
+    host = pm.open().runner()
+    with DeviceRunner(pm) as dev:
+        client = dev.session.client
+        assert dev.n_exits == 2 and dev.session.info.features & Feature.ADAPT
+        by_exit: dict[int, list[int]] = {}
+        for xi in x:
+            r, instructions = dev.infer(xi)
+            h = host.infer(xi)
+            assert (r.exit, r.prediction, r.macs, r.macs_skipped) == (h.exit, h.prediction, h.macs, h.macs_skipped)
+            assert np.float32(r.entropy) == np.float32(h.entropy)
+            by_exit.setdefault(r.exit, []).append(instructions)
+        assert set(by_exit) == {0, 1}
+        full, _ = client.infer(np.ascontiguousarray(x[0]).tobytes())     # the whole backbone
+        assert max(by_exit[0]) < full
+        m = client.metrics()
+        assert 0 < m.arena_used <= dev.arena_bytes
+        with pytest.raises(DeviceCommandError) as e:
+            client.adapt_infer(b"\x00" * 3)                                   # wrong input size
+        assert e.value.status == TA_ERR_ARG
+        client.select(1)                                                      # re-SELECT unbinds the heads
+        with pytest.raises(DeviceCommandError) as e:
+            client.adapt_infer(np.ascontiguousarray(x[0]).tobytes())
+        assert e.value.status == TA_ERR_STATE
+
+
+def test_a_plain_blob_has_no_heads(prepared):
+    from tinyadapt.session.device import DeviceOptions, open_device
+
+    with open_device(prepared.backbone_model.blob, DeviceOptions()) as sess:
+        with pytest.raises(DeviceCommandError) as e:
+            sess.client._call(Cmd.ADAPT_SELECT, b"\x00")
+        assert e.value.status == TA_ERR_MAGIC
+
+
+def test_device_adapts_like_the_host(prepared):
+    # "norm" adaptation on the device (ADAPT_SELECT mode 1): the same C statistics and fold as
+    # the host session's, so the same answers sample by sample on a shifted stream, better than
+    # not adapting; ADAPT_RESET goes back to the source heads in one command
+    from tinyadapt.tta.device import DeviceRunner
+    from tinyadapt.tta.model import to_model_input
+    from tinyadapt.tta.session import AdaptConfig, Session
+    from tinyadapt.tta.streams import make_stream
+
+    pm = prepared
+    s = make_stream("digits", "contrast", length=120, shift_at=0.1)
+    x = to_model_input(s.x.reshape((len(s.x),) + tuple(pm.input_shape)), pm.input_dtype, pm.input_scale, pm.input_zp)
+    host = Session(pm, AdaptConfig(mode="norm", shadow_rate=0.0, window=10**9))   # no health checks
+    source = pm.open().runner()
+    with DeviceRunner(pm, adapt=True) as dev:
+        dev_pred = []
+        for xi in x:
+            r, _ = dev.infer(xi)
+            h = host.step(xi)
+            assert (r.exit, r.prediction, r.macs) == (h.exit, h.prediction, h.macs)
+            assert np.float32(r.entropy) == np.float32(h.entropy)
+            dev_pred.append(r.prediction)
+        base = [source.infer(xi).prediction for xi in x]
+        assert np.mean(np.array(dev_pred) == s.y) >= np.mean(np.array(base) == s.y) + 0.10
+        adapted = dev.infer(x[-1])[0]
+        dev.reset()                                  # the next sample meets the source heads again
+        r, _ = dev.infer(x[-1])
+        h = source.infer(x[-1])
+        assert (r.exit, r.prediction, np.float32(r.entropy)) == (h.exit, h.prediction, np.float32(h.entropy))
+        assert np.float32(adapted.entropy) != np.float32(r.entropy)
+
+
+def test_adapted_heads_persist_and_reset(prepared, tmp_path):
+    # ADAPT_SAVE keeps the adapted heads across a reboot (the atomic parameter store, TTA tag,
+    # second half of the NVM); ADAPT_RESET with persist brings the next boot back to the source
+    from tinyadapt.session.device import DeviceOptions
+    from tinyadapt.tta.device import DeviceRunner
+    from tinyadapt.tta.model import to_model_input
+    from tinyadapt.tta.streams import make_stream
+
+    pm = prepared
+    opts = DeviceOptions(nvm=str(tmp_path / "nvm.bin"))
+    s = make_stream("digits", "contrast", length=60, shift_at=0.0)
+    x = to_model_input(s.x.reshape((len(s.x),) + tuple(pm.input_shape)), pm.input_dtype, pm.input_scale, pm.input_zp)
+    key = (lambda r: (r.exit, r.prediction, float(np.float32(r.entropy))))
+    source = [key(pm.open().runner().infer(xi)) for xi in x[-10:]]
+    with DeviceRunner(pm, opts, adapt=True) as dev:
+        assert not dev.restored
+        for xi in x:
+            dev.infer(xi)
+        revision, n = dev.save()
+        assert n == 8 * sum(len(m) for m in pm.z_mean)
+        _, _, restored = dev.session.client.adapt_select(0)       # inference only, from the store
+        assert restored
+        adapted = [key(dev.infer(xi)[0]) for xi in x[-10:]]
+    assert adapted != source
+    with DeviceRunner(pm, opts) as dev:                             # a reboot
+        assert dev.restored
+        assert [key(dev.infer(xi)[0]) for xi in x[-10:]] == adapted
+        assert dev.reset(persist=True) == revision + 1
+        assert [key(dev.infer(xi)[0]) for xi in x[-10:]] == source
+    with DeviceRunner(pm, opts) as dev:
+        assert not dev.restored
+        assert [key(dev.infer(xi)[0]) for xi in x[-10:]] == source
+
+
+def test_cli_adapt_on_qemu(prepared, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tinyadapt.tta.streams import make_stream
+
+    s = make_stream("digits", "contrast", length=40, shift_at=0.0)
+    np.save(tmp_path / "x.npy", s.x)
+    np.save(tmp_path / "y.npy", s.y)
+    r = subprocess.run([sys.executable, "-m", "tinyadapt", "adapt", str(prepared.folder), "--stream",
+                        str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--target", "qemu", "--mode",
+                        "norm", "--no-reference", "--json"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["device_matches_host"] is True and j["device_arena_used_bytes"] > 0
+    assert j["accuracy_adapted_device"] == j["accuracy_adapted"]       # no health-check action on 40 samples
