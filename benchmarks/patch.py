@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -48,7 +49,7 @@ def models() -> list[tuple[str, bytes]]:
            ("MobileNetV2 0.35 224x224", build_mobilenetv2(0.35, 224, classes=1000))]
     for p in sorted((REPO / "models" / "exports").glob("*.tflite")):
         out.append((f"{p.stem} (exports/)", p.read_bytes()))
-    for p in sorted((REPO.parent / "shared" / "models").glob("*.tflite")):
+    for p in sorted(Path(os.environ.get("TINYADAPT_SHARED_MODELS", REPO.parent / "shared" / "models")).glob("*.tflite")):
         out.append((p.name, p.read_bytes()))
     return out
 

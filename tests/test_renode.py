@@ -54,11 +54,11 @@ def hexbytes(cells: list[str]) -> bytes:
     return bytes(int(tok, 16) for cell in cells for tok in cell.split())
 
 
-def hello_response(names: tuple[str, str], arena: int, features: int) -> bytes:
+def hello_response(names: tuple[str, str], arena: int, features: int, builtin: tuple[int, int] = (0, 0)) -> bytes:
     """A HELLO response payload as docs/PROTOCOL.md lays it out (numbers: any plausible values)."""
     board_name, core = (n.encode() for n in names)
     payload = struct.pack("<BBBBIIIHBB", 1, 0, 1, 2, arena, board()["ram_slot_size"], features, 1024,
-                          len(board_name), len(core)) + board_name + core
+                          len(board_name), len(core)) + board_name + core + struct.pack("<II", *builtin)
     return payload
 
 
@@ -72,14 +72,15 @@ def test_robot_sends_a_hello_request_as_the_host_does():
     assert sent == wire.wire(frame.encode()) + b"\x00"
 
 
-@pytest.mark.parametrize("arena,features", [(215504, 0x11), (0x00010000, 0x19), (0x01020304, 0x11)])
-def test_robot_waits_for_the_start_of_the_hello_response(arena, features):
+@pytest.mark.parametrize("arena,features,builtin", [(215504, 0x11, (0, 0)), (0x00010000, 0x19, (1688, 0x00A1B200)),
+                                                   (0x01020304, 0x11, (0, 0))])
+def test_robot_waits_for_the_start_of_the_hello_response(arena, features, builtin):
     """Whatever the numbers in the payload (zero bytes move COBS's code bytes around), the
     response to the robot's request contains both patterns the robot waits for."""
     v = robot_variables(ROBOT)
     request = wire.Frame.decode(wire.cobs_decode(bytes(int(b, 16) for b in v["@{HELLO_REQUEST}"])[1:-2]))
     b = board()
-    payload = hello_response((b["name"], b["core"]), arena, features)
+    payload = hello_response((b["name"], b["core"]), arena, features, builtin)
     on_wire = wire.cobs_encode(wire.Frame(wire.RESPONSE, request.seq, wire.HELLO, 0, payload).encode())
     header, names = hexbytes(v["${HELLO_RESPONSE_HEADER}"]), hexbytes(v["${HELLO_RESPONSE_NAMES}"])
     assert on_wire.startswith(header)

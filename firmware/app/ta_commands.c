@@ -19,6 +19,15 @@ static uint8_t name_len(const char *s)
     return (uint8_t)(n > 255u ? 255u : n);
 }
 
+/* A blob's identity: its total size and the CRC its header carries (ta_model_load checks
+ * that CRC against the bytes, so after a successful SELECT it names exactly the bytes run). */
+static void write_identity(uint8_t *p, const uint8_t *blob, uint32_t size)
+{
+    const int whole = blob != NULL && size >= TA_MODEL_CRC_START;
+    ta_wr32(p, whole ? ta_rd32(blob + 8) : 0u);
+    ta_wr32(p + 4, whole ? ta_rd32(blob + 12) : 0u);
+}
+
 static ta_status_t cmd_hello(void *ctx, const ta_request_t *req, ta_response_t *resp)
 {
     ta_app_t *app = APP(ctx);
@@ -26,7 +35,7 @@ static ta_status_t cmd_hello(void *ctx, const ta_request_t *req, ta_response_t *
     const uint8_t board_len = name_len(hal->board_name);
     const uint8_t core_len = name_len(hal->core_name);
     TA_ENSURE(req->len == 0, TA_ERR_ARG);
-    TA_ENSURE(20u + board_len + core_len <= resp->cap, TA_ERR_OVERFLOW);
+    TA_ENSURE(28u + board_len + core_len <= resp->cap, TA_ERR_OVERFLOW);
     uint8_t *p = resp->payload;
     p[0] = TA_PROTO_VERSION;
     p[1] = TA_ENGINE_VERSION_MAJOR;
@@ -40,7 +49,10 @@ static ta_status_t cmd_hello(void *ctx, const ta_request_t *req, ta_response_t *
     p[19] = core_len;
     memcpy(p + 20, hal->board_name, board_len);
     memcpy(p + 20 + board_len, hal->core_name, core_len);
-    resp->len = (uint16_t)(20u + board_len + core_len);
+    uint32_t builtin_size = 0;
+    const uint8_t *builtin = ta_builtin_model(&builtin_size);
+    write_identity(p + 20 + board_len + core_len, builtin, builtin_size);
+    resp->len = (uint16_t)(28u + board_len + core_len);
     return TA_OK;
 }
 
@@ -104,7 +116,7 @@ static ta_status_t cmd_select(void *ctx, const ta_request_t *req, ta_response_t 
     TA_TRY(ta_app_select(app, req->payload[0]));
     const ta_model_header_t *h = app->model.header;
     const uint32_t n_io = (uint32_t)h->n_inputs + h->n_outputs;
-    if (h->n_inputs > 255u || h->n_outputs > 255u || 8u + 4u * n_io > resp->cap) {
+    if (h->n_inputs > 255u || h->n_outputs > 255u || 16u + 4u * n_io > resp->cap) {
         app->slot = -1; /* the host could not learn the tensor sizes: do not leave it selected */
         return TA_ERR_OVERFLOW;
     }
@@ -117,7 +129,8 @@ static ta_status_t cmd_select(void *ctx, const ta_request_t *req, ta_response_t 
     for (uint32_t i = 0; i < n_io; ++i, p += 4) {
         ta_wr32(p, app->model.tensors[app->model.inputs[i]].size); /* outputs follow inputs */
     }
-    resp->len = (uint16_t)(8u + 4u * n_io);
+    write_identity(p, app->model.blob, app->model.size);
+    resp->len = (uint16_t)(16u + 4u * n_io);
     return TA_OK;
 }
 

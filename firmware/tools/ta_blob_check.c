@@ -1,42 +1,51 @@
 /*
  * Loads, prepares and runs every model blob named on the command line, with
  * zeroed inputs, and prints one status per file. Built with ASan/UBSan by the
- * tests to show that corrupt blobs give status codes, never a crash.
+ * tests to show that corrupt blobs give status codes, never a crash; the blob,
+ * the arena and external inputs are exact-size heap blocks (ta_run_exact.h).
  */
+#define _POSIX_C_SOURCE 200112L
+
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "tinyadapt/ta_engine.h"
+#include "ta_run_exact.h"
 
-#define MAX_BLOB (8u << 20)
-#define MAX_ARENA (8u << 20)
-
-static _Alignas(16) uint8_t g_blob[MAX_BLOB];
-static _Alignas(16) uint8_t g_arena[MAX_ARENA];
-
-static ta_status_t check(const uint8_t *blob, size_t size)
+/* The whole file in a heap block of exactly its size; NULL (and *size 0) when unreadable. */
+static uint8_t *read_file(const char *path, size_t *size)
 {
-    ta_model_t model;
-    ta_engine_t engine;
-    TA_TRY(ta_model_load(&model, blob, size));
-    TA_ENSURE(model.header->arena_size <= MAX_ARENA, TA_ERR_ARENA);
-    TA_TRY(ta_engine_init(&engine, &model, g_arena, model.header->arena_size));
-    memset(g_arena, 0, model.header->arena_size);
-    return ta_engine_invoke(&engine);
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    uint8_t *data = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
+        data = (uint8_t *)malloc(n > 0 ? (size_t)n : 1u);
+        if (data != NULL && fread(data, 1, (size_t)n, f) != (size_t)n) {
+            free(data);
+            data = NULL;
+        }
+    }
+    fclose(f);
+    if (data != NULL) {
+        *size = (size_t)n;
+    }
+    return data;
 }
 
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; ++i) {
-        FILE *f = fopen(argv[i], "rb");
-        if (f == NULL) {
+        size_t n;
+        uint8_t *data = read_file(argv[i], &n);
+        if (data == NULL) {
             printf("%s ERROR_OPEN\n", argv[i]);
             continue;
         }
-        size_t n = fread(g_blob, 1, MAX_BLOB, f);
-        fclose(f);
-        printf("%s %s\n", argv[i], ta_status_name(check(g_blob, n)));
+        printf("%s %s\n", argv[i], ta_status_name(ta_run_exact(data, n, 0, NULL)));
+        free(data);
     }
     return 0;
 }

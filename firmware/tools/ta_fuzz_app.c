@@ -5,7 +5,14 @@
  * back must split into well-formed response or NAK frames. Built with ASan and
  * UBSan by `make -C firmware/ports fuzz`; any crash, sanitizer report or
  * malformed reply aborts.
+ *
+ * The arena, the RAM slot and the frame memory (where the app binds a model's external
+ * inputs) are heap blocks of exactly the sizes the app is told, so ASan sees an access one
+ * byte past any of them; the loader and engine on exact-size blobs and arenas are fuzzed by
+ * ta_fuzz_blob.c. Only this harness allocates; the app and the engine stay heap-free.
  */
+#define _POSIX_C_SOURCE 200112L
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +22,23 @@
 #include "ta_frame.h"
 #include "tinyadapt/ta_app.h"
 
-static uint8_t g_arena[64 * 1024] __attribute__((aligned(16)));
-static uint8_t g_slot[64 * 1024] __attribute__((aligned(16)));
+/* Room for the seeds' models (a few KiB each); small, because the app repaints the whole
+ * arena on every start-up and SELECT, i.e. several times per run. */
+#define ARENA_SIZE (16u * 1024u)
+#define SLOT_SIZE (16u * 1024u)
+#define FRAME_SIZE (4u * 1024u)
+
+static uint8_t *g_arena, *g_slot, *g_frame;
+
+static uint8_t *exact_block(size_t size)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 16, size) != 0) {
+        fprintf(stderr, "ta_fuzz_app: out of memory\n");
+        abort();
+    }
+    return (uint8_t *)p;
+}
 
 typedef struct {
     const uint8_t *data;
@@ -75,6 +97,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static fuzz_link_t link;
+    if (g_arena == NULL) { /* once: the fuzzer's leak check must not see per-run blocks */
+        g_arena = exact_block(ARENA_SIZE);
+        g_slot = exact_block(SLOT_SIZE);
+        g_frame = exact_block(FRAME_SIZE);
+    }
     memset(&link, 0, sizeof(link));
     link.data = data;
     link.size = size;
@@ -85,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .board_name = "fuzz",
         .core_name = "host",
     };
-    const ta_app_config_t cfg = {g_arena, sizeof(g_arena), g_slot, sizeof(g_slot)};
+    const ta_app_config_t cfg = {g_arena, ARENA_SIZE, g_slot, SLOT_SIZE, g_frame, FRAME_SIZE};
     if (ta_app_main(&hal, &cfg) != TA_ERR_STATE || link.out_len != 0) {
         fprintf(stderr, "ta_fuzz_app: the app stopped for another reason than the end of input\n");
         abort();

@@ -1,55 +1,47 @@
 /*
- * libFuzzer target for the model loader and engine: any bytes as a model blob. The CRC
- * field is recomputed first, so mutations get past the checksum and exercise the
- * structural checks (tables, offsets, shapes, op parameters), then init and invoke run
- * with a zeroed arena. Built with ASan/UBSan by `make fuzz-blob`.
+ * libFuzzer target for the model loader, the engine and the trainer: any bytes as a model
+ * blob. The CRC field is recomputed first, so mutations get past the checksum and exercise
+ * the structural checks (tables, offsets, shapes, op parameters), then init and invoke run,
+ * and with a TRAIN section the trainer's checks, steps of both losses and an eval. The blob
+ * copy, the arena, every external input and the parameter RAM are heap blocks of exactly the
+ * size they should be (ta_run_exact.h), so ASan sees any access past them. Built with
+ * ASan/UBSan by `make fuzz-blob`.
  */
-#include <stdint.h>
-#include <string.h>
+#define _POSIX_C_SOURCE 200112L
 
-#include "tinyadapt/ta_engine.h"
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Arenas above 1 MiB are refused (TA_ERR_ARENA): a mutated header asking for more would
+ * spend the run allocating and clearing it. */
+#define TA_RUN_EXACT_MAX_ALLOC (1u << 20)
+#include "ta_run_exact.h"
 #include "tinyadapt/ta_train.h"
 
-#define MAX_BLOB (1u << 20)
-#define MAX_ARENA (1u << 20)
-
-static _Alignas(16) uint8_t g_blob[MAX_BLOB];
-static _Alignas(16) uint8_t g_arena[MAX_ARENA];
-static _Alignas(16) uint8_t g_param_ram[MAX_ARENA];
 static ta_trainer_t g_trainer;
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void train(ta_engine_t *engine, const ta_model_t *model)
 {
-    if (size > MAX_BLOB) {
-        return 0;
+    const size_t size = ta_train_param_ram_size(model);
+    if (model->train == NULL || size > TA_RUN_EXACT_MAX_ALLOC) {
+        return;
     }
-    memcpy(g_blob, data, size);
-    if (size >= sizeof(ta_model_header_t)) {
-        uint32_t total;
-        memcpy(&total, g_blob + 8, sizeof(total));
-        if (total >= TA_MODEL_CRC_START && total <= size) {
-            const uint32_t crc = ta_crc32(0, g_blob + TA_MODEL_CRC_START, total - TA_MODEL_CRC_START);
-            memcpy(g_blob + 12, &crc, sizeof(crc));
-        }
-    }
-    ta_model_t model;
-    ta_engine_t engine;
-    if (ta_model_load(&model, g_blob, size) != TA_OK || model.header->arena_size > MAX_ARENA) {
-        return 0;
-    }
-    if (ta_engine_init(&engine, &model, g_arena, model.header->arena_size) != TA_OK) {
-        return 0;
-    }
-    memset(g_arena, 0, model.header->arena_size);
-    (void)ta_engine_invoke(&engine);
-    /* A training section: the trainer's own checks, then steps of both losses and an eval. */
-    if (model.train != NULL && ta_train_param_ram_size(&model) <= MAX_ARENA &&
-        ta_train_init(&g_trainer, &engine, g_param_ram, MAX_ARENA) == TA_OK) {
+    uint8_t *param_ram = (uint8_t *)ta_exact_alloc(size);
+    if (param_ram != NULL && ta_train_init(&g_trainer, engine, param_ram, size) == TA_OK) {
         ta_train_result_t r;
         (void)ta_train_step(&g_trainer, TA_LOSS_CROSS_ENTROPY, 0, 0.01f, &r);
         (void)ta_train_step(&g_trainer, TA_LOSS_ENTROPY, 0, 0.01f, &r);
         (void)ta_train_eval(&g_trainer, 0, &r);
         (void)ta_train_reset(&g_trainer);
     }
+    free(param_ram);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    (void)ta_run_exact(data, size, 1, train);
     return 0;
 }

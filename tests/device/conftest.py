@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.device import wire
+from tests.support.tools import need_tool
 
 REPO = Path(__file__).resolve().parents[2]
 PORTS = REPO / "firmware" / "ports"
-SHARED_MODELS = REPO.parent / "shared" / "models"
-HELLO_TFLITE = SHARED_MODELS / "hello_world_int8.tflite"
 
 QEMU_MACHINES = {"qemu-an386": "mps2-an386", "qemu-an500": "mps2-an500"}
 RAM_SLOT_ADDR = 0x20000000  # boards/qemu-*.toml ram_origin: slot 1 sits at the start of RAM
@@ -34,16 +32,19 @@ def make(*args: str, build: Path, check: bool = True) -> subprocess.CompletedPro
 
 
 @pytest.fixture(scope="session")
-def hello_model(tmp_path_factory):
-    """hello_world_int8.tflite converted: (ConvertedModel, blob path, C header path)."""
+def tiny_model(tmp_path_factory):
+    """tests/support/tiny_models.tiny_fc(0) (hello_world's shape: 1 -> 16 -> 16 -> 1 FULLY_CONNECTED)
+    converted: (ConvertedModel, blob path, C header path)."""
     from tinyadapt.convert import convert
     from tinyadapt.convert.cheader import blob_to_c_header
+    from tests.support.tiny_models import write_tiny_fc
 
-    out = tmp_path_factory.mktemp("hello")
-    model = convert(HELLO_TFLITE)
-    (out / "hello_world.bin").write_bytes(model.blob)
-    (out / "hello_world.h").write_text(blob_to_c_header(model.blob, "hello_world_model", "hello_world_int8.tflite"))
-    return model, out / "hello_world.bin", out / "hello_world.h"
+    out = tmp_path_factory.mktemp("tiny")
+    tflite = write_tiny_fc(out, 0)
+    model = convert(tflite)
+    (out / "tiny_fc.bin").write_bytes(model.blob)
+    (out / "tiny_fc.h").write_text(blob_to_c_header(model.blob, "tiny_fc_model", tflite.name))
+    return model, out / "tiny_fc.bin", out / "tiny_fc.h"
 
 
 @pytest.fixture(scope="session")
@@ -52,21 +53,19 @@ def device_build(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def images(device_build, hello_model):
-    """Build on first use: images('qemu-an386') -> ELF with hello_world compiled in; 'posix' -> executable."""
+def images(device_build, tiny_model):
+    """Build on first use: images('qemu-an386') -> ELF with tiny_fc compiled in; 'posix' -> executable."""
     built: dict[str, Path] = {}
 
     def get(board: str) -> Path:
         if board not in built:
-            header = f"MODEL_HEADER={hello_model[2]}"
+            header = f"MODEL_HEADER={tiny_model[2]}"
             if board == "posix":
-                for tool in ("make", "cc"):
-                    assert shutil.which(tool), f"{tool} not found (scripts/setup.sh installs it)"
+                need_tool("make", "cc")
                 make("posix", header, build=device_build)
                 built[board] = device_build / "posix" / "ta_posix"
             else:
-                for tool in ("make", "arm-none-eabi-gcc", "qemu-system-arm"):
-                    assert shutil.which(tool), f"{tool} not found (scripts/setup.sh installs it)"
+                need_tool("make", "arm-none-eabi-gcc", "qemu-system-arm")
                 make(f"BOARD={board}", header, build=device_build)
                 built[board] = device_build / board / "tinyadapt.elf"
         return built[board]
@@ -123,7 +122,7 @@ def start_posix(exe: Path, extra: list[str] = ()) -> Device:
 
 
 @pytest.fixture
-def launch(images, hello_model):
+def launch(images, tiny_model):
     """launch(board, ram_slot_blob=None) -> Device; every device is stopped at teardown."""
     running: list[Device] = []
 

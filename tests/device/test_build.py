@@ -52,9 +52,9 @@ def test_the_five_boards_are_described():
 
 
 @pytest.mark.parametrize("name", BOARDS)
-def test_every_board_builds_inside_its_memory(device_build, hello_model, name):
+def test_every_board_builds_inside_its_memory(device_build, tiny_model, name):
     b = board(name)
-    make(f"BOARD={name}", f"MODEL_HEADER={hello_model[2]}", build=device_build)
+    make(f"BOARD={name}", f"MODEL_HEADER={tiny_model[2]}", build=device_build)
     out = device_build / name
     elf, binary = out / "tinyadapt.elf", out / "tinyadapt.bin"
     assert elf.is_file() and binary.is_file() and (out / "tinyadapt.map").is_file()
@@ -73,7 +73,7 @@ def test_every_board_builds_inside_its_memory(device_build, hello_model, name):
     assert sym["__stack_hi"] - sym["__stack_lo"] == b["stack_size"]
     assert sym["__arena_start"] % 16 == 0
     # The compiled-in model is in flash.
-    assert b["flash_origin"] <= sym["hello_world_model"] < b["flash_origin"] + b["flash_size"]
+    assert b["flash_origin"] <= sym["tiny_fc_model"] < b["flash_origin"] + b["flash_size"]
 
 
 def test_an_oversized_model_fails_to_link(device_build, tmp_path):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,17 +26,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.paths import shared_model
+from tests.support.tools import need_tool
+
 REPO = Path(__file__).resolve().parents[2]
 FW = REPO / "firmware"
 CHECK_SRC = Path(__file__).with_name("ta_dsp_check.c")
-SHARED_MODELS = REPO.parent / "shared" / "models"
 WARN = ["-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wstrict-prototypes", "-Wno-unused-parameter"]
-
-
-def _need(*tools: str) -> None:
-    for tool in tools:
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (scripts/setup.sh installs it)")
 
 
 def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -47,7 +42,7 @@ def _run(cmd: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
 # --------------------------------------------------------------------------- 1. kernels
 def test_dsp_sources_compile_cleanly_without_dsp(tmp_path):
     """The portable C path: every kernels/dsp file builds for the host with the project's warnings as errors."""
-    _need("cc")
+    need_tool("cc")
     for src in sorted((FW / "kernels" / "dsp").glob("*.c")):
         proc = _run(["cc", "-std=c99", *WARN, "-Werror", "-O2", f"-I{FW / 'include'}", "-c", str(src), "-o",
                      str(tmp_path / (src.stem + ".o"))])
@@ -56,7 +51,7 @@ def test_dsp_sources_compile_cleanly_without_dsp(tmp_path):
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_dsp_kernels_match_reference_on_host(tmp_path, seed):
-    _need("cc")
+    need_tool("cc")
     exe = tmp_path / "ta_dsp_check"
     sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
     cmd = ["cc", "-std=c99", *WARN, "-O1", "-g", f"-I{FW / 'include'}", str(CHECK_SRC), "-o", str(exe)]
@@ -88,7 +83,7 @@ def build_check_image(out: Path, core: str, fpu: str, seed: int, cases: int) -> 
 @pytest.mark.parametrize("machine,core,fpu", [("mps2-an386", "cortex-m4", "fpv4-sp-d16"),
                                               ("mps2-an500", "cortex-m7", "fpv5-d16")])
 def test_dsp_kernels_match_reference_on_cortex_m(tmp_path, machine, core, fpu):
-    _need("arm-none-eabi-gcc", "qemu-system-arm")
+    need_tool("arm-none-eabi-gcc", "qemu-system-arm")
     elf = build_check_image(tmp_path, core, fpu, seed=11, cases=2000)
     dis = _run(["arm-none-eabi-objdump", "-d", str(elf)]).stdout
     assert "smlad" in dis and "sxtb16" in dis and "smmulr" in dis, "the DSP path was not compiled in"
@@ -108,7 +103,7 @@ def test_dsp_kernels_match_reference_on_cortex_m(tmp_path, machine, core, fpu):
 # --------------------------------------------------------------------------- 2. models
 @pytest.fixture(scope="module")
 def qemu_ready():
-    _need("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    need_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
 
 
 def run_on_qemu(blob: bytes, samples: list[np.ndarray], kernels: str) -> tuple[list[bytes], list[int]]:
@@ -140,23 +135,27 @@ def assert_same(host: list[bytes], dsp: list[bytes], label: str) -> None:
                         + ", ".join(f"[{i}] ref {ra[i]} dsp {rb[i]}" for i in bad[:8]))
 
 
-def real_models() -> list[tuple[str, Path, list[np.ndarray]]]:
+def repo_models() -> list[tuple[str, Path, list[np.ndarray]]]:
     digits = np.load(REPO / "models" / "digits" / "digits_test.npz")["x"]
     mnv2 = np.load(REPO / "models" / "mobilenetv2" / "mobilenetv2_96_sample.npz")["x"]
-    rng = np.random.default_rng(3)
-    speech = [rng.integers(-128, 128, (1, 1960), dtype=np.int8) for _ in range(3)]
     return [("digits", REPO / "models" / "digits" / "digits_cnn.tflite", [digits[k:k + 1] for k in range(10)]),
-            ("micro_speech", SHARED_MODELS / "micro_speech_quantized.tflite", speech),
             ("mobilenetv2_96", REPO / "models" / "mobilenetv2" / "mobilenetv2_96.tflite", [mnv2[:1]])]
+
+
+def model_under_test(name: str) -> tuple[Path, list[np.ndarray]]:
+    """The repo's models, and micro_speech from ../shared/models (skipped, saying so, when absent)."""
+    if name == "micro_speech":
+        rng = np.random.default_rng(3)
+        return shared_model("micro_speech_quantized.tflite"), [rng.integers(-128, 128, (1, 1960), dtype=np.int8)
+                                                              for _ in range(3)]
+    return {n: (p, s) for n, p, s in repo_models()}[name]
 
 
 @pytest.mark.parametrize("name", ["digits", "micro_speech", "mobilenetv2_96"])
 def test_real_models_bit_exact_and_instruction_counts(qemu_ready, name):
     from tinyadapt.convert import convert
 
-    path, samples = {n: (p, s) for n, p, s in real_models()}[name]
-    if not path.is_file():
-        pytest.skip(f"{path} is missing (the public TFLM models are not part of the repo)")
+    path, samples = model_under_test(name)
     model = convert(path)
     host = run_on_host(model.blob, samples)
     dsp_out, dsp_counts = run_on_qemu(model.blob, samples, "dsp")

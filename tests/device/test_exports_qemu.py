@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.device.test_dsp_kernels import _need
+from tests.support.tools import need_tool
 from tests.support.paths import REPO
 
 MODEL = REPO / "models/exports/mnv2_035_128.tflite"
@@ -15,7 +15,7 @@ BOARD = "stm32f746g-disco"
 
 
 def test_keras_mobilenetv2_patched_on_the_f746_budget_equals_host():
-    _need("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    need_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     from tinyadapt.cli.plan_args import board_budget
     from tinyadapt.convert import convert
     from tinyadapt.engine.host import HostEngine

@@ -8,15 +8,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.device.test_dsp_kernels import _need
 from tests.support.paths import REPO
+from tests.support.tools import need_tool
 
 MBV2 = REPO / "models/mobilenetv2/mobilenetv2_96.tflite"
 
 
 @pytest.mark.parametrize("board", ["qemu-an386", "qemu-an500"])
 def test_external_input_on_qemu_equals_host_and_the_plan(board):
-    _need("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    need_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     from tinyadapt.convert import convert
     from tinyadapt.engine.host import HostEngine
     from tinyadapt.session.device import DeviceOptions, open_device

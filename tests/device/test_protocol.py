@@ -23,9 +23,16 @@ def host_outputs(model, inputs: list[int]) -> list[bytes]:
     return [engine.invoke([np.array([[x]], dtype=np.int8)])[0].tobytes() for x in inputs]
 
 
+def identity(blob: bytes) -> tuple[int, int]:
+    """(total_size, CRC-32) from a blob's header: what HELLO and SELECT report."""
+    return struct.unpack_from("<II", blob, 8)
+
+
 @pytest.mark.parametrize("board", DEVICES)
-def test_hello_describes_the_device(launch, board):
+def test_hello_describes_the_device(launch, tiny_model, board):
     info = launch(board).client.hello()
+    size, crc = identity(tiny_model[0].blob)
+    assert (info["builtin_size"], info["builtin_crc"]) == (size, crc) and size == len(tiny_model[0].blob)
     assert info["proto"] == 1
     assert info["n_slots"] == 2
     assert info["max_payload"] == 1024
@@ -41,10 +48,12 @@ def test_hello_describes_the_device(launch, board):
 
 
 @pytest.mark.parametrize("board", DEVICES)
-def test_infer_equals_host_engine_for_every_input(launch, hello_model, board):
-    model = hello_model[0]
+def test_infer_equals_host_engine_for_every_input(launch, tiny_model, board):
+    model = tiny_model[0]
     client = launch(board).client
-    assert client.select(0) == dict(arena_needed=model.plan.arena_size, n_ops=3, input_sizes=[1], output_sizes=[1])
+    size, crc = identity(model.blob)
+    assert client.select(0) == dict(arena_needed=model.plan.arena_size, n_ops=3, input_sizes=[1], output_sizes=[1],
+                                    blob_size=size, blob_crc=crc)
     inputs = list(range(-128, 128))
     expected = host_outputs(model, inputs)
     got = [client.infer(struct.pack("<b", x))[1] for x in inputs]
@@ -53,7 +62,7 @@ def test_infer_equals_host_engine_for_every_input(launch, hello_model, board):
 
 
 @pytest.mark.parametrize("board", DEVICES)
-def test_split_commands_equal_infer(launch, hello_model, board):
+def test_split_commands_equal_infer(launch, tiny_model, board):
     client = launch(board).client
     _, out = client.infer(struct.pack("<b", 42))
     client.input_write(0, struct.pack("<b", 42))
@@ -69,11 +78,12 @@ def test_split_commands_equal_infer(launch, hello_model, board):
 
 
 @pytest.mark.parametrize("board", DEVICES)
-def test_load_over_the_link_then_select_ram_slot(launch, hello_model, board):
-    model, blob_path, _ = hello_model
+def test_load_over_the_link_then_select_ram_slot(launch, tiny_model, board):
+    model, blob_path, _ = tiny_model
     client = launch(board).client
     client.load(model.blob, chunk=500)  # several chunks
-    assert client.select(1)["n_ops"] == 3
+    selected = client.select(1)
+    assert selected["n_ops"] == 3 and (selected["blob_size"], selected["blob_crc"]) == identity(model.blob)
     expected = host_outputs(model, [-100, 7, 99])
     assert [client.infer(struct.pack("<b", x))[1] for x in (-100, 7, 99)] == expected
     # A transfer whose CRC does not match is refused at LOAD_END, and slot 1 is deselected.
@@ -92,8 +102,8 @@ def test_load_over_the_link_then_select_ram_slot(launch, hello_model, board):
 
 
 @pytest.mark.parametrize("board", DEVICES)
-def test_ram_slot_placed_by_the_loader(launch, hello_model, board):
-    model, blob_path, _ = hello_model
+def test_ram_slot_placed_by_the_loader(launch, tiny_model, board):
+    model, blob_path, _ = tiny_model
     client = launch(board, ram_slot_blob=blob_path).client
     assert client.select(1)["arena_needed"] == model.plan.arena_size
     assert client.infer(struct.pack("<b", -3))[1] == host_outputs(model, [-3])[0]
@@ -120,10 +130,10 @@ def test_bad_crc_gets_a_nak_and_the_link_recovers(launch, board):
 
 
 @pytest.mark.parametrize("board", DEVICES)
-def test_garbage_between_frames_is_survived(launch, hello_model, board):
+def test_garbage_between_frames_is_survived(launch, tiny_model, board):
     client = launch(board).client
     rng = random.Random(1234)
-    expected = host_outputs(hello_model[0], list(range(-20, 20)))
+    expected = host_outputs(tiny_model[0], list(range(-20, 20)))
     for i, x in enumerate(range(-20, 20)):
         noise = bytes(rng.randrange(1, 256) for _ in range(rng.randrange(1, 60)))
         if i % 3 == 0:
@@ -132,7 +142,7 @@ def test_garbage_between_frames_is_survived(launch, hello_model, board):
         assert client.infer(struct.pack("<b", x))[1] == expected[i]
     # Noise longer than any frame is dropped without overrunning the receive buffer.
     client.link.write(bytes(rng.randrange(1, 256) for _ in range(3000)) + b"\x00")
-    assert client.infer(struct.pack("<b", 1))[1] == host_outputs(hello_model[0], [1])[0]
+    assert client.infer(struct.pack("<b", 1))[1] == host_outputs(tiny_model[0], [1])[0]
     m = client.metrics()
     assert m["crc_errors"] >= 14 and m["invokes"] == 41
     assert client.naks >= 14
@@ -201,11 +211,11 @@ def test_reset_reinitialises_the_app(launch, board):
 
 
 @pytest.mark.parametrize("board", ["qemu-an386", "qemu-an500"])
-def test_metrics_report_arena_and_stack_high_water_marks(launch, hello_model, board):
+def test_metrics_report_arena_and_stack_high_water_marks(launch, tiny_model, board):
     client = launch(board).client
     client.infer(b"\x05")
     m = client.metrics()
-    # The planner's arena for hello_world is 32 bytes, and the device wrote exactly those.
-    assert m["arena_used"] == hello_model[0].plan.arena_size == 32
+    # The planner's arena for tiny_fc is 32 bytes, and the device wrote exactly those.
+    assert m["arena_used"] == tiny_model[0].plan.arena_size == 32
     assert m["arena_size"] == client.hello()["arena_size"]
     assert 256 < m["stack_used"] < m["stack_size"] == 0x4000

@@ -21,7 +21,7 @@ def test_instruction_counts_repeat_exactly_across_runs(launch, board):
     assert counts(first) == run1  # the same inputs again in the same boot
     second = launch(board).client  # a second emulator, booted afresh
     assert counts(second) == run1
-    # hello_world: 3 small FULLY_CONNECTED layers (16 + 256 + 16 MACs) -> thousands of instructions.
+    # tiny_fc: 3 small FULLY_CONNECTED layers (16 + 256 + 16 MACs) -> thousands of instructions.
     assert all(1000 < n < 20000 for n in run1), run1
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.device.test_dsp_kernels import _need
+from tests.support.tools import need_tool
 from tests.support.paths import REPO
 from tests.test_patch import random_model
 
@@ -29,7 +29,7 @@ def _run(blob: bytes, board: str, xs) -> tuple[list[np.ndarray], int, int]:
 
 @pytest.mark.parametrize("board", ["qemu-an386", "qemu-an500"])
 def test_streamed_mobilenet_on_qemu_equals_host_and_the_plan(board):
-    _need("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    need_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     from tinyadapt.convert import convert
     from tinyadapt.engine.host import HostEngine
 
@@ -47,7 +47,7 @@ def test_streamed_mobilenet_on_qemu_equals_host_and_the_plan(board):
 
 def test_streamed_random_models_with_dsp_kernels():
     """Odd sizes, strides, dilations, pools and residual ADDs, one band per row and strips."""
-    _need("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    need_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
     from tinyadapt.convert import convert
     from tinyadapt.engine.host import HostEngine
 

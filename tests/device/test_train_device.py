@@ -138,7 +138,7 @@ def test_params_of_another_model_are_never_applied(digits, tmp_path):
         assert c.params_read(info.param_bytes) == host_trainer(other).params()
 
 
-def test_train_commands_refuse_bad_requests(digits, hello_model):
+def test_train_commands_refuse_bad_requests(digits, tiny_model):
     from tinyadapt.errors import DeviceCommandError
 
     blob, _, xs, ys = digits
@@ -163,7 +163,7 @@ def test_train_commands_refuse_bad_requests(digits, hello_model):
         assert link.request(Cmd.TRAIN_STEP, struct.pack("<B3xif", 7, 0, LR)).status == TA_ERR_ARG   # loss kind
         assert link.request(Cmd.RESET_TO_BASE, b"\x02").status == TA_ERR_ARG                       # unknown flag
         assert c.train_step(int(ys[0]), LR, xs[0].tobytes()).updated_params > 0                   # still fine
-    model = hello_model[0]
+    model = tiny_model[0]
     with open_qemu(model.blob, None) as dev:          # a model without a TRAIN section
         c = dev.client
         assert not c.train_info().ready

@@ -215,16 +215,20 @@ class Client:
         p = self.request(HELLO).payload
         (proto, major, minor, n_slots, arena, slot, features, max_payload, bl, cl) = struct.unpack_from(
             "<BBBBIIIHBB", p)
+        assert len(p) == 28 + bl + cl, f"HELLO payload of {len(p)} bytes"
+        builtin_size, builtin_crc = struct.unpack_from("<II", p, 20 + bl + cl)
         return dict(proto=proto, engine=(major, minor), n_slots=n_slots, arena_size=arena, ram_slot_size=slot,
                     features=features, max_payload=max_payload, board=p[20:20 + bl].decode(),
-                    core=p[20 + bl:20 + bl + cl].decode())
+                    core=p[20 + bl:20 + bl + cl].decode(), builtin_size=builtin_size, builtin_crc=builtin_crc)
 
     def select(self, slot: int) -> dict:
         p = self.request(SELECT, bytes([slot])).payload
         arena, n_in, n_out, n_ops = struct.unpack_from("<IBBH", p)
         sizes = struct.unpack_from(f"<{n_in + n_out}I", p, 8)
+        assert len(p) == 16 + 4 * (n_in + n_out), f"SELECT payload of {len(p)} bytes"
+        blob_size, blob_crc = struct.unpack_from("<II", p, 8 + 4 * (n_in + n_out))
         return dict(arena_needed=arena, n_ops=n_ops, input_sizes=list(sizes[:n_in]),
-                    output_sizes=list(sizes[n_in:]))
+                    output_sizes=list(sizes[n_in:]), blob_size=blob_size, blob_crc=blob_crc)
 
     def load(self, blob: bytes, slot: int = 1, chunk: int = MAX_PAYLOAD - 4) -> None:
         self.request(LOAD_BEGIN, struct.pack("<B3xII", slot, len(blob), crc32(blob)))

@@ -1,7 +1,8 @@
 """Fixtures for the device tests: the QEMU firmware image, and a guard against leftover emulators.
 
 Tests here run the real firmware on QEMU (no mock device). They skip, saying why, only when
-the emulator or the cross-compiler is missing or the firmware image does not build yet.
+the emulator or the cross-compiler is missing (and fail even then under CI=true); a firmware
+that does not build fails them.
 
 Every test is checked afterwards: no qemu-system-arm process started by this test session
 (found through a marker in its environment, inherited from pytest through any CLI
@@ -11,13 +12,14 @@ subprocess) may still be running.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.support.tools import need_tool
 
 REPO = Path(__file__).resolve().parents[2]
 MARKER = "TINYADAPT_TEST_SESSION"
@@ -57,19 +59,16 @@ def no_emulator_left_behind():
 
 @pytest.fixture(scope="session")
 def qemu_image():
-    """The generic qemu-an386 image (built once); skips with the reason when it cannot be."""
+    """The generic qemu-an386 image (built once); a build failure fails every test using it."""
     from tinyadapt.device.boards import load_board
     from tinyadapt.device.build import build_image
     from tinyadapt.errors import TinyAdaptError
 
-    if shutil.which("qemu-system-arm") is None:
-        pytest.skip("qemu-system-arm is not installed (apt-get install qemu-system-arm)")
-    if shutil.which("arm-none-eabi-gcc") is None:
-        pytest.skip("arm-none-eabi-gcc is not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)")
+    need_tool("make", "qemu-system-arm", "arm-none-eabi-gcc")
     try:
         return build_image(load_board("qemu-an386"))
     except TinyAdaptError as exc:
-        pytest.skip(f"the QEMU firmware image does not build yet: {exc}")
+        pytest.fail(f"the QEMU firmware image does not build: {exc}")
 
 
 @pytest.fixture(scope="session")

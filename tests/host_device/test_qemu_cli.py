@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.host_device.conftest import our_emulators
-from tests.support.paths import shared_model
+from tests.support.tiny_models import write_tiny_fc
 from tests.support.tflite_builder import ModelBuilder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,8 +48,8 @@ def mismatches(a: np.ndarray, b: np.ndarray) -> str:
 
 
 # -- run ----------------------------------------------------------------------------------------
-def test_run_qemu_hello_world_is_bit_identical_to_host(tmp_path):
-    model = shared_model("hello_world_int8.tflite")
+def test_run_qemu_tiny_fc_is_bit_identical_to_host(tmp_path):
+    model = write_tiny_fc(tmp_path)
     x = tmp_path / "x.npy"
     np.save(x, np.arange(-128, 128, dtype=np.int8).reshape(256, 1, 1))
     ok("run", model, "-i", x, "-o", tmp_path / "host.npy")
@@ -61,7 +61,7 @@ def test_run_qemu_hello_world_is_bit_identical_to_host(tmp_path):
     assert first["target"] == "qemu" and first["board"] == "qemu-an386" and first["samples"] == 256
     assert len(first["instructions"]) == 256 and first["counter_unit"] == "instructions"
     assert first["instructions"] == second["instructions"], "instruction counts must repeat run to run"
-    assert 0 < first["peak_sram_bytes"] <= 64, "hello_world's arena is a few dozen bytes"
+    assert 0 < first["peak_sram_bytes"] <= 64, "tiny_fc's arena is a few dozen bytes"
 
 
 def test_run_qemu_digits_on_m4_and_on_an_emulated_f746_budget(tmp_path, digits):
@@ -98,7 +98,7 @@ def test_run_qemu_compiles_in_a_model_too_big_for_the_ram_slot(tmp_path):
 
 
 def test_run_target_errors_are_one_line(tmp_path):
-    model = shared_model("hello_world_int8.tflite")
+    model = write_tiny_fc(tmp_path)
     x = tmp_path / "x.npy"
     np.save(x, np.zeros((1, 1), np.int8))
     one_line_error(cli("run", model, "-i", x, "-o", tmp_path / "y.npy", "--target", "qemu", "--board", "nope"),

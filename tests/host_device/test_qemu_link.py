@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.support.paths import shared_model
+from tests.support.tiny_models import tiny_fc
 from tinyadapt.convert import convert
 from tinyadapt.device.backends import Capability, available_backends, backend_class
 from tinyadapt.device.backends.qemu import QemuBackend, live_emulator_pids
@@ -23,8 +23,8 @@ from tinyadapt.errors import DeviceCommandError, DeviceError
 
 
 @pytest.fixture(scope="module")
-def hello_blob():
-    return convert(shared_model("hello_world_int8.tflite")).blob
+def tiny_blob():
+    return convert(tiny_fc(0)).blob
 
 
 def start(image, blob=None, **kw) -> tuple[QemuBackend, DeviceClient]:
@@ -43,8 +43,8 @@ def test_backends_are_registered_entry_points():
         backend_class("nope")
 
 
-def test_hello_select_and_infer_match_the_host_engine(qemu_image, hello_blob):
-    q, c = start(qemu_image, hello_blob)
+def test_hello_select_and_infer_match_the_host_engine(qemu_image, tiny_blob):
+    q, c = start(qemu_image, tiny_blob)
     with q:
         info = c.hello()
         assert info.proto_version == 1 and info.board == "qemu-an386" and info.core == "cortex-m4"
@@ -52,7 +52,7 @@ def test_hello_select_and_infer_match_the_host_engine(qemu_image, hello_blob):
         assert info.ram_slot_size == qemu_image.ram_slot[1]
         m = c.select(SLOT_RAM)
         assert (m.input_sizes, m.output_sizes, m.n_ops) == ([1], [1], 3)
-        host = HostEngine(hello_blob)
+        host = HostEngine(tiny_blob)
         xs = np.arange(-128, 128, dtype=np.int8).reshape(256, 1, 1)
         for x in xs:
             (out,), result = c.run([x.tobytes()])
@@ -111,8 +111,8 @@ def test_select_of_a_missing_slot_is_a_command_error(qemu_image):
         assert err.value.command == "SELECT" and err.value.status < 0
 
 
-def test_a_hung_device_is_reported_in_one_line_within_seconds(qemu_image, hello_blob):
-    q, c = start(qemu_image, hello_blob)
+def test_a_hung_device_is_reported_in_one_line_within_seconds(qemu_image, tiny_blob):
+    q, c = start(qemu_image, tiny_blob)
     with q:
         c.hello()
         c.select(SLOT_RAM)
@@ -130,8 +130,8 @@ def test_a_hung_device_is_reported_in_one_line_within_seconds(qemu_image, hello_
     assert q.pid is None and not live_emulator_pids()   # SIGKILL works on a stopped process too
 
 
-def test_a_killed_emulator_fails_at_once(qemu_image, hello_blob):
-    q, c = start(qemu_image, hello_blob)
+def test_a_killed_emulator_fails_at_once(qemu_image, tiny_blob):
+    q, c = start(qemu_image, tiny_blob)
     with q:
         c.hello()
         c.select(SLOT_RAM)

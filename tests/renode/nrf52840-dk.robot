@@ -20,8 +20,8 @@ ${UART}                     sysbus.uart0
 @{HELLO_REQUEST}            0x00  0x06  0x01  0x01  0x34  0x12  0x01  0x01  0x01  0x05  0x7F  0x32
 ...                         0x88  0x32  0x00  0x00
 # Its response, COBS-encoded: version 1, type 2 (response), seq 0x1234, cmd 1 (HELLO),
-# status 0 (OK), len 40 = 20 + len("nrf52840-dk") + len("cortex-m4").
-${HELLO_RESPONSE_HEADER}    06 01 02 34 12 01 02 28
+# status 0 (OK), len 48 = 20 + len("nrf52840-dk") + len("cortex-m4") + 8 (compiled-in model's size, CRC).
+${HELLO_RESPONSE_HEADER}    06 01 02 34 12 01 02 30
 # ... and, further on, board_len 11, core_len 9, "nrf52840-dk", "cortex-m4".
 ${HELLO_RESPONSE_NAMES}     0B 09 6E 72 66 35 32 38 34 30 2D 64 6B 63 6F 72 74 65 78 2D 6D 34
 

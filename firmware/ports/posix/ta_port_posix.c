@@ -2,7 +2,7 @@
  * POSIX port: the device app as a native process, for fast host tests of the
  * protocol and the app without an emulator.
  *
- *   ta_posix [--pty] [--fd N] [--stdio] [--ram-slot FILE] [--nvm FILE]
+ *   ta_posix [--pty] [--fd N] [--stdio] [--ram-slot FILE] [--ram-slot-size BYTES] [--nvm FILE]
  *
  *   --pty (default)  open a pseudo-terminal, print "TA_PTY <path>" on stdout
  *                    and serve on it; the host opens <path> like a serial port
@@ -10,6 +10,8 @@
  *   --stdio          read stdin, write stdout; exits at end of input
  *   --ram-slot FILE  place a model blob in slot 1 before serving (what QEMU's
  *                    -device loader does for the emulated boards)
+ *   --ram-slot-size BYTES  a smaller RAM slot (0: none), standing in for a board
+ *                    whose slot a model does not fit
  *   --nvm FILE       NVM region (saved parameters) backed by FILE, created
  *                    erased (0xFF) when missing; written through with pwrite
  *                    row by row like the QEMU port, so a killed process
@@ -199,6 +201,8 @@ static int open_pty(char *path, size_t path_cap)
     return master; /* `slave` stays open for the life of the process */
 }
 
+static uint32_t g_ram_slot_size = TA_POSIX_RAM_SLOT_SIZE;
+
 static int load_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -206,11 +210,11 @@ static int load_file(const char *path)
         fprintf(stderr, "ta_posix: %s: %s\n", path, strerror(errno));
         return -1;
     }
-    const size_t n = fread(g_ram_slot, 1, sizeof(g_ram_slot), f);
+    const size_t n = fread(g_ram_slot, 1, g_ram_slot_size, f);
     const int too_big = fgetc(f) != EOF;
     fclose(f);
     if (too_big) {
-        fprintf(stderr, "ta_posix: %s is larger than the %u-byte RAM slot\n", path, TA_POSIX_RAM_SLOT_SIZE);
+        fprintf(stderr, "ta_posix: %s is larger than the %u-byte RAM slot\n", path, (unsigned)g_ram_slot_size);
         return -1;
     }
     (void)n;
@@ -220,6 +224,7 @@ static int load_file(const char *path)
 int main(int argc, char **argv)
 {
     static posix_link_t link = {-1, -1};
+    const char *slot_file = NULL;
     for (int i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "--fd") == 0 && i + 1 < argc) {
             link.rfd = link.wfd = atoi(argv[++i]);
@@ -229,17 +234,27 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--pty") == 0) {
             link.rfd = link.wfd = -1;
         } else if (strcmp(argv[i], "--ram-slot") == 0 && i + 1 < argc) {
-            if (load_file(argv[++i]) != 0) {
-                return 1;
+            slot_file = argv[++i];
+        } else if (strcmp(argv[i], "--ram-slot-size") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            const unsigned long n = strtoul(argv[++i], &end, 0);
+            if (end == argv[i] || *end != '\0' || n > TA_POSIX_RAM_SLOT_SIZE) {
+                fprintf(stderr, "ta_posix: --ram-slot-size takes 0 .. %u bytes\n", TA_POSIX_RAM_SLOT_SIZE);
+                return 2;
             }
+            g_ram_slot_size = (uint32_t)n;
         } else if (strcmp(argv[i], "--nvm") == 0 && i + 1 < argc) {
             if (open_nvm(argv[++i]) != 0) {
                 return 1;
             }
         } else {
-            fprintf(stderr, "usage: %s [--pty | --fd N | --stdio] [--ram-slot FILE] [--nvm FILE]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--pty | --fd N | --stdio] [--ram-slot FILE] [--ram-slot-size BYTES] [--nvm FILE]\n",
+                    argv[0]);
             return 2;
         }
+    }
+    if (slot_file != NULL && load_file(slot_file) != 0) {
+        return 1;
     }
     if (link.rfd < 0) {
         char path[256];
@@ -270,7 +285,8 @@ int main(int argc, char **argv)
         .stack_hi = 0,
     };
     hal.nvm = g_nvm_fd >= 0 ? &g_nvm : NULL;
-    const ta_app_config_t cfg = {g_arena, sizeof(g_arena), g_ram_slot, sizeof(g_ram_slot), g_frame, sizeof(g_frame)};
+    const ta_app_config_t cfg = {g_arena, sizeof(g_arena), g_ram_slot_size > 0 ? g_ram_slot : NULL, g_ram_slot_size,
+                                 g_frame, sizeof(g_frame)};
     const ta_status_t st = ta_app_main(&hal, &cfg);
     fprintf(stderr, "ta_posix: link closed (%s)\n", ta_status_name(st));
     return 1;

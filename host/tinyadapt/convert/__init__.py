@@ -88,7 +88,14 @@ def convert(source: str | Path | bytes, name: str | None = None, *, budget: int 
                 "tinyadapt runs int8 models (int8 or float32 at the edges)")
     ops = []
     for op in graph.ops:
-        lowered = table[op.kind](ctx, op)
+        try:
+            lowered = table[op.kind](ctx, op)
+        except (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
+            # The op modules rely on the operand counts, ranks and options TFLite's converter
+            # writes; a corrupt file that breaks them is refused here, in one line.
+            raise UnsupportedModelError(
+                f"{label}: {op.describe()} does not have the operands, shapes or options it needs "
+                f"({len(op.inputs)} inputs, {len(op.outputs)} outputs; {type(exc).__name__}: {exc})") from None
         lowered.source = op
         ops.append(lowered)
     inputs = [ctx.ref(i) for i in graph.inputs]

@@ -83,10 +83,13 @@ def write_blob(tensors, ops, inputs, outputs, plan, patch=None, train_forward_op
     total = data_off + len(data)
 
     body = bytearray()
-    for t, kind in zip(tensors, kinds):
+    for k, (t, kind) in enumerate(zip(tensors, kinds)):
         dims = list(t.shape) + [0] * (bf.MAX_DIMS - len(t.shape))
-        body += _TENSOR.pack(bf.DTYPES[np.dtype(t.dtype)], kind, len(t.shape), 0, *dims, t.offset,
-                             t.nbytes, t.zero_point, t.scale)
+        try:
+            body += _TENSOR.pack(bf.DTYPES[np.dtype(t.dtype)], kind, len(t.shape), 0, *dims, t.offset,
+                                 t.nbytes, t.zero_point, t.scale)
+        except struct.error as exc:  # a field wider than the blob's record (a corrupt model)
+            raise BlobError(f"blob tensor {k} '{t.name}' does not fit the blob format: {exc}") from None
     body += b"".join(op_recs) + io + data
     flags = (bf.FLAG_PATCH if patch is not None else 0) | (bf.FLAG_TRAIN if train_forward_ops is not None else 0)
     header = _HEADER.pack(bf.MAGIC, bf.VERSION, bf.HEADER_SIZE, total, 0, flags, len(tensors), len(ops),

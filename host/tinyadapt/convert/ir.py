@@ -44,7 +44,8 @@ class Tensor:
         return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
 
     def describe(self) -> str:
-        return f"tensor {self.index} '{self.name}' ({np.dtype(self.dtype).name}{list(self.shape)})"
+        dtype = self.dtype if isinstance(self.dtype, str) else np.dtype(self.dtype).name  # str: unsupported type
+        return f"tensor {self.index} '{self.name}' ({dtype}{list(self.shape)})"
 
 
 @dataclass

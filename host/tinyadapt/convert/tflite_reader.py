@@ -1,20 +1,21 @@
 """Read a .tflite flatbuffer into the converter's IR.
 
 Uses TFLite Micro's generated schema (schema_py_generated) through its accessor API.
-The file is untrusted: every vector length is checked against the file size before it
-is read, so a corrupt length cannot make us allocate or loop without bound, and any
-decoding failure becomes a one-line ModelFileError naming what was being read.
+The file is untrusted: the whole flatbuffer is verified first (flatbuffer_verify.py: every
+offset, vector, string and table in bounds), every vector length is checked against the file
+size before it is read, and any decoding failure becomes a one-line ModelFileError naming
+what was being read.
 """
 
 from __future__ import annotations
 
 import re
-import struct
 from pathlib import Path
 
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
+from tinyadapt.convert.flatbuffer_verify import verify_tflite
 from tinyadapt.convert.ir import Graph, Op, Tensor
 from tinyadapt.errors import ModelFileError
 
@@ -59,9 +60,7 @@ class _Reader:
         if buf[4:8] != b"TFL3":
             raise self.fail(f"not a .tflite model: file identifier at offset 4 is {bytes(buf[4:8])!r}, "
                             "expected b'TFL3'")
-        root = struct.unpack_from("<I", buf, 0)[0]
-        if root + 4 > len(buf):
-            raise self.fail(f"truncated: root table offset {root} is past the end ({len(buf)} bytes)")
+        verify_tflite(buf, self.source)
         try:
             return self._read_model(schema.Model.GetRootAs(buf, 0))
         except ModelFileError:
@@ -130,6 +129,11 @@ class _Reader:
             zero_point = (np.array(q.ZeroPointAsNumpy(), dtype=np.int64) if q.ZeroPointLength()
                           else np.zeros(len(scale), np.int64))
             qdim = int(q.QuantizedDimension())
+            if not np.all(np.isfinite(scale)):
+                raise self.fail(f"tensor {index} '{name}' has a quantization scale that is not a finite number")
+            if zero_point.size and (zero_point.min() < -2**31 or zero_point.max() >= 2**31):
+                raise self.fail(f"tensor {index} '{name}' has a zero point outside the int32 range "
+                                f"({int(zero_point.min())} .. {int(zero_point.max())})")
         data = None
         b = int(t.Buffer())
         if not 0 <= b < n_buffers:
@@ -179,9 +183,14 @@ class _Reader:
             for key, value in vars(obj).items():
                 options[_snake(key)] = value
         if "fused_activation_function" in options:
-            options["activation"] = _ACTIVATIONS.get(options["fused_activation_function"], "UNKNOWN")
+            code = options["fused_activation_function"]
+            if code not in _ACTIVATIONS:
+                raise self.fail(f"operator {index} ({kind}) has an unknown fused activation function {code}")
+            options["activation"] = _ACTIVATIONS[code]
         if "padding" in options:
-            options["padding"] = _PADDINGS.get(options["padding"], "UNKNOWN")
+            if options["padding"] not in _PADDINGS:
+                raise self.fail(f"operator {index} ({kind}) has an unknown padding {options['padding']}")
+            options["padding"] = _PADDINGS[options["padding"]]
         return Op(index=index, kind=kind, inputs=ins, outputs=outs, options=options)
 
 

@@ -3,7 +3,7 @@
     client = DeviceClient(link)
     info = client.hello()                 # always first: resets the device's duplicate filter
     client.load_model(blob)               # LOAD_BEGIN / LOAD_CHUNK... / LOAD_END into slot 1
-    model = client.select(1)              # sizes of inputs and outputs
+    model = client.select(1, expect=blob) # sizes of inputs and outputs; refuses another model
     outs, instructions = client.run([x_bytes])   # INFER when it fits one frame, else the long way
     m = client.metrics()
 
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 from tinyadapt.device.frames import MAX_PAYLOAD, Cmd, Feature, Frame, cmd_name, status_name
 from tinyadapt.device.link import Link
-from tinyadapt.errors import DeviceCommandError, ProtocolError
+from tinyadapt.errors import DeviceCommandError, DeviceError, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ SLOT_RAM = 1
 _HELLO = struct.Struct("<BBBBIIIHBB")
 _METRICS = struct.Struct("<10I")
 _SELECT = struct.Struct("<IBBH")
+_IDENTITY = struct.Struct("<II")      # blob total_size, header CRC-32 (HELLO: compiled-in; SELECT: selected)
 _PROFILE_ENTRY = struct.Struct("<HHI")
 _TRAIN_STEP = struct.Struct("<fiIQ")
 _EVAL = struct.Struct("<fiQ")
@@ -54,6 +55,7 @@ class DeviceInfo:
     max_payload: int
     board: str
     core: str
+    builtin: "BlobIdentity | None" = None   # the compiled-in model, None when the image has none
 
     @property
     def counter_unit(self) -> str:
@@ -72,12 +74,30 @@ class DeviceInfo:
         return d
 
 
+@dataclass(frozen=True)
+class BlobIdentity:
+    """A model blob named by its size and the CRC-32 in its header (which the device's loader
+    checks against the bytes): two blobs that differ in one weight differ here."""
+    size: int
+    crc: int
+
+    @classmethod
+    def of(cls, blob: bytes) -> "BlobIdentity":
+        if len(blob) < 16:
+            raise ProtocolError(f"model blob truncated: {len(blob)} bytes")
+        return cls(*_IDENTITY.unpack_from(blob, 8))
+
+    def __str__(self) -> str:
+        return f"{self.size:,} bytes, CRC 0x{self.crc:08x}"
+
+
 @dataclass
 class ModelInfo:
     arena_needed: int
     n_ops: int
     input_sizes: list[int]
     output_sizes: list[int]
+    identity: BlobIdentity | None = None
 
 
 @dataclass
@@ -194,13 +214,16 @@ class DeviceClient:
         self._expect(Cmd.HELLO, p, _HELLO.size, exact=False)
         (proto, major, minor, n_slots, arena, ram_slot, features, max_payload, board_len,
          core_len) = _HELLO.unpack_from(p)
-        self._expect(Cmd.HELLO, p, _HELLO.size + board_len + core_len)
+        names_end = _HELLO.size + board_len + core_len
+        self._expect(Cmd.HELLO, p, names_end + _IDENTITY.size)
         board = p[_HELLO.size:_HELLO.size + board_len].decode(errors="replace")
-        core = p[_HELLO.size + board_len:].decode(errors="replace")
+        core = p[_HELLO.size + board_len:names_end].decode(errors="replace")
         if proto != 1:
             raise ProtocolError(f"the device speaks protocol version {proto}, this host speaks 1")
+        builtin = BlobIdentity(*_IDENTITY.unpack_from(p, names_end))
         self.info = DeviceInfo(proto, f"{major}.{minor}", n_slots, arena, ram_slot, Feature(features),
-                               max_payload, board, core)
+                               max_payload, board, core,
+                               builtin if features & Feature.BUILTIN_MODEL and builtin.size else None)
         self.max_payload = min(max_payload, MAX_PAYLOAD)
         log.info("device: %s (%s), engine %s, arena %d B, RAM slot %d B, max payload %d",
                  board, core, self.info.engine_version, arena, ram_slot, max_payload)
@@ -221,14 +244,25 @@ class DeviceClient:
                 progress(min(off + step, len(blob)), len(blob))
         self._call(Cmd.LOAD_END, timeout=max(self.link.timeout, 2.0))
 
-    def select(self, slot: int) -> ModelInfo:
-        # SELECT of a trainable model also CRC-checks and restores saved parameters: allow for it.
+    def select(self, slot: int, expect: bytes | BlobIdentity | None = None) -> ModelInfo:
+        """SELECT `slot`. With `expect` (the blob meant to run, or its identity), a device whose
+        selected blob is another one raises DeviceError, and nothing stays selected for run().
+        SELECT of a trainable model also CRC-checks and restores saved parameters: allow for it."""
+        self.model = None
         p = self._call(Cmd.SELECT, struct.pack("<B", slot), timeout=max(self.link.timeout, 10.0))
         self._expect(Cmd.SELECT, p, _SELECT.size, exact=False)
         arena, n_in, n_out, n_ops = _SELECT.unpack_from(p)
-        self._expect(Cmd.SELECT, p, _SELECT.size + 4 * (n_in + n_out))
+        ids_at = _SELECT.size + 4 * (n_in + n_out)
+        self._expect(Cmd.SELECT, p, ids_at + _IDENTITY.size)
         sizes = struct.unpack_from(f"<{n_in + n_out}I", p, _SELECT.size)
-        self.model = ModelInfo(arena, n_ops, list(sizes[:n_in]), list(sizes[n_in:]))
+        got = BlobIdentity(*_IDENTITY.unpack_from(p, ids_at))
+        if expect is not None:
+            want = expect if isinstance(expect, BlobIdentity) else BlobIdentity.of(expect)
+            if got != want:
+                where = "the compiled-in model (slot 0)" if slot == SLOT_BUILTIN else f"the model in slot {slot}"
+                raise DeviceError(f"{where} on the device is not the model asked for (device: {got}; "
+                                  f"model: {want})")
+        self.model = ModelInfo(arena, n_ops, list(sizes[:n_in]), list(sizes[n_in:]), got)
         return self.model
 
     def input_write(self, index: int, data: bytes, offset: int = 0) -> None:
@@ -394,6 +428,6 @@ class DeviceClient:
         return outs, result
 
 
-__all__ = ["DeviceClient", "DeviceInfo", "ModelInfo", "Metrics", "InvokeResult", "OpProfile", "StepResult",
-           "SaveResult", "TrainInfo", "SLOT_BUILTIN",
+__all__ = ["BlobIdentity", "DeviceClient", "DeviceInfo", "ModelInfo", "Metrics", "InvokeResult", "OpProfile",
+           "StepResult", "SaveResult", "TrainInfo", "SLOT_BUILTIN",
            "SLOT_RAM", "cmd_name"]

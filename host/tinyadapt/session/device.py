@@ -8,7 +8,9 @@
 On QEMU the model goes into the RAM slot with `-device loader` (no UART transfer) when it
 fits the slot; otherwise an image with the model compiled in is built and slot 0 is used.
 On a serial board the model is written over the link with LOAD_* when it fits the RAM slot,
-else the board's compiled-in model is used, after checking its inputs and outputs match.
+else the board's compiled-in model is used only when it is this very blob (HELLO names the
+compiled-in blob's size and CRC). Either way SELECT's answer names the selected blob, and a
+session never runs a model other than the one asked for.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from tinyadapt.convert.blob import BlobInfo, read_blob
-from tinyadapt.device.client import SLOT_BUILTIN, SLOT_RAM, DeviceClient, DeviceInfo, InvokeResult, Metrics
-from tinyadapt.device.frames import Feature
+from tinyadapt.device.client import (SLOT_BUILTIN, SLOT_RAM, BlobIdentity, DeviceClient, DeviceInfo, InvokeResult,
+                                     Metrics)
 from tinyadapt.device.link import DEFAULT_RETRIES, DEFAULT_TIMEOUT, Link
 from tinyadapt.errors import DeviceError
 
@@ -96,7 +98,9 @@ def _io_sizes(info: BlobInfo) -> tuple[list[int], list[int]]:
     return [size(i) for i in info.inputs], [size(i) for i in info.outputs]
 
 
-def _check_model(client: DeviceClient, blob_info: BlobInfo, slot: int) -> None:
+def _select(client: DeviceClient, blob: bytes, blob_info: BlobInfo, slot: int) -> None:
+    """SELECT `slot`, refusing any blob but `blob` (by size and CRC), then cross-check the sizes."""
+    client.select(slot, expect=blob)
     ins, outs = _io_sizes(blob_info)
     m = client.model
     if m.input_sizes != ins or m.output_sizes != outs or m.n_ops != len(blob_info.ops):
@@ -160,8 +164,7 @@ def _open_qemu(blob: bytes, opts: DeviceOptions) -> DeviceSession:
     try:
         link, client, info = _hello(backend, opts)
         try:
-            client.select(slot)
-            _check_model(client, blob_info, slot)
+            _select(client, blob, blob_info, slot)
         except BaseException:
             link.close()
             raise
@@ -187,14 +190,16 @@ def _open_serial(blob: bytes, opts: DeviceOptions) -> DeviceSession:
                 opts.activity.step(f"loading the model ({len(blob):,} bytes) over the link")
                 client.load_model(blob, SLOT_RAM)
                 slot = SLOT_RAM
-            elif info.features & Feature.BUILTIN_MODEL:
+            elif info.builtin == BlobIdentity.of(blob):
+                log.info("the model does not fit the RAM slot; the compiled-in model is this blob")
                 slot = SLOT_BUILTIN
             else:
-                raise DeviceError(f"the model ({len(blob):,} bytes) does not fit the device's {info.ram_slot_size:,}-byte "
-                                  "RAM slot and the firmware has no compiled-in model: build one with "
-                                  "'tinyadapt build --model' and flash it")
-            client.select(slot)
-            _check_model(client, blob_info, slot)
+                has = (f"the firmware's compiled-in model is another one ({info.builtin})" if info.builtin
+                       else "the firmware has no compiled-in model")
+                raise DeviceError(f"the model ({BlobIdentity.of(blob)}) does not fit the device's "
+                                  f"{info.ram_slot_size:,}-byte RAM slot and {has}: build an image with it "
+                                  "('tinyadapt build --model') and flash it")
+            _select(client, blob, blob_info, slot)
         except BaseException:
             link.close()
             raise
