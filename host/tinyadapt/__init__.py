@@ -1,3 +1,3 @@
-"""tinyadapt: run int8 neural networks on microcontrollers (fine-tuning and adaptation are in development)."""
+"""tinyadapt: run, fine-tune and adapt int8 neural networks on microcontrollers."""
 
 __version__ = "0.1.0"

@@ -80,10 +80,10 @@ def _termination_signals():
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tinyadapt",
-        description="Run int8 neural networks on microcontrollers (fine-tuning and adaptation are in "
-                    "development). "
+        description="Run, fine-tune and adapt int8 neural networks on microcontrollers. "
                     "Converts .tflite models into a compact blob for the tinyadapt C engine, plans their "
-                    "memory, and runs them in-process or on an (emulated) board.",
+                    "memory, runs them in-process or on an (emulated) board, fine-tunes them on the device "
+                    "(plan-update, train) and adapts them to shifted data without labels (tta-prepare, adapt).",
         epilog="Run 'tinyadapt COMMAND --help' for a command's options and examples.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tinyadapt {__version__}")
