@@ -10,6 +10,7 @@
 #define TA_FRAME_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "tinyadapt/ta_protocol.h"
 #include "tinyadapt/ta_status.h"
@@ -66,6 +67,21 @@ static inline void ta_wr64(uint8_t *p, uint64_t v)
 {
     ta_wr32(p, (uint32_t)v);
     ta_wr32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* IEEE-754 single on the wire: the bit pattern as a little-endian u32. */
+static inline float ta_rd_f32(const uint8_t *p)
+{
+    const uint32_t u = ta_rd32(p);
+    float f;
+    memcpy(&f, &u, sizeof(f));
+    return f;
+}
+static inline void ta_wr_f32(uint8_t *p, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof(u));
+    ta_wr32(p, u);
 }
 
 #endif /* TA_FRAME_H */

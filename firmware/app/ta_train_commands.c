@@ -146,21 +146,6 @@ static ta_status_t take_sample(ta_app_t *app, const uint8_t *data, uint32_t len)
     return TA_OK;
 }
 
-static float rd_f32(const uint8_t *p)
-{
-    const uint32_t u = ta_rd32(p);
-    float f;
-    memcpy(&f, &u, sizeof(f));
-    return f;
-}
-
-static void wr_f32(uint8_t *p, float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof(u));
-    ta_wr32(p, u);
-}
-
 static ta_status_t cmd_train_step(void *ctx, const ta_request_t *req, ta_response_t *resp)
 {
     ta_app_t *app = APP(ctx);
@@ -171,9 +156,9 @@ static ta_status_t cmd_train_step(void *ctx, const ta_request_t *req, ta_respons
     TA_TRY(take_sample(app, req->payload + 12, (uint32_t)req->len - 12u));
     ta_train_result_t r;
     uint64_t count;
-    TA_TRY(timed_train(app, 1, loss, (int32_t)ta_rd32(req->payload + 4), rd_f32(req->payload + 8), &r, &count));
+    TA_TRY(timed_train(app, 1, loss, (int32_t)ta_rd32(req->payload + 4), ta_rd_f32(req->payload + 8), &r, &count));
     app->train_steps++;
-    wr_f32(resp->payload, r.loss);
+    ta_wr_f32(resp->payload, r.loss);
     ta_wr32(resp->payload + 4, (uint32_t)r.prediction);
     ta_wr32(resp->payload + 8, r.updated_params);
     ta_wr64(resp->payload + 12, count);
@@ -190,7 +175,7 @@ static ta_status_t cmd_eval(void *ctx, const ta_request_t *req, ta_response_t *r
     ta_train_result_t r;
     uint64_t count;
     TA_TRY(timed_train(app, 0, 0, (int32_t)ta_rd32(req->payload), 0.0f, &r, &count));
-    wr_f32(resp->payload, r.loss);
+    ta_wr_f32(resp->payload, r.loss);
     ta_wr32(resp->payload + 4, (uint32_t)r.prediction);
     ta_wr64(resp->payload + 8, count);
     resp->len = 16;

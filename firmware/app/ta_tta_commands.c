@@ -41,21 +41,6 @@
 #define TTA_EXIT 32u
 #define TTA_NORM 32u
 
-static float rd_f32(const uint8_t *p)
-{
-    const uint32_t u = ta_rd32(p);
-    float f;
-    memcpy(&f, &u, sizeof(f));
-    return f;
-}
-
-static void wr_f32(uint8_t *p, float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, sizeof(u));
-    ta_wr32(p, u);
-}
-
 /* Head k's normalisation adaptation from its trailer section. */
 static ta_status_t norm_bind(ta_app_t *app, uint32_t k, const uint8_t *tr, uint32_t tr_size, uint32_t off)
 {
@@ -69,10 +54,10 @@ static ta_status_t norm_bind(ta_app_t *app, uint32_t k, const uint8_t *tr, uint3
     n->z_tensor = ta_rd16(p + 2);
     n->gamma_tensor = ta_rd16(p + 4);
     n->beta_tensor = ta_rd16(p + 6);
-    n->z_scale = rd_f32(p + 8);
+    n->z_scale = ta_rd_f32(p + 8);
     n->z_zero_point = (int32_t)ta_rd32(p + 12);
-    n->momentum = rd_f32(p + 16);
-    n->dead_zone = rd_f32(p + 20);
+    n->momentum = ta_rd_f32(p + 16);
+    n->dead_zone = ta_rd_f32(p + 20);
     const float *arrays = (const float *)(const void *)(p + TTA_NORM); /* 16-aligned in the slot */
     n->src_mu = arrays;
     n->src_var = arrays + n->channels;
@@ -123,7 +108,7 @@ static ta_status_t tta_bind(ta_app_t *app, uint32_t *head_arena)
         t->heads[k] = &app->tta_engines[k];
         t->exits[k].cut_op = ta_rd16(e);
         t->exits[k].cut_tensor = ta_rd16(e + 2);
-        t->exits[k].threshold = rd_f32(e + 4);
+        t->exits[k].threshold = ta_rd_f32(e + 4);
         t->exits[k].macs_backbone = ta_rd32(e + 8);
         t->exits[k].macs_head = ta_rd32(e + 12);
         const uint32_t norm = ta_rd32(e + 24);
@@ -237,7 +222,7 @@ static ta_status_t cmd_adapt_infer(void *ctx, const ta_request_t *req, ta_respon
     p[0] = r.exit;
     p[1] = p[2] = p[3] = 0;
     ta_wr32(p + 4, (uint32_t)r.prediction);
-    wr_f32(p + 8, r.entropy);
+    ta_wr_f32(p + 8, r.entropy);
     ta_wr32(p + 12, r.macs);
     ta_wr32(p + 16, r.macs_skipped);
     ta_wr64(p + 20, ta_app_counter_units(app, t1 - t0));
