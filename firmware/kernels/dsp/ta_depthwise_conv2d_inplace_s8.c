@@ -15,9 +15,10 @@
  *    {w0, w2} and {w1, 0}, SXTAB16 (which also adds the input offset) and one SMLAD + one
  *    SMLABB do the row. At stride 1 the same word also serves the next output pixel:
  *    x1*w0 + x3*w2 is an SMLAD of the odd lanes, x2*w1 an SMLATB of the even ones.
- * Planes whose zero-point-padded copy fits DWI_PAD_MAX bytes (up to about 30x30) are
- * copied, padded, to the stack, so every output pixel takes the fast path; bigger planes
- * use the scratch the planner gives (one plane, no padding) and loop over the taps inside
+ * Planes whose zero-point-padded copy fits TA_DWI_PAD_MAX bytes (up to about 30x30) are
+ * copied, padded, into the op's arena scratch after the plane (ta_dwi_scratch_layout), so
+ * every output pixel takes the fast path; bigger planes use the plane (gathered, no padding)
+ * and loop over the taps inside
  * the plane for the pixels at its edges. Other filter sizes loop over the taps too, and a
  * multiplier of INT32_MIN (only the reference's saturating requantization is right there)
  * takes the reference arithmetic.
@@ -545,23 +546,19 @@ ta_status_t ta_depthwise_conv2d_inplace_s8(const ta_conv_params_t *p, const ta_d
     const int fast = ta_nn_requant_fast_ok(multiplier, shift, ch);
     const int is_3x3 = fast && k_h == 3 && k_w == 3 && p->dilation_h == 1 && p->dilation_w == 1;
 
-    /* The copies and packed taps before the plane, as ta_depthwise_conv2d_inplace_s8_scratch_size
+    /* The plane, then the copies and packed taps, as ta_depthwise_conv2d_inplace_s8_scratch_size
      * planned; with less scratch than that (a caller of the kernel alone), the plane alone. */
-    ta_dwi_scratch_t s = ta_dwi_scratch_layout(p, in_dims, filter_dims, out_dims);
-    if ((int64_t)scratch_size < s.total) {
-        s.padded = s.grouped = 0;
-        s.plane_at = 0;
-    }
-    int8_t *pad = scratch;
-    const int padded = is_3x3 && s.padded;
+    const ta_dwi_scratch_t s = ta_dwi_scratch_layout(p, in_dims, filter_dims, out_dims);
+    const int room = (int64_t)scratch_size >= s.total;
+    int8_t *pad = room ? scratch + s.copy_at : NULL;
+    const int padded = is_3x3 && room && s.padded;
     const dwi_pad_t pad_geometry = s.pad;
-    int32_t *taps = (int32_t *)(void *)(scratch + s.taps_at); /* the arena scratch is word-aligned */
-    const int32_t plane_room = scratch_size - s.plane_at;
-    scratch += s.plane_at;
+    int32_t *taps = room ? (int32_t *)(void *)(scratch + s.taps_at) : NULL; /* the arena scratch is word-aligned */
+    const int32_t plane_room = scratch_size;
 
     /* Channels in groups of four from one interleaved copy where it fits; the rest (and
      * planes too big for the copy) one plane at a time. */
-    const int32_t grouped = fast && s.grouped ? dwi_grouped(p, in_dims, buffer, filter_dims, filter, bias, multiplier,
+    const int32_t grouped = fast && room && s.grouped ? dwi_grouped(p, in_dims, buffer, filter_dims, filter, bias, multiplier,
                                                             shift, out_dims, pad, taps, &s.grp)
                                               : 0;
     for (int32_t c = grouped; c < ch; ++c) {

@@ -93,7 +93,7 @@ def _group_geometry(p: ConvParams, in_h: int, in_w: int, ch: int, k_h: int, k_w:
 
 
 def depthwise_inplace(p: ConvParams, in_d: Dims, f_d: Dims, out_d: Dims) -> int:
-    """ta_depthwise_conv2d_inplace_s8_scratch_size: the fast kernel's copy and packed taps, then one plane."""
+    """ta_depthwise_conv2d_inplace_s8_scratch_size: one plane, then the fast kernel's copy and packed taps."""
     k_h, k_w = f_d[1], f_d[2]
     dil1 = p.dilation_h == 1 and p.dilation_w == 1
     padded = _pad_geometry(p, in_d[1], in_d[2], out_d[1], out_d[2]) if k_h == 3 and k_w == 3 and dil1 else None
@@ -102,6 +102,7 @@ def depthwise_inplace(p: ConvParams, in_d: Dims, f_d: Dims, out_d: Dims) -> int:
     grouped = (_group_geometry(p, in_d[1], in_d[2], in_d[3], k_h, k_w, out_d[1], out_d[2])
                if wants_group else None)
     copy = max(padded[0] * padded[1] if padded else 0, grouped[0] * grouped[1] * grouped[2] if grouped else 0)
-    taps_at = (copy + 3) & ~3
-    plane_at = taps_at + (8 * k_h * k_w if grouped else 0)
-    return plane_at + in_d[1] * in_d[2]
+    plane = in_d[1] * in_d[2]
+    copy_at = (plane + 3) & ~3
+    taps_at = (copy_at + copy + 3) & ~3
+    return taps_at + 8 * k_h * k_w if grouped else (copy_at + copy if copy else plane)

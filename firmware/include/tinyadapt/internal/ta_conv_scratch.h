@@ -95,8 +95,10 @@ static inline ta_dw_scratch_t ta_dw_scratch_layout(const ta_conv_params_t *p, co
  * all around (3x3 filters: one plane at a time, "padded"; other sizes and 3x3 planes of at
  * most 64 outputs: groups of channels interleaved by four, "grouped", whose filter taps are
  * packed per group). Every channel the copies do not cover is gathered into one plane.
- * Layout: int8 copy[max of the two copies], int32 taps[2 * KH * KW] when grouped, then the
- * plane (H * W, which the reference kernel needs too). */
+ * Layout: the plane (H * W, which the reference kernel needs too), then int8 copy[max of the
+ * two copies], then int32 taps[2 * KH * KW] when grouped. The plane comes first because a
+ * layer the copies cover whole never touches it: the bytes that end the op's scratch are
+ * then ones the kernel writes, and the arena's measured high-water mark stays the plan's. */
 #define TA_DWI_PAD_MAX 1024 /* bytes of a padded copy (a grouped copy takes as many channels as fit) */
 #define TA_DWI_TAPS_MAX 64  /* grouped filters of up to this many taps (5x5, 1x9, 7x7 ...) */
 
@@ -164,9 +166,9 @@ typedef struct {
     int padded, grouped;
     ta_dwi_pad_t pad;
     ta_dwi_grp_t grp;
-    int32_t taps_at;  /* byte offset of the packed taps (the copy is at 0) */
-    int32_t plane_at; /* byte offset of the gathered plane */
-    int64_t total;    /* plane_at + H * W */
+    int64_t copy_at; /* byte offset of the copy (the gathered plane is at 0) */
+    int64_t taps_at; /* byte offset of the packed taps */
+    int64_t total;
 } ta_dwi_scratch_t;
 
 static inline ta_dwi_scratch_t ta_dwi_scratch_layout(const ta_conv_params_t *p, const ta_dims_t *in_dims,
@@ -182,9 +184,10 @@ static inline ta_dwi_scratch_t ta_dwi_scratch_layout(const ta_conv_params_t *p, 
     const int32_t padded_bytes = s.padded ? s.pad.rows * s.pad.cols : 0;
     const int32_t grouped_bytes = s.grouped ? s.grp.group * s.grp.rows * s.grp.cols : 0;
     const int32_t copy = padded_bytes > grouped_bytes ? padded_bytes : grouped_bytes;
-    s.taps_at = (copy + 3) & ~3;
-    s.plane_at = s.taps_at + (s.grouped ? 8 * k_h * k_w : 0);
-    s.total = s.plane_at + (int64_t)in_dims->h * in_dims->w;
+    const int64_t plane = (int64_t)in_dims->h * in_dims->w;
+    s.copy_at = (plane + 3) & ~(int64_t)3;
+    s.taps_at = (s.copy_at + copy + 3) & ~(int64_t)3;
+    s.total = s.grouped ? s.taps_at + 8 * k_h * k_w : (copy > 0 ? s.copy_at + copy : plane);
     return s;
 }
 
