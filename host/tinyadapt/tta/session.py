@@ -47,6 +47,7 @@ class AdaptConfig:
     narrow: float = 0.5          # collapse: prediction-histogram entropy below narrow * log(classes) ...
     probe_ratio: float = 0.5     # ... or shuffled-input entropy below probe_ratio * the source heads'
     shadow_rate: float = 0.3     # share of samples also run through the source model for the check
+    min_source: int = 10         # source comparisons a "worse" verdict needs (5 with entropy)
     worse_margin: float = 0.05   # "worse": mean entropy above the source model's by this (nats) ...
     widen_margin: float = 0.1    # ... unless the prediction histogram's entropy widened by this,
     narrow_margin: float = 0.05  # or that histogram entropy narrowed by this
@@ -85,7 +86,9 @@ class Session:
         self.pm, self.cfg = pm, cfg or AdaptConfig()
         self.parts = parse_mode(self.cfg.mode)
         self.om: OpenModel = pm.open()
-        self.shadow = pm.open() if self.parts else None
+        # without entropy minimisation the whole loop is the device's C code (ta_tta_adapt_t)
+        self.in_c = "entropy" not in self.parts
+        self.shadow = pm.open() if self.parts and not self.in_c else None
         self.trainers = pm.trainers() if "entropy" in self.parts else None
         if self.trainers:
             self._slots = [[(L.filter, L.bias) for L in plan.updated_layers] for plan in pm.train_plans()]
@@ -108,6 +111,11 @@ class Session:
         self._probe_source: list[float] = []
         self._shadow: list[tuple[float, float, int, int]] = []
         self.steps: list[Step] = []
+        self.adapter = None
+        if self.in_c:
+            from tinyadapt.tta.runner import Adapter
+
+            self.adapter = Adapter(self.om.runner(), pm, self.norms, "input" in self.parts, self.cfg)
 
     # -- state --------------------------------------------------------------------------------
     def _zone(self, mu, var, src_mu, src_var):
@@ -187,6 +195,12 @@ class Session:
 
     # -- the stream ---------------------------------------------------------------------------
     def step(self, x: np.ndarray) -> Step:
+        if self.adapter is not None:
+            r = self.adapter.step(x)
+            self.rollbacks, self.updates = self.adapter.rollbacks, self.adapter.updates
+            st = Step(r.exit, r.prediction, r.entropy, r.macs)
+            self.steps.append(st)
+            return st
         active = bool(self.parts) and self._paused == 0
         xin = self._normalise_input(x, update=active) if "input" in self.parts and self._paused == 0 else x
         st = self._forward(self.om, xin, adapt=active)
@@ -261,7 +275,7 @@ class Session:
         marg = _marginal(self._recent_pred, self.pm.n_classes)
         mean_h = float(np.mean(self._recent_h))
         worse, d_marg = False, None
-        if len(self._shadow) >= (5 if self.trainers else 10):
+        if len(self._shadow) >= (5 if self.trainers else self.cfg.min_source):
             # Label-free, on the same samples. Entropy alone misleads: under a shift the source
             # model is often confidently wrong (low-contrast digits all become one class).
             sh = np.asarray(self._shadow)
