@@ -17,7 +17,7 @@
  *             |                         |  u16 beta_tensor, f32 z_scale, i32 z_zero_point,
  *             |                         |  f32 momentum, f32 dead_zone, u32 0, u32 0, then
  *             |                         |  f32 src_mu[M], src_var[M], gamma[M], beta[M], gamma_scale[M]
- *             | adapt section (16-al.)  |  u16 in_channels C, u8 n_classes, u8 0, u32 window,
+ *             | adapt section (16-al.)  |  u16 in_channels C, u8 n_classes, u8 early, u32 window,
  *             |                         |  u32 min_source, u32 pause, u32 seed, f32 momentum,
  *             |                         |  f32 dead_zone, f32 narrow, f32 shadow_rate,
  *             |                         |  f32 worse_margin, f32 widen_margin, f32 narrow_margin,
@@ -99,6 +99,7 @@ static ta_status_t adapt_bind(ta_app_t *app, const uint8_t *tr, uint32_t tr_size
     TA_ENSURE(in->channels > 0 && in->channels <= TA_TTA_MAX_IN_CHANNELS, TA_ERR_CORRUPT);
     TA_ENSURE(tr_size - off - TTA_ADAPT >= 2u * 4u * in->channels, TA_ERR_TRUNCATED);
     a->n_classes = p[2];
+    a->cfg.early = (uint8_t)(p[3] != 0u);
     a->cfg.window = ta_rd32(p + 4);
     a->cfg.min_source = ta_rd32(p + 8);
     a->cfg.pause = ta_rd32(p + 12);

@@ -400,6 +400,7 @@ void ta_tta_adapt_reset(ta_tta_adapt_t *a)
     state_io(a, 0);
     clear_recent(a);
     clear_shadow(a);
+    a->has_d = 0;
     a->paused = a->fails = 0;
     a->has_prev = 0;
 }
@@ -447,6 +448,28 @@ static void pause(ta_tta_adapt_t *a)
     a->pause_len = a->pause_len <= 0x7FFFFFFFu ? 2u * a->pause_len : 0xFFFFFFFFu;
 }
 
+/* The source comparisons so far: 1 when adapting looks worse than not adapting. Label-free,
+ * on the same samples. Entropy alone misleads: under a shift the source model is often
+ * confidently wrong (low-contrast digits all become one class). */
+static int source_verdict(ta_tta_adapt_t *a)
+{
+    const uint32_t classes = a->n_classes;
+    const float d_h = a->sum_h_adapted / (float)a->n_shadow - a->sum_h_source / (float)a->n_shadow;
+    a->d_marg = marginal(a->hist_adapted, classes, a->n_shadow) - marginal(a->hist_source, classes, a->n_shadow);
+    a->has_d = 1;
+    clear_shadow(a);
+    return (a->d_marg < -a->cfg.narrow_margin && d_h > -a->cfg.worse_margin) ||
+           (d_h > a->cfg.worse_margin && a->d_marg < a->cfg.widen_margin);
+}
+
+static void rollback_to_source(ta_tta_adapt_t *a)
+{
+    a->rollbacks++;
+    to_source(a);
+    state_io(a, 0);
+    pause(a);
+}
+
 static void health(ta_tta_adapt_t *a, const ta_tta_result_t *r)
 {
     a->hist[r->prediction]++;
@@ -457,31 +480,16 @@ static void health(ta_tta_adapt_t *a, const ta_tta_result_t *r)
     const uint32_t classes = a->n_classes;
     const float marg = marginal(a->hist, classes, a->n_recent);
     const float mean_h = a->sum_h / (float)a->n_recent;
-    int worse = 0;
-    int compared = 0;
-    float d_marg = 0.0f;
-    if (a->n_shadow >= a->cfg.min_source) {
-        /* Label-free, on the same samples. Entropy alone misleads: under a shift the source
-         * model is often confidently wrong (low-contrast digits all become one class). */
-        const float d_h = a->sum_h_adapted / (float)a->n_shadow - a->sum_h_source / (float)a->n_shadow;
-        d_marg = marginal(a->hist_adapted, classes, a->n_shadow) - marginal(a->hist_source, classes, a->n_shadow);
-        compared = 1;
-        worse = (d_marg < -a->cfg.narrow_margin && d_h > -a->cfg.worse_margin) ||
-                (d_h > a->cfg.worse_margin && d_marg < a->cfg.widen_margin);
-    }
+    /* else too few comparisons: they carry over to the next check */
+    const int worse = a->n_shadow >= a->cfg.min_source ? source_verdict(a) : 0;
     /* collapse: the predictions narrow while the entropy falls, and (when the source model ran
      * on some of the same samples) narrower than the source's: a shift alone can narrow them */
     const int narrowing = marg < a->cfg.narrow * ta_logf((float)classes) && (!a->has_prev || mean_h < a->prev_h) &&
-                          (!compared || d_marg < 0.0f);
+                          (!a->has_d || a->d_marg < 0.0f);
     clear_recent(a);
-    if (compared) { /* else too few comparisons: they carry over to the next check */
-        clear_shadow(a);
-    }
+    a->has_d = 0;
     if (worse) {
-        a->rollbacks++;
-        to_source(a);
-        state_io(a, 0);
-        pause(a);
+        rollback_to_source(a);
     } else if (narrowing) {
         /* back to the last good state; the source when that collapses again */
         a->rollbacks++;
@@ -546,12 +554,21 @@ ta_status_t ta_tta_adapt_step(ta_tta_adapt_t *a, ta_tta_result_t *out)
         a->hist_adapted[out->prediction]++;
         a->hist_source[src.prediction]++;
         a->n_shadow++;
+        if (a->cfg.early && a->n_shadow >= a->cfg.min_source) {
+            /* the verdict as soon as the comparisons suffice: a shorter window of damage */
+            if (source_verdict(a)) {
+                rollback_to_source(a);
+                clear_recent(a);
+                a->has_d = 0;
+            }
+        }
     }
     a->samples++;
     if (a->paused > 0u) {
         if (--a->paused == 0u) {
             clear_recent(a);
             clear_shadow(a);
+            a->has_d = 0;
         }
     } else if (parts) {
         health(a, out);

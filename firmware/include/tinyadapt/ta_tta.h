@@ -142,6 +142,8 @@ typedef struct {
     float worse_margin;   /* worse: mean entropy above the source's by this (nats) ... */
     float widen_margin;   /* ... unless the histogram widened by this, */
     float narrow_margin;  /* or the histogram narrowed by this */
+    uint8_t early;        /* 1: "worse" judged as soon as min_source comparisons are in, not
+                           * only at the window's check */
 } ta_tta_safety_t;
 
 /*
@@ -168,6 +170,8 @@ typedef struct {
     uint32_t paused, pause_len, rollbacks, updates, fails, samples;
     uint32_t n_recent, n_shadow;
     float sum_h, sum_h_adapted, sum_h_source, prev_h;
+    float d_marg;          /* the last source verdict's histogram-entropy difference ... */
+    uint8_t has_d;         /* ... taken in this window */
     uint8_t has_prev;
     uint16_t hist[TA_TTA_MAX_CLASSES];
     uint16_t hist_adapted[TA_TTA_MAX_CLASSES];

@@ -138,7 +138,7 @@ uint32_t ta_host_tta_adapt_need(void *tta, void *const *norms, void *input)
 }
 
 /* norms: one ta_tta_norm_t per exit ("norm" part) or NULL; input: NULL without the "input"
- * part; u: window, min_source, pause, seed; f: narrow, shadow_rate, worse_margin,
+ * part; u: window, min_source, pause, seed, early; f: narrow, shadow_rate, worse_margin,
  * widen_margin, narrow_margin; work: ta_host_tta_adapt_need() bytes, 4-aligned */
 int ta_host_tta_adapt_open(void *adapt, void *tta, void *const *norms, void *input, unsigned n_classes,
                            const uint32_t *u, const float *f, void *work, uint32_t work_size)
@@ -160,6 +160,7 @@ int ta_host_tta_adapt_open(void *adapt, void *tta, void *const *norms, void *inp
     a->cfg.min_source = u[1];
     a->cfg.pause = u[2];
     a->cfg.seed = u[3];
+    a->cfg.early = (uint8_t)(u[4] != 0u);
     a->cfg.narrow = f[0];
     a->cfg.shadow_rate = f[1];
     a->cfg.worse_margin = f[2];
@@ -191,3 +192,11 @@ int ta_host_tta_adapt_step(void *adapt, int32_t *out, float *entropy)
 }
 
 void ta_host_tta_adapt_reset(void *adapt) { ta_tta_adapt_reset((ta_tta_adapt_t *)adapt); }
+
+/* the input adaptation alone on an engine's input 0 (tests check it against NumPy) */
+int ta_host_tta_input_apply(void *input, void *engine)
+{
+    ta_tensor_t in;
+    ta_status_t st = ta_engine_input(ta_host_engine(engine), 0, &in);
+    return st != TA_OK ? st : ta_tta_input_apply((ta_tta_input_t *)input, &in);
+}

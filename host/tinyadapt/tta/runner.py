@@ -139,6 +139,7 @@ class Adapter:
                                                                            ctypes.c_uint32]
             lib.ta_host_tta_adapt_step.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_float)]
             lib.ta_host_tta_adapt_reset.argtypes = [ctypes.c_void_p]
+            lib.ta_host_tta_input_apply.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
             lib._adapt_bound = True
         self.runner, self.norms = runner, norms
         self._input = None
@@ -175,9 +176,18 @@ class Adapter:
     def reset(self) -> None:
         _lib().ta_host_tta_adapt_reset(self._state)
 
+    def normalise_input(self, x: np.ndarray) -> np.ndarray:
+        """The "input" part alone on `x` (updating its statistics): what the backbone would get."""
+        bb = self.runner.backbone
+        bb.write_tensor(bb.info.inputs[0], x)
+        st = _lib().ta_host_tta_input_apply(self._input, bb.state_ptr)
+        if st != 0:
+            raise EngineError(f"input adaptation failed: {status_name(st)}")
+        return bb.tensor(bb.info.inputs[0]).reshape(np.shape(x))
+
 
 def safety_arrays(cfg) -> tuple[np.ndarray, np.ndarray]:
     """The health check's settings as ta_tta_safety_t holds them (u32 and f32 halves)."""
-    u = np.array([cfg.window, cfg.min_source, cfg.pause, cfg.seed], np.uint32)
+    u = np.array([cfg.window, cfg.min_source, cfg.pause, cfg.seed, int(cfg.early_worse)], np.uint32)
     f = np.array([cfg.narrow, cfg.shadow_rate, cfg.worse_margin, cfg.widen_margin, cfg.narrow_margin], np.float32)
     return u, f

@@ -48,6 +48,7 @@ class AdaptConfig:
     probe_ratio: float = 0.5     # ... or shuffled-input entropy below probe_ratio * the source heads'
     shadow_rate: float = 0.3     # share of samples also run through the source model for the check
     min_source: int = 10         # source comparisons a "worse" verdict needs (5 with entropy)
+    early_worse: bool = False    # judge "worse" as soon as min_source comparisons are in (C loop)
     worse_margin: float = 0.05   # "worse": mean entropy above the source model's by this (nats) ...
     widen_margin: float = 0.1    # ... unless the prediction histogram's entropy widened by this,
     narrow_margin: float = 0.05  # or that histogram entropy narrowed by this
