@@ -374,6 +374,7 @@ static void clear_recent(ta_tta_adapt_t *a)
 
 static void clear_shadow(ta_tta_adapt_t *a)
 {
+    a->n_disagree = 0;
     a->n_shadow = 0;
     a->sum_h_adapted = a->sum_h_source = 0.0f;
     memset(a->hist_adapted, 0, sizeof(a->hist_adapted));
@@ -457,9 +458,13 @@ static int source_verdict(ta_tta_adapt_t *a)
     const float d_h = a->sum_h_adapted / (float)a->n_shadow - a->sum_h_source / (float)a->n_shadow;
     a->d_marg = marginal(a->hist_adapted, classes, a->n_shadow) - marginal(a->hist_source, classes, a->n_shadow);
     a->has_d = 1;
+    /* Both models gave the same answer on every compared sample: adapting changed nothing a
+     * user sees there, so it cannot have done worse (its entropy may still drift a little
+     * while a shift begins, which alone used to roll good adaptation back). */
+    const int changed = a->n_disagree > 0u;
     clear_shadow(a);
-    return (a->d_marg < -a->cfg.narrow_margin && d_h > -a->cfg.worse_margin) ||
-           (d_h > a->cfg.worse_margin && a->d_marg < a->cfg.widen_margin);
+    return changed && ((a->d_marg < -a->cfg.narrow_margin && d_h > -a->cfg.worse_margin) ||
+                       (d_h > a->cfg.worse_margin && a->d_marg < a->cfg.widen_margin));
 }
 
 static void rollback_to_source(ta_tta_adapt_t *a)
@@ -554,6 +559,7 @@ ta_status_t ta_tta_adapt_step(ta_tta_adapt_t *a, ta_tta_result_t *out)
         a->hist_adapted[out->prediction]++;
         a->hist_source[src.prediction]++;
         a->n_shadow++;
+        a->n_disagree += src.prediction != out->prediction ? 1u : 0u;
         if (a->cfg.early && a->n_shadow >= a->cfg.min_source) {
             /* the verdict as soon as the comparisons suffice: a shorter window of damage */
             if (source_verdict(a)) {

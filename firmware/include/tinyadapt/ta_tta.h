@@ -168,7 +168,7 @@ typedef struct {
     uint32_t work_size;
     uint32_t rng;
     uint32_t paused, pause_len, rollbacks, updates, fails, samples;
-    uint32_t n_recent, n_shadow;
+    uint32_t n_recent, n_shadow, n_disagree; /* n_disagree: compared samples the models answered differently */
     float sum_h, sum_h_adapted, sum_h_source, prev_h;
     float d_marg;          /* the last source verdict's histogram-entropy difference ... */
     uint8_t has_d;         /* ... taken in this window */

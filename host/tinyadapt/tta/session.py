@@ -1,11 +1,12 @@
 """An adaptation session over a stream, sample by sample, on the host target.
 
-Everything a device would run runs in the C engine: the backbone slices, the exit heads and
-their entropy (engine/ta_tta.c), and the entropy-minimisation step (the trainer of
-engine/ta_train.c, TA_LOSS_ENTROPY with QAS, one trainer per head over the head's TRAIN blob).
-The normalisation re-estimation is a few per-channel statistics kept here in float and folded
-into the int8 affine of each head (its parameters overwritten in place, as the device's
-parameter overlay), or into the input quantization.
+Everything a device would run runs in the C engine. Without entropy minimisation (modes none,
+input, norm, input+norm) the whole loop is engine/ta_tta.c's ta_tta_adapt_t, exactly what the
+device runs for ADAPT_SELECT mode 1-3: the input statistics, the heads' statistics folded into
+their int8 affine (engine overlays), the source comparisons and the health check with its
+rollbacks. With entropy minimisation the step is the trainer of engine/ta_train.c
+(TA_LOSS_ENTROPY with QAS, one trainer per head over the head's TRAIN blob) and the rest of the
+loop (input statistics, health check, probes) is the Python below, host only.
 
 Adaptation parts (a mode joins them with "+"):
   input    per input channel, the stream's running mean / variance are mapped back to the
@@ -282,8 +283,10 @@ class Session:
             sh = np.asarray(self._shadow)
             d_h = sh[:, 0].mean() - sh[:, 1].mean()
             d_marg = _marginal(sh[:, 2], self.pm.n_classes) - _marginal(sh[:, 3], self.pm.n_classes)
-            worse = (d_marg < -self.cfg.narrow_margin and d_h > -self.cfg.worse_margin) or \
-                (d_h > self.cfg.worse_margin and d_marg < self.cfg.widen_margin)
+            # the same answers on every compared sample: adapting cannot have done worse there
+            worse = bool((sh[:, 2] != sh[:, 3]).any()) and (
+                (d_marg < -self.cfg.narrow_margin and d_h > -self.cfg.worse_margin) or
+                (d_h > self.cfg.worse_margin and d_marg < self.cfg.widen_margin))
             self._shadow.clear()
         # collapse: predictions narrow to few classes while the entropy falls, and (when the
         # source model ran on some of the same samples) narrower than the source's: a shift can
