@@ -149,6 +149,31 @@ def test_device_health_check_rolls_back_like_the_host(prepared):
     assert st.paused == host.adapter.paused
 
 
+def test_float_input_adapts_like_the_host(tmp_path):
+    # BasicMotions' model takes float32 input: the "input" part rewrites it in float, not
+    # requantized; the device must still give the host's answers, bit for bit
+    from tinyadapt.tta.datasets import load
+    from tinyadapt.tta.device import DeviceRunner
+    from tinyadapt.tta.model import PreparedModel, to_model_input
+    from tinyadapt.tta.prepare import prepare, write
+    from tinyadapt.tta.session import AdaptConfig, Session
+    from tinyadapt.tta.streams import make_stream
+
+    ds = load("basicmotions")
+    write(prepare(str(ds.model), ds.train.x, ds.train.y, exits=2, epochs=10, log=lambda *a: None), tmp_path / "imu")
+    pm = PreparedModel(tmp_path / "imu")
+    assert pm.input_dtype == np.float32
+    s = make_stream("basicmotions", "gain", length=60, shift_at=0.0)
+    x = to_model_input(s.x.reshape((60,) + tuple(pm.input_shape)), pm.input_dtype, pm.input_scale, pm.input_zp)
+    cfg = AdaptConfig(window=20, min_source=4)
+    host = Session(pm, cfg)
+    with DeviceRunner(pm, adapt="input+norm", cfg=cfg) as dev:
+        for i, xi in enumerate(x):
+            assert _same(dev.infer(xi)[0], host.step(xi)), i
+        st = dev.status()
+    assert (st.rollbacks, st.updates) == (host.rollbacks, host.updates)
+
+
 def test_adapted_heads_persist_and_reset(prepared, tmp_path):
     # ADAPT_SAVE keeps the adapted heads across a reboot (the atomic parameter store, TTA tag,
     # second half of the NVM); ADAPT_RESET with persist brings the next boot back to the source
