@@ -443,7 +443,7 @@ static float marginal(const uint16_t *hist, uint32_t classes, uint32_t n)
     return h;
 }
 
-static void pause(ta_tta_adapt_t *a)
+static void pause_adapting(ta_tta_adapt_t *a)
 {
     a->paused = a->pause_len;
     a->pause_len = a->pause_len <= 0x7FFFFFFFu ? 2u * a->pause_len : 0xFFFFFFFFu;
@@ -472,7 +472,7 @@ static void rollback_to_source(ta_tta_adapt_t *a)
     a->rollbacks++;
     to_source(a);
     state_io(a, 0);
-    pause(a);
+    pause_adapting(a);
 }
 
 static void health(ta_tta_adapt_t *a, const ta_tta_result_t *r)
@@ -505,7 +505,7 @@ static void health(ta_tta_adapt_t *a, const ta_tta_result_t *r)
             state_io(a, 0);
             a->fails = 0;
         }
-        pause(a);
+        pause_adapting(a);
     } else {
         a->fails = 0;
         state_io(a, 0);
