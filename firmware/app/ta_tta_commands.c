@@ -17,11 +17,12 @@
  *             |                         |  u16 beta_tensor, f32 z_scale, i32 z_zero_point,
  *             |                         |  f32 momentum, f32 dead_zone, u32 0, u32 0, then
  *             |                         |  f32 src_mu[M], src_var[M], gamma[M], beta[M], gamma_scale[M]
- *             | adapt section (16-al.)  |  u16 in_channels C, u8 n_classes, u8 early, u32 window,
+ *             | adapt section (16-al.)  |  u16 in_channels C, u16 n_classes, u32 window,
  *             |                         |  u32 min_source, u32 pause, u32 seed, f32 momentum,
  *             |                         |  f32 dead_zone, f32 narrow, f32 shadow_rate,
  *             |                         |  f32 worse_margin, f32 widen_margin, f32 narrow_margin,
- *             |                         |  then f32 src_mu[C], src_var[C] (the input's statistics)
+ *             |                         |  u32 flags (bit 0 early), u32 0 x3, then
+ *             |                         |  f32 src_mu[C], src_var[C] (the input's statistics)
  *             +-------------------------+
  *
  * App arena: the backbone's arena as SELECT bound it, then (16-aligned) one region the heads
@@ -48,7 +49,7 @@
 #define TTA_HEADER 16u
 #define TTA_EXIT 32u
 #define TTA_NORM 32u
-#define TTA_ADAPT 48u
+#define TTA_ADAPT 64u
 #define MODE_NORM 1u
 #define MODE_INPUT 2u
 
@@ -96,10 +97,10 @@ static ta_status_t adapt_bind(ta_app_t *app, const uint8_t *tr, uint32_t tr_size
     memset(a, 0, sizeof(*a));
     memset(in, 0, sizeof(*in));
     in->channels = ta_rd16(p);
-    TA_ENSURE(in->channels > 0 && in->channels <= TA_TTA_MAX_IN_CHANNELS, TA_ERR_CORRUPT);
+    TA_ENSURE(in->channels > 0, TA_ERR_CORRUPT);
     TA_ENSURE(tr_size - off - TTA_ADAPT >= 2u * 4u * in->channels, TA_ERR_TRUNCATED);
-    a->n_classes = p[2];
-    a->cfg.early = (uint8_t)(p[3] != 0u);
+    a->n_classes = ta_rd16(p + 2);
+    a->cfg.early = (uint8_t)(ta_rd32(p + 48) & 1u);
     a->cfg.window = ta_rd32(p + 4);
     a->cfg.min_source = ta_rd32(p + 8);
     a->cfg.pause = ta_rd32(p + 12);
@@ -113,7 +114,14 @@ static ta_status_t adapt_bind(ta_app_t *app, const uint8_t *tr, uint32_t tr_size
     a->cfg.narrow_margin = ta_rd_f32(p + 44);
     in->src_mu = (const float *)(const void *)(p + TTA_ADAPT); /* 16-aligned in the slot */
     in->src_var = in->src_mu + in->channels;
-    ta_tta_input_reset(in);
+    /* the running input statistics open the work area (any input width) */
+    const uint32_t stats = (mode & MODE_INPUT) ? 2u * 4u * in->channels : 0u;
+    TA_ENSURE(stats <= room, TA_ERR_ARENA);
+    if (stats > 0u) {
+        in->mu = (float *)(void *)work;
+        in->var = in->mu + in->channels;
+        ta_tta_input_reset(in);
+    }
     a->runner = &app->tta;
     a->input = (mode & MODE_INPUT) ? in : NULL;
     a->norm = (uint8_t)((mode & MODE_NORM) != 0u);
@@ -123,8 +131,8 @@ static ta_status_t adapt_bind(ta_app_t *app, const uint8_t *tr, uint32_t tr_size
             app->tta.norm[k] = NULL;
         }
     }
-    a->work = work;
-    a->work_size = room;
+    a->work = work + stats;
+    a->work_size = room - stats;
     return ta_tta_adapt_start(a);
 }
 
@@ -184,7 +192,9 @@ static ta_status_t tta_bind(ta_app_t *app, uint32_t mode, uint32_t *head_arena)
         const uint32_t work_at = ALIGN16(need);
         TA_ENSURE(work_at <= room, TA_ERR_ARENA);
         TA_TRY(adapt_bind(app, tr, slot_size - at, mode, heads_arena + work_at, room - work_at));
-        *head_arena = work_at + ta_tta_adapt_need(&app->tta, app->tta_adapt.input);
+        const ta_tta_input_t *in = app->tta_adapt.input;
+        *head_arena = work_at + (in != NULL ? 2u * 4u * in->channels : 0u) +
+                      ta_tta_adapt_need(&app->tta, in, app->tta_adapt.n_classes);
     }
     return TA_OK;
 }

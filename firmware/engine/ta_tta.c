@@ -321,13 +321,18 @@ static uint32_t raw_bytes(const ta_tta_t *t)
     return (in.rec->size + 3u) & ~3u;
 }
 
-uint32_t ta_tta_adapt_need(const ta_tta_t *runner, const ta_tta_input_t *input)
+static uint32_t state_floats(const ta_tta_t *runner, const ta_tta_input_t *input)
 {
     uint32_t floats = input != NULL ? 2u * input->channels : 0u;
     for (uint8_t k = 0; k < runner->n_exits; ++k) {
         floats += runner->norm[k] != NULL ? 2u * runner->norm[k]->channels : 0u;
     }
-    return raw_bytes(runner) + 4u * floats;
+    return floats;
+}
+
+uint32_t ta_tta_adapt_need(const ta_tta_t *runner, const ta_tta_input_t *input, uint32_t n_classes)
+{
+    return raw_bytes(runner) + 4u * state_floats(runner, input) + ((3u * 2u * n_classes + 3u) & ~3u);
 }
 
 /* The good state lives after the raw sample in `work`: input mu, var, then every head's. */
@@ -369,7 +374,7 @@ static void clear_recent(ta_tta_adapt_t *a)
 {
     a->n_recent = 0;
     a->sum_h = 0.0f;
-    memset(a->hist, 0, sizeof(a->hist));
+    memset(a->hist, 0, 2u * a->n_classes);
 }
 
 static void clear_shadow(ta_tta_adapt_t *a)
@@ -377,8 +382,8 @@ static void clear_shadow(ta_tta_adapt_t *a)
     a->n_disagree = 0;
     a->n_shadow = 0;
     a->sum_h_adapted = a->sum_h_source = 0.0f;
-    memset(a->hist_adapted, 0, sizeof(a->hist_adapted));
-    memset(a->hist_source, 0, sizeof(a->hist_source));
+    memset(a->hist_adapted, 0, 2u * a->n_classes);
+    memset(a->hist_source, 0, 2u * a->n_classes);
 }
 
 static void to_source(ta_tta_adapt_t *a)
@@ -410,7 +415,7 @@ ta_status_t ta_tta_adapt_start(ta_tta_adapt_t *a)
 {
     TA_ENSURE(a != NULL && a->runner != NULL && a->work != NULL, TA_ERR_ARG);
     TA_TRY(ta_tta_check(a->runner));
-    TA_ENSURE(a->n_classes >= 1 && a->n_classes <= TA_TTA_MAX_CLASSES, TA_ERR_UNSUPPORTED);
+    TA_ENSURE(a->n_classes >= 1, TA_ERR_ARG);
     /* the histograms count in 16 bits: a window plus the comparisons it carries over */
     TA_ENSURE(a->cfg.window >= 1u && a->cfg.window <= 60000u && a->cfg.min_source <= 1000u, TA_ERR_ARG);
     if (a->norm) {
@@ -419,10 +424,14 @@ ta_status_t ta_tta_adapt_start(ta_tta_adapt_t *a)
         }
     }
     if (a->input != NULL) {
-        TA_ENSURE(a->input->channels >= 1 && a->input->channels <= TA_TTA_MAX_IN_CHANNELS &&
-                  a->input->src_mu != NULL && a->input->src_var != NULL, TA_ERR_UNSUPPORTED);
+        TA_ENSURE(a->input->channels >= 1 && a->input->src_mu != NULL && a->input->src_var != NULL &&
+                  a->input->mu != NULL && a->input->var != NULL, TA_ERR_ARG);
     }
-    TA_ENSURE(((uintptr_t)a->work & 3u) == 0 && a->work_size >= ta_tta_adapt_need(a->runner, a->input), TA_ERR_ARENA);
+    TA_ENSURE(((uintptr_t)a->work & 3u) == 0 &&
+              a->work_size >= ta_tta_adapt_need(a->runner, a->input, a->n_classes), TA_ERR_ARENA);
+    a->hist = (uint16_t *)(void *)(a->work + raw_bytes(a->runner) + 4u * state_floats(a->runner, a->input));
+    a->hist_adapted = a->hist + a->n_classes;
+    a->hist_source = a->hist_adapted + a->n_classes;
     a->rng = a->cfg.seed != 0u ? a->cfg.seed : 0x9E3779B9u;
     a->pause_len = a->cfg.pause;
     a->rollbacks = a->updates = a->samples = 0;

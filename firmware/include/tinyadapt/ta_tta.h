@@ -109,8 +109,6 @@ float ta_tta_entropy_int8(const int8_t *logits, uint32_t n, float scale, int32_t
 
 /* ---- the adaptation loop shared by host and device (docs/TTA.md, "Safety") ------------- */
 
-#define TA_TTA_MAX_IN_CHANNELS 16 /* input channels (last dimension) "input" supports */
-#define TA_TTA_MAX_CLASSES 32      /* classes the health check's histograms hold */
 
 /*
  * "input": per input channel (the input tensor's last dimension) the stream's running mean and
@@ -122,8 +120,7 @@ typedef struct {
     uint16_t channels;
     float momentum, dead_zone;
     const float *src_mu, *src_var; /* channels each */
-    float mu[TA_TTA_MAX_IN_CHANNELS];
-    float var[TA_TTA_MAX_IN_CHANNELS];
+    float *mu, *var;               /* channels each, the caller's storage (any width) */
 } ta_tta_input_t;
 
 /** Statistics back to the source's. */
@@ -161,9 +158,10 @@ typedef struct {
     ta_tta_t *runner;
     ta_tta_input_t *input; /* NULL: no "input" part */
     uint8_t norm;          /* "norm" part (runner->norm[k] set for every exit) */
-    uint8_t n_classes;
+    uint16_t n_classes;
     ta_tta_safety_t cfg;
-    /* caller-provided, ta_tta_adapt_need() bytes: the raw sample, the last good statistics */
+    /* caller-provided, ta_tta_adapt_need() bytes: the raw sample, the last good statistics,
+     * the health check's three prediction histograms (sized by n_classes) */
     uint8_t *work;
     uint32_t work_size;
     uint32_t rng;
@@ -173,13 +171,11 @@ typedef struct {
     float d_marg;          /* the last source verdict's histogram-entropy difference ... */
     uint8_t has_d;         /* ... taken in this window */
     uint8_t has_prev;
-    uint16_t hist[TA_TTA_MAX_CLASSES];
-    uint16_t hist_adapted[TA_TTA_MAX_CLASSES];
-    uint16_t hist_source[TA_TTA_MAX_CLASSES];
+    uint16_t *hist, *hist_adapted, *hist_source; /* n_classes each, in work */
 } ta_tta_adapt_t;
 
 /** Bytes of `work` an adaptation over `runner` with the input part `input` needs. */
-uint32_t ta_tta_adapt_need(const ta_tta_t *runner, const ta_tta_input_t *input);
+uint32_t ta_tta_adapt_need(const ta_tta_t *runner, const ta_tta_input_t *input, uint32_t n_classes);
 /** Check and start (source statistics, the first good state = the source).
  *  @return TA_OK, TA_ERR_ARG, TA_ERR_ARENA (work too small), TA_ERR_UNSUPPORTED */
 TA_CHECK_RESULT ta_status_t ta_tta_adapt_start(ta_tta_adapt_t *a);

@@ -110,13 +110,14 @@ void ta_host_tta_norm_stats(void *norm, float *mu, float *var, int set)
 size_t ta_host_tta_input_size(void) { return sizeof(ta_tta_input_t); }
 size_t ta_host_tta_adapt_size(void) { return sizeof(ta_tta_adapt_t); }
 
-/* src_mu, src_var: `channels` floats each, owned by the caller while the state lives */
+/* src_mu, src_var, mu, var: `channels` floats each, owned by the caller while the state lives */
 int ta_host_tta_input_open(void *input, unsigned channels, float momentum, float dead_zone, const float *src_mu,
-                           const float *src_var)
+                           const float *src_var, float *mu, float *var)
 {
     ta_tta_input_t *n = (ta_tta_input_t *)input;
-    if (n == NULL || src_mu == NULL || src_var == NULL || channels == 0 || channels > TA_TTA_MAX_IN_CHANNELS) {
-        return channels > TA_TTA_MAX_IN_CHANNELS ? TA_ERR_UNSUPPORTED : TA_ERR_ARG;
+    if (n == NULL || src_mu == NULL || src_var == NULL || mu == NULL || var == NULL || channels == 0 ||
+        channels > 0xFFFFu) {
+        return TA_ERR_ARG;
     }
     memset(n, 0, sizeof(*n));
     n->channels = (uint16_t)channels;
@@ -124,17 +125,19 @@ int ta_host_tta_input_open(void *input, unsigned channels, float momentum, float
     n->dead_zone = dead_zone;
     n->src_mu = src_mu;
     n->src_var = src_var;
+    n->mu = mu;
+    n->var = var;
     ta_tta_input_reset(n);
     return TA_OK;
 }
 
-uint32_t ta_host_tta_adapt_need(void *tta, void *const *norms, void *input)
+uint32_t ta_host_tta_adapt_need(void *tta, void *const *norms, void *input, unsigned n_classes)
 {
     ta_tta_t t = *(const ta_tta_t *)tta;
     for (unsigned k = 0; k < t.n_exits; ++k) {
         t.norm[k] = norms != NULL ? (ta_tta_norm_t *)norms[k] : NULL;
     }
-    return ta_tta_adapt_need(&t, (const ta_tta_input_t *)input);
+    return ta_tta_adapt_need(&t, (const ta_tta_input_t *)input, n_classes);
 }
 
 /* norms: one ta_tta_norm_t per exit ("norm" part) or NULL; input: NULL without the "input"
@@ -145,7 +148,7 @@ int ta_host_tta_adapt_open(void *adapt, void *tta, void *const *norms, void *inp
 {
     ta_tta_adapt_t *a = (ta_tta_adapt_t *)adapt;
     ta_tta_t *t = (ta_tta_t *)tta;
-    if (a == NULL || t == NULL || u == NULL || f == NULL || n_classes > 255u) {
+    if (a == NULL || t == NULL || u == NULL || f == NULL || n_classes > 0xFFFFu) {
         return TA_ERR_ARG;
     }
     memset(a, 0, sizeof(*a));
@@ -155,7 +158,7 @@ int ta_host_tta_adapt_open(void *adapt, void *tta, void *const *norms, void *inp
     a->runner = t;
     a->input = (ta_tta_input_t *)input;
     a->norm = norms != NULL;
-    a->n_classes = (uint8_t)n_classes;
+    a->n_classes = (uint16_t)n_classes;
     a->cfg.window = u[0];
     a->cfg.min_source = u[1];
     a->cfg.pause = u[2];

@@ -131,9 +131,9 @@ class Adapter:
             lib.ta_host_tta_input_size.restype = ctypes.c_size_t
             lib.ta_host_tta_adapt_size.restype = ctypes.c_size_t
             lib.ta_host_tta_input_open.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_float, ctypes.c_float,
-                                                   ctypes.c_void_p, ctypes.c_void_p]
+                                                   ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
             lib.ta_host_tta_adapt_need.restype = ctypes.c_uint32
-            lib.ta_host_tta_adapt_need.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+            lib.ta_host_tta_adapt_need.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint]
             lib.ta_host_tta_adapt_open.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_uint, ctypes.c_void_p,
                                                                            ctypes.c_void_p, ctypes.c_void_p,
                                                                            ctypes.c_uint32]
@@ -145,13 +145,15 @@ class Adapter:
         self._input = None
         if use_input:
             self._src = [np.ascontiguousarray(pm.input_mean, np.float32), np.ascontiguousarray(pm.input_var, np.float32)]
+            self._stats = np.zeros((2, len(self._src[0])), np.float32)      # the running mu, var
             self._input = ctypes.create_string_buffer(lib.ta_host_tta_input_size())
             st = lib.ta_host_tta_input_open(self._input, len(self._src[0]), cfg.momentum, cfg.dead_zone,
-                                            self._src[0].ctypes.data, self._src[1].ctypes.data)
+                                            self._src[0].ctypes.data, self._src[1].ctypes.data,
+                                            self._stats[0].ctypes.data, self._stats[1].ctypes.data)
             if st != 0:
                 raise EngineError(f"input adaptation refused: {status_name(st)}")
         self._norms = (ctypes.c_void_p * len(norms))(*[ctypes.addressof(n._state) for n in norms]) if norms else None
-        need = lib.ta_host_tta_adapt_need(runner._state, self._norms, self._input)
+        need = lib.ta_host_tta_adapt_need(runner._state, self._norms, self._input, pm.n_classes)
         self._work = np.zeros(max(4, need) // 4 + 1, np.uint32)
         u, f = safety_arrays(cfg)
         self._u, self._f = u, f
