@@ -27,7 +27,8 @@
  *
  * App arena: the backbone's arena as SELECT bound it, then (16-aligned) one region the heads
  * share, since they run one after the other, then (16-aligned, while adapting) the adaptation
- * loop's work area (the raw sample, the last good statistics); METRICS' high-water mark and
+ * loop's work area (the input's running statistics, the raw sample, the last good
+ * statistics, the health check's histograms); METRICS' high-water mark and
  * ADAPT_STATUS cover all three.
  *
  * Persistence: ADAPT_SAVE writes every head's running statistics (mu, var per channel; the
