@@ -276,7 +276,7 @@ static void dwi_plane_padded(const ta_conv_params_t *p, const int8_t *src, int32
 /* 3x3, dilation 1, one channel plane: output row by output row, each split into left
  * edge, interior (two pixels at a time) and right edge. Rows above or below the plane
  * just drop out of the filter rows used. */
-static void dwi_plane_3x3(const ta_conv_params_t *p, const int8_t *plane, int32_t in_h, int32_t in_w,
+static TA_NN_NOINLINE void dwi_plane_3x3(const ta_conv_params_t *p, const int8_t *plane, int32_t in_h, int32_t in_w,
                           int32_t plane_room, const dwi_w3_t *wt, const dwi_chan_t *k, int32_t out_h, int32_t out_w,
                           int8_t *out, size_t out_step)
 {
