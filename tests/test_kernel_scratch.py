@@ -86,8 +86,10 @@ def test_patch_stage_scratch_covers_every_tile(model):
     """Patch plans reserve, for each stage conv, what the firmware asks for on every tile's
     regions (checked here with the C function) and on the full op (prepare's check)."""
     plans = candidate_plans(model.tensors, model.ops, model.inputs, model.outputs, max_grid=3)
-    if not plans:
-        pytest.skip(f"{model.source}: no patch stage")
+    if not plans:  # only a 1-D model (feature maps one row or column wide) has none to check
+        maps = [t.shape for t in model.tensors if len(t.shape) == 4]
+        assert maps and all(1 in s[1:3] for s in maps), f"{model.source}: 2-D model without a patch plan"
+        return
     for plan in plans[:4]:
         plan_tensors, plan_ops = plan.problem[0], plan.problem[1]
         for i, op in enumerate(model.ops[:plan.stage.n_ops]):
