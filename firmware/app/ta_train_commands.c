@@ -13,8 +13,9 @@
  *              +----------------------------+  (16-byte aligned)
  *              | parameter RAM              |  ta_train_param_ram_size bytes
  *              +----------------------------+
- *              | free (restore scratch)     |  a stored image is read and CRC-checked here
- *              +----------------------------+  before it replaces the parameters
+ *              | free (restore scratch)     |  a stored image (the masters, a prefix of the
+ *              +----------------------------+  parameter RAM) is read and CRC-checked here
+ *                                              before it replaces the parameters
  */
 #include <stddef.h>
 #include <string.h>
@@ -45,16 +46,20 @@ static uint32_t model_crc(const ta_app_t *app) { return app->model.header->crc32
 static ta_status_t restore(ta_app_t *app)
 {
     TA_ENSURE(app->store_ready, TA_ERR_UNSUPPORTED);
+    const uint8_t *image;
+    size_t len;
+    TA_TRY(ta_train_params(&app->trainer, &image, &len)); /* only its size: the masters */
+    (void)image;
     uint8_t *scratch = app->param_ram + ALIGN16(app->param_ram_size);
     uint8_t *end = app->cfg.arena + app->cfg.arena_size;
-    TA_ENSURE(scratch <= end && (uint32_t)(end - scratch) >= app->param_ram_size, TA_ERR_ARENA);
+    TA_ENSURE(scratch <= end && (size_t)(end - scratch) >= len, TA_ERR_ARENA);
     ta_param_record_t rec;
     ta_status_t st = ta_param_store_load(&app->train_store, TA_PARAM_TAG_TRAIN, model_crc(app), scratch,
-                                         app->param_ram_size, &rec);
+                                         (uint32_t)len, &rec);
     if (st == TA_OK) {
-        st = ta_train_load_params(&app->trainer, scratch, app->param_ram_size);
+        st = ta_train_load_params(&app->trainer, scratch, len);
     }
-    ta_app_paint((uintptr_t)scratch, (uintptr_t)scratch + app->param_ram_size); /* not part of any high-water */
+    ta_app_paint((uintptr_t)scratch, (uintptr_t)scratch + len); /* not part of any high-water */
     return st;
 }
 
@@ -236,7 +241,7 @@ static ta_status_t cmd_train_info(void *ctx, const ta_request_t *req, ta_respons
     const int ready = app->slot >= 0 && app->train_ready;
     const uint32_t flags = (ready ? TA_TRAIN_INFO_READY : 0u) | (app->store_ready ? TA_TRAIN_INFO_NVM : 0u) |
                            (ready && app->restored ? TA_TRAIN_INFO_RESTORED : 0u) | (stored ? TA_TRAIN_INFO_STORED : 0u);
-    const uint32_t fields[12] = {
+    const uint32_t fields[13] = {
         flags,
         ready ? app->param_ram_size : 0u,
         ready ? (uint32_t)app->trainer.n_slots : 0u,
@@ -249,8 +254,9 @@ static ta_status_t cmd_train_info(void *ctx, const ta_request_t *req, ta_respons
         ready ? step_arena_used(app) : 0u,
         app->slot >= 0 ? app->model.header->arena_size : 0u,
         app->store_ready ? ta_param_store_capacity(&app->train_store) : 0u,
+        ready ? app->trainer.image_size : 0u,
     };
-    for (int i = 0; i < 12; ++i) {
+    for (int i = 0; i < 13; ++i) {
         ta_wr32(resp->payload + 4 * i, fields[i]);
     }
     resp->len = sizeof(fields);

@@ -54,6 +54,8 @@ typedef struct {
     void *external[TA_MAX_EXTERNAL_INPUTS]; /* storage bound to EXTERNAL model inputs */
     const ta_engine_overlay_t *overlays; /* sorted by tensor; set by ta_train_init */
     uint16_t n_overlays;
+    const ta_op_rows_t *rows; /* filter slices in RAM, sorted by op; set by ta_train_init */
+    uint16_t n_rows;
     uint8_t ready;
 } ta_engine_t;
 

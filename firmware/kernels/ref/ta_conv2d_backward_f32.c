@@ -10,8 +10,9 @@
  */
 void ta_conv2d_backward_input_f32(const ta_conv_params_t *p, const ta_dims_t *in_dims, const ta_dims_t *filter_dims,
                                   const ta_dims_t *out_dims, const float *dy, const int8_t *filter,
-                                  const float *filter_scale, int accumulate, float *dx)
+                                  const ta_op_rows_t *rows, const float *filter_scale, int accumulate, float *dx)
 {
+    const size_t taps = (size_t)filter_dims->h * filter_dims->w;
     const int32_t in_c = in_dims->c, out_c = out_dims->c;
     if (!accumulate) {
         const size_t n = (size_t)in_dims->n * in_dims->h * in_dims->w * in_c;
@@ -34,12 +35,17 @@ void ta_conv2d_backward_input_f32(const ta_conv_params_t *p, const ta_dims_t *in
                             continue;
                         }
                         float *d = dx + (((size_t)b * in_dims->h + iy) * in_dims->w + ix) * in_c;
+                        const size_t tap = (size_t)ky * filter_dims->w + kx;
+                        int32_t k = 0; /* next channel of `rows` */
                         for (int32_t co = 0; co < out_c; ++co) {
+                            const int8_t *w = filter + ((size_t)co * taps + tap) * in_c;
+                            if (rows != NULL && k < rows->n && rows->channels[k] == co) {
+                                w = rows->rows + ((size_t)k++ * taps + tap) * in_c;
+                            }
                             const float gs = g[co] * filter_scale[co];
                             if (gs == 0.0f) {
                                 continue; /* masked outputs (ReLU) are common: skip their taps */
                             }
-                            const int8_t *w = filter + (((size_t)co * filter_dims->h + ky) * filter_dims->w + kx) * in_c;
                             for (int32_t ci = 0; ci < in_c; ++ci) {
                                 d[ci] += gs * (float)w[ci];
                             }

@@ -6,8 +6,8 @@
  * the regular convolution's input gradient. */
 void ta_depthwise_conv2d_backward_input_f32(const ta_conv_params_t *p, const ta_dims_t *in_dims,
                                             const ta_dims_t *filter_dims, const ta_dims_t *out_dims,
-                                            const float *dy, const int8_t *filter, const float *filter_scale,
-                                            int accumulate, float *dx)
+                                            const float *dy, const int8_t *filter, const ta_op_rows_t *rows,
+                                            const float *filter_scale, int accumulate, float *dx)
 {
     const int32_t in_c = in_dims->c, out_c = out_dims->c, m = p->depth_multiplier;
     if (!accumulate) {
@@ -31,9 +31,16 @@ void ta_depthwise_conv2d_backward_input_f32(const ta_conv_params_t *p, const ta_
                             continue;
                         }
                         float *d = dx + (((size_t)b * in_dims->h + iy) * in_dims->w + ix) * in_c;
-                        const int8_t *w = filter + ((size_t)ky * filter_dims->w + kx) * out_c;
+                        const size_t tap = (size_t)ky * filter_dims->w + kx;
+                        const int8_t *w = filter + tap * out_c;
+                        const int8_t *r = rows != NULL ? rows->rows + tap * rows->n : NULL;
+                        int32_t k = 0; /* next channel of `rows` */
                         for (int32_t co = 0; co < out_c; ++co) {
-                            d[co / m] += g[co] * filter_scale[co] * (float)w[co];
+                            int8_t wv = w[co];
+                            if (r != NULL && k < rows->n && rows->channels[k] == co) {
+                                wv = r[k++];
+                            }
+                            d[co / m] += g[co] * filter_scale[co] * (float)wv;
                         }
                     }
                 }

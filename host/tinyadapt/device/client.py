@@ -35,7 +35,7 @@ _PROFILE_ENTRY = struct.Struct("<HHI")
 _TRAIN_STEP = struct.Struct("<fiIQ")
 _EVAL = struct.Struct("<fiQ")
 _SAVE = struct.Struct("<IIQ")
-_TRAIN_INFO = struct.Struct("<12I")
+_TRAIN_INFO = struct.Struct("<13I")
 LOSS_KINDS = {"cross_entropy": 0, "entropy": 1}
 
 # A slow INVOKE must not look like a dead device: its timeout grows with the slowest one seen.
@@ -149,6 +149,7 @@ class TrainInfo:
     step_arena_used: int      # high-water of the training-step arena since SELECT (painted)
     step_arena_size: int      # the blob's planned training-step arena
     store_capacity: int
+    image_bytes: int          # the parameter image SAVE persists and PARAMS_READ reads (the masters)
 
     @property
     def peak_sram_bytes(self) -> int:
@@ -385,12 +386,14 @@ class DeviceClient:
     def train_info(self) -> TrainInfo:
         p = self._call(Cmd.TRAIN_INFO)
         self._expect(Cmd.TRAIN_INFO, p, _TRAIN_INFO.size)
-        (flags, param_bytes, layers, rev, sbytes, scrc, mcrc, rstatus, steps, used, size, cap) = _TRAIN_INFO.unpack(p)
+        (flags, param_bytes, layers, rev, sbytes, scrc, mcrc, rstatus, steps, used, size, cap,
+         image) = _TRAIN_INFO.unpack(p)
         return TrainInfo(bool(flags & 1), bool(flags & 2), bool(flags & 4), bool(flags & 8), param_bytes, layers, rev,
-                         sbytes, scrc, mcrc, struct.unpack("<i", struct.pack("<I", rstatus))[0], steps, used, size, cap)
+                         sbytes, scrc, mcrc, struct.unpack("<i", struct.pack("<I", rstatus))[0], steps, used, size, cap,
+                         image)
 
     def params_read(self, size: int) -> bytes:
-        """The trainer's parameter image (what SAVE persists), `size` bytes from TRAIN_INFO."""
+        """The trainer's parameter image (what SAVE persists), `size` = TRAIN_INFO's image_bytes."""
         out = bytearray()
         while len(out) < size:
             n = min(self.max_payload, size - len(out))
