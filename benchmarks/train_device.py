@@ -1,6 +1,7 @@
 """On-device training step, device-measured on QEMU: SRAM of a training step (the painted
 training-step arena's high-water + parameter RAM, TRAIN_INFO) and instructions per step
-(TRAIN_STEP's count, -icount shift=7, exact), for the sparse update scheme vs full
+(TRAIN_STEP's count, -icount shift=7, exact), the parameter image SAVE persists (written once
+to the emulator's NVM file after the steps, when it fits a slot), for the sparse update scheme vs full
 backpropagation in our engine, next to what the host plan predicts for the same blob.
 
     .venv/bin/python benchmarks/train_device.py [--model M.tflite] [--board B] [--steps N] [--json]
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from tinyadapt.device.boards import emulation_host, load_board  # noqa: E402
 from tinyadapt.device.build import build_image  # noqa: E402
 from tinyadapt.device.client import SLOT_BUILTIN, DeviceClient  # noqa: E402
 from tinyadapt.device.link import Link  # noqa: E402
+from tinyadapt.device.nvm import nvm_file  # noqa: E402
 from tinyadapt.errors import TinyAdaptError  # noqa: E402
 from tinyadapt.train.graph import build_training, weight_layers  # noqa: E402
 from tinyadapt.train.scheme import UpdateScheme, default_scheme  # noqa: E402
@@ -47,11 +50,14 @@ def fits(board, plan) -> bool:
     return plan.peak_sram_bytes + 64 <= room
 
 
-def run_scheme(board, plan, steps: int, rng) -> dict:
+def run_scheme(board, plan, steps: int, rng, tmp: Path) -> dict:
     host_board = board if fits(board, plan) else emulation_host(board)
     image = build_image(host_board, blob=plan.blob, name="train_bench", emulate=True,
                         extra_make_args=["RAM_SLOT_SIZE=0"])
-    q = QemuBackend(image.built_for.qemu_machine, image.elf)
+    qemu_board = emulation_host(host_board)
+    nvm = nvm_file(qemu_board.name, tmp / f"{qemu_board.name}-{plan.param_image_bytes}.bin",
+                   qemu_board.raw["nvm_size"])
+    q = QemuBackend(image.built_for.qemu_machine, image.elf, nvm=nvm)
     q.start()
     try:
         c = DeviceClient(Link(q.open_port(), timeout=600.0, retries=1))
@@ -69,10 +75,15 @@ def run_scheme(board, plan, steps: int, rng) -> dict:
             counts.append(r.instructions)
         wall = (time.monotonic() - t0) / steps
         info = c.train_info()
+        saved = None
+        if info.nvm and info.image_bytes <= info.store_capacity:   # SAVE: what a session persists
+            r = c.save()
+            saved = {"bytes": r.bytes, "instructions": r.instructions}
     finally:
         q.stop()
     return {"ran_on": host_board.name, "peak_sram_bytes": info.peak_sram_bytes,
             "step_arena_used_bytes": info.step_arena_used, "param_ram_bytes": info.param_bytes,
+            "param_image_bytes": info.image_bytes, "store_capacity_bytes": info.store_capacity, "save": saved,
             "instructions_per_step": int(np.median(counts)), "instructions_min_max": [min(counts), max(counts)],
             "plan_peak_sram_bytes": plan.peak_sram_bytes, "plan_arena_bytes": plan.arena_bytes,
             "macs_per_step": plan.macs_per_step, "wall_seconds_per_step": round(wall, 2),
@@ -110,8 +121,9 @@ def main(argv=None) -> int:
         plans = {sparse_name: sparse_plan, "full backprop": build_training(cm, UpdateScheme.full(n))}
         rng = np.random.default_rng(0)
         rows = {}
-        for name, plan in plans.items():
-            rows[name] = dict(run_scheme(board, plan, args.steps, rng), scheme=plan.scheme.describe())
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, plan in plans.items():
+                rows[name] = dict(run_scheme(board, plan, args.steps, rng, Path(tmp)), scheme=plan.scheme.describe())
     except TinyAdaptError as exc:
         print(f"train_device.py: {exc}", file=sys.stderr)
         return 1
@@ -130,6 +142,12 @@ def main(argv=None) -> int:
               f"{r['param_ram_bytes']:>10,} {r['plan_peak_sram_bytes']:>10,} {r['instructions_per_step']:>14,} "
               f"{r['macs_per_step']:>12,}")
     print(f"full / sparse: SRAM x{ratios['sram_full_over_sparse']}, instructions x{ratios['instructions_full_over_sparse']}")
+    for name, r in rows.items():
+        sv = r["save"]
+        done = (f"SAVE wrote {sv['bytes']:,} B in {sv['instructions']:,} instructions" if sv else
+                f"SAVE does not fit the store ({r['store_capacity_bytes']:,} B per slot)")
+        print(f"{name}: parameter image {r['param_image_bytes']:,} B (of {r['param_ram_bytes']:,} B parameter RAM); "
+              f"{done}")
     for note in notes:
         print(f"note: {note}")
     for name, r in rows.items():
