@@ -123,17 +123,26 @@ static void tick_hook(void *ctx, uint16_t op_index, uint16_t opcode, int after)
     }
 }
 
-/* Run a training step or an eval with the tick hook, timed. */
-static ta_status_t timed_train(ta_app_t *app, int step, uint8_t loss, int32_t label, float lr, ta_train_result_t *r,
-                               uint64_t *count)
+/* Run a training step or an eval with the tick hook (or, `profile`, the per-op profile hook,
+ * which reads the counter around every op too: forward, loss and backward ops by index), timed. */
+static ta_status_t timed_train(ta_app_t *app, int step, uint8_t loss, int32_t label, float lr, int profile,
+                               ta_train_result_t *r, uint64_t *count)
 {
-    ta_engine_set_hook(&app->engine, tick_hook, app);
+    app->n_profiled = 0;
+    if (profile) {
+        app->n_recorded = 0;
+        memset(app->profile, 0, sizeof(app->profile));
+    }
+    ta_engine_set_hook(&app->engine, profile ? ta_app_profile_hook : tick_hook, app);
     const uint64_t t0 = ta_app_counter(app);
     const ta_status_t st = step ? ta_train_step(&app->trainer, (ta_loss_kind_t)loss, label, lr, r)
                                 : ta_train_eval(&app->trainer, label, r);
     const uint64_t t1 = ta_app_counter(app);
     ta_engine_set_hook(&app->engine, NULL, NULL);
     *count = ta_app_counter_units(app, t1 - t0);
+    if (st == TA_OK && profile) {
+        app->n_profiled = app->n_recorded;
+    }
     return st;
 }
 
@@ -157,11 +166,14 @@ static ta_status_t cmd_train_step(void *ctx, const ta_request_t *req, ta_respons
     TA_ENSURE(req->len >= 12, TA_ERR_ARG);
     TA_ENSURE(app->slot >= 0 && app->train_ready, TA_ERR_STATE);
     const uint8_t loss = req->payload[0];
+    const uint8_t flags = req->payload[1];
     TA_ENSURE(loss == TA_LOSS_CROSS_ENTROPY || loss == TA_LOSS_ENTROPY, TA_ERR_ARG);
+    TA_ENSURE((flags & ~TA_TRAIN_STEP_PROFILE) == 0, TA_ERR_ARG);
     TA_TRY(take_sample(app, req->payload + 12, (uint32_t)req->len - 12u));
     ta_train_result_t r;
     uint64_t count;
-    TA_TRY(timed_train(app, 1, loss, (int32_t)ta_rd32(req->payload + 4), ta_rd_f32(req->payload + 8), &r, &count));
+    TA_TRY(timed_train(app, 1, loss, (int32_t)ta_rd32(req->payload + 4), ta_rd_f32(req->payload + 8),
+                       (flags & TA_TRAIN_STEP_PROFILE) != 0, &r, &count));
     app->train_steps++;
     ta_wr_f32(resp->payload, r.loss);
     ta_wr32(resp->payload + 4, (uint32_t)r.prediction);
@@ -179,7 +191,7 @@ static ta_status_t cmd_eval(void *ctx, const ta_request_t *req, ta_response_t *r
     TA_TRY(take_sample(app, req->payload + 4, (uint32_t)req->len - 4u));
     ta_train_result_t r;
     uint64_t count;
-    TA_TRY(timed_train(app, 0, 0, (int32_t)ta_rd32(req->payload), 0.0f, &r, &count));
+    TA_TRY(timed_train(app, 0, 0, (int32_t)ta_rd32(req->payload), 0.0f, 0, &r, &count));
     ta_wr_f32(resp->payload, r.loss);
     ta_wr32(resp->payload + 4, (uint32_t)r.prediction);
     ta_wr64(resp->payload + 8, count);
@@ -280,6 +292,27 @@ static ta_status_t cmd_params_read(void *ctx, const ta_request_t *req, ta_respon
     return TA_OK;
 }
 
+/* The per-op profile of the last profiled TRAIN_STEP with each op's update share. */
+static ta_status_t cmd_train_profile_read(void *ctx, const ta_request_t *req, ta_response_t *resp)
+{
+    ta_app_t *app = APP(ctx);
+    TA_ENSURE(req->len == 4, TA_ERR_ARG);
+    const uint16_t first = ta_rd16(req->payload);
+    const uint16_t count = ta_rd16(req->payload + 2);
+    TA_ENSURE((uint32_t)first + count <= app->n_profiled, TA_ERR_ARG);
+    TA_ENSURE(12u * count <= resp->cap, TA_ERR_OVERFLOW);
+    uint8_t *p = resp->payload;
+    for (uint16_t i = 0; i < count; ++i, p += 12) {
+        const ta_profile_entry_t *e = &app->profile[first + i];
+        ta_wr16(p, e->opcode);
+        ta_wr16(p + 2, 0);
+        ta_wr32(p + 4, e->count);
+        ta_wr32(p + 8, e->update);
+    }
+    resp->len = (uint16_t)(12u * count);
+    return TA_OK;
+}
+
 static const ta_command_t k_train[] = {
     {TA_CMD_TRAIN_STEP, cmd_train_step},
     {TA_CMD_EVAL, cmd_eval},
@@ -287,6 +320,7 @@ static const ta_command_t k_train[] = {
     {TA_CMD_RESET_TO_BASE, cmd_reset_to_base},
     {TA_CMD_TRAIN_INFO, cmd_train_info},
     {TA_CMD_PARAMS_READ, cmd_params_read},
+    {TA_CMD_TRAIN_PROFILE_READ, cmd_train_profile_read},
 };
 
 const ta_command_set_t ta_train_commands = {"train", k_train, (uint16_t)(sizeof(k_train) / sizeof(k_train[0]))};

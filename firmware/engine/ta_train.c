@@ -619,6 +619,8 @@ ta_status_t ta_train_load_params(ta_trainer_t *t, const uint8_t *data, size_t le
 typedef struct {
     float lr;
     uint32_t updated;
+    const ta_engine_t *engine; /* its hook marks where an op's update starts */
+    uint16_t op;
 } step_ctx_t;
 
 /*
@@ -732,6 +734,9 @@ static void param_op_backward(const ta_op_call_t *call, uint16_t opcode, const t
         }
     }
     if (s != NULL) {
+        if (ctx->engine->hook != NULL) {
+            ctx->engine->hook(ctx->engine->hook_ctx, ctx->op, opcode, TA_HOOK_UPDATE);
+        }
         update_params(call, opcode, s, ctx);
     }
 }
@@ -823,9 +828,15 @@ static ta_status_t forward_loss(ta_trainer_t *t, int kind, int32_t label, ta_tra
     out->loss = 0.0f;
     out->updated_params = 0;
     if (kind >= 0) {
+        if (t->engine->hook != NULL) {
+            t->engine->hook(t->engine->hook_ctx, m->n_forward_ops, m->ops[m->n_forward_ops].opcode, 0);
+        }
         out->loss = ta_softmax_loss_f32(ta_tensor_elems(TA_IN(&call, 0)), (const int8_t *)call.inputs[0].data,
                                         p->zero_point, p->input_scale, p->beta, kind, label,
                                         (float *)call.outputs[0].data);
+        if (t->engine->hook != NULL) {
+            t->engine->hook(t->engine->hook_ctx, m->n_forward_ops, m->ops[m->n_forward_ops].opcode, 1);
+        }
     }
     return TA_OK;
 }
@@ -859,7 +870,7 @@ ta_status_t ta_train_step(ta_trainer_t *t, ta_loss_kind_t loss, int32_t label, f
     TA_TRY(check_label(t, loss, label));
     TA_TRY(forward_loss(t, (int)loss, label, out));
     const ta_model_t *m = t->engine->model;
-    step_ctx_t ctx = {learning_rate, 0};
+    step_ctx_t ctx = {learning_rate, 0, t->engine, 0};
     uint16_t next_slot = 0;
     for (uint16_t i = (uint16_t)(m->n_forward_ops + 1u); i < m->header->n_ops; ++i) {
         const uint16_t opcode = m->ops[i].opcode;
@@ -869,6 +880,7 @@ ta_status_t ta_train_step(ta_trainer_t *t, ta_loss_kind_t loss, int32_t label, f
             t->engine->hook(t->engine->hook_ctx, i, opcode, 0);
         }
         if (is_param_op(opcode)) {
+            ctx.op = i;
             const ta_train_slot_t *s = NULL;
             if (next_slot < t->n_slots && t->slots[next_slot].op == i) {
                 s = &t->slots[next_slot++];

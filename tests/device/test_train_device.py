@@ -230,3 +230,28 @@ def test_training_targets_agree_on_cortex_m7(digits, tmp_path):
         assert dev.instructions_per_step > 0 and dev.counter_unit == "instructions"
         assert dev.peak_sram_bytes == dev.info.step_arena_used + host.param_ram_size
         assert dev.info.step_arena_used == dev.info.step_arena_size    # the plan is tight: every byte used
+
+
+def test_profiled_step_splits_forward_backward_and_update(digits):
+    """TRAIN_STEP's profile flag: every op of the step timed by blob index (forward ops, loss,
+    backward ops), each updating op with its parameter update's share; TRAIN_PROFILE_READ."""
+    from tinyadapt.convert.blob import read_blob
+
+    blob, _, xs, ys = digits
+    info = read_blob(blob)
+    n_ops, nf = len(info.ops), info.n_forward_ops
+    with open_qemu(blob, None) as dev:
+        c = dev.client
+        plain = c.train_step(int(ys[0]), LR, xs[0].tobytes())
+        r = c.train_step(int(ys[1]), LR, xs[1].tobytes(), profile=True)
+        ops = c.train_profile_read(0, n_ops)
+        assert [o[1] for o in ops] == [op.opcode for op in info.ops]
+        assert all(o[2] > 0 for o in ops) and all(o[3] <= o[2] for o in ops)
+        updating = [o for o in ops[nf + 1:] if o[3] > 0]
+        assert len(updating) == c.train_info().updated_layers and all(o[3] == 0 for o in ops[:nf + 1])
+        assert sum(o[2] for o in ops) < r.instructions < sum(o[2] for o in ops) + 1000 * n_ops
+        assert r.instructions > plain.instructions       # the per-op counter reads cost a little
+        from tinyadapt.device.frames import Cmd
+
+        assert c.link.request(Cmd.TRAIN_PROFILE_READ, struct.pack("<HH", 0, n_ops + 1)).status == TA_ERR_ARG
+        assert c.link.request(Cmd.TRAIN_STEP, struct.pack("<BB2xif", 0, 2, 0, LR)).status == TA_ERR_ARG  # flag

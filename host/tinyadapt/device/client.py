@@ -32,6 +32,7 @@ _METRICS = struct.Struct("<10I")
 _SELECT = struct.Struct("<IBBH")
 _IDENTITY = struct.Struct("<II")      # blob total_size, header CRC-32 (HELLO: compiled-in; SELECT: selected)
 _PROFILE_ENTRY = struct.Struct("<HHI")
+_TRAIN_PROFILE_ENTRY = struct.Struct("<HHII")
 _TRAIN_STEP = struct.Struct("<fiIQ")
 _EVAL = struct.Struct("<fiQ")
 _SAVE = struct.Struct("<IIQ")
@@ -303,6 +304,20 @@ class DeviceClient:
                 out.append(OpProfile(start + k, opcode, instr))
         return out
 
+    def train_profile_read(self, first: int, count: int) -> list[tuple[int, int, int, int]]:
+        """The last profiled TRAIN_STEP, per op: (index, opcode, instructions, of which update)."""
+        per = self.max_payload // _TRAIN_PROFILE_ENTRY.size
+        out: list[tuple[int, int, int, int]] = []
+        while len(out) < count:
+            n = min(per, count - len(out))
+            start = first + len(out)
+            p = self._call(Cmd.TRAIN_PROFILE_READ, struct.pack("<HH", start, n))
+            self._expect(Cmd.TRAIN_PROFILE_READ, p, n * _TRAIN_PROFILE_ENTRY.size)
+            for k in range(n):
+                opcode, _pad, instr, update = _TRAIN_PROFILE_ENTRY.unpack_from(p, k * _TRAIN_PROFILE_ENTRY.size)
+                out.append((start + k, opcode, instr, update))
+        return out
+
     def infer(self, data: bytes) -> tuple[int, bytes]:
         """One INFER: input 0 in, (instructions, output 0) back."""
         p = self._timed_call(Cmd.INFER, data)
@@ -357,10 +372,12 @@ class DeviceClient:
         return head
 
     def train_step(self, label: int, lr: float, sample: bytes | None = None,
-                   loss: str = "cross_entropy") -> StepResult:
+                   loss: str = "cross_entropy", profile: bool = False) -> StepResult:
+        """One TRAIN_STEP; `profile`: record each op's count (forward, loss and backward ops by
+        blob op index), read with profile_read(0, number of ops)."""
         if loss not in LOSS_KINDS:
             raise ProtocolError(f"unknown loss '{loss}' (known: {', '.join(LOSS_KINDS)})")
-        head = struct.pack("<B3xif", LOSS_KINDS[loss], int(label), float(lr))
+        head = struct.pack("<BB2xif", LOSS_KINDS[loss], 1 if profile else 0, int(label), float(lr))
         p = self._timed_call(Cmd.TRAIN_STEP, self._sample_payload(head, sample))
         self._expect(Cmd.TRAIN_STEP, p, _TRAIN_STEP.size)
         return StepResult(*_TRAIN_STEP.unpack(p))
