@@ -33,14 +33,25 @@ void ta_depthwise_conv2d_backward_input_f32(const ta_conv_params_t *p, const ta_
                         float *d = dx + (((size_t)b * in_dims->h + iy) * in_dims->w + ix) * in_c;
                         const size_t tap = (size_t)ky * filter_dims->w + kx;
                         const int8_t *w = filter + tap * out_c;
-                        const int8_t *r = rows != NULL ? rows->rows + tap * rows->n : NULL;
-                        int32_t k = 0; /* next channel of `rows` */
-                        for (int32_t co = 0; co < out_c; ++co) {
-                            int8_t wv = w[co];
-                            if (r != NULL && k < rows->n && rows->channels[k] == co) {
-                                wv = r[k++];
+                        /* The channels between two of `rows` read the filter; those of `rows`
+                         * their row: runs instead of a test per channel. */
+                        const int32_t n_rows = rows != NULL ? rows->n : 0;
+                        int32_t co = 0;
+                        for (int32_t k = 0; k <= n_rows; ++k) {
+                            const int32_t end = k < n_rows ? rows->channels[k] : out_c;
+                            if (m == 1) {
+                                for (; co < end; ++co) {
+                                    d[co] += g[co] * filter_scale[co] * (float)w[co];
+                                }
+                            } else {
+                                for (; co < end; ++co) {
+                                    d[co / m] += g[co] * filter_scale[co] * (float)w[co];
+                                }
                             }
-                            d[co / m] += g[co] * filter_scale[co] * (float)wv;
+                            if (k < n_rows) {
+                                d[co / m] += g[co] * filter_scale[co] * (float)rows->rows[tap * (size_t)n_rows + (size_t)k];
+                                ++co;
+                            }
                         }
                     }
                 }
