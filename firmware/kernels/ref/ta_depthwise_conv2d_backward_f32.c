@@ -77,9 +77,7 @@ static void tap_range(int32_t out_n, int32_t stride, int32_t off, int32_t in_n, 
 /*
  * One tap at a time over the outputs whose window holds it (ranges worked out once, no bounds
  * test per pixel), summed in a register in output order: each tap's sum is the same sequence
- * of additions as a pixel-by-pixel scatter. Zero output gradients (ReLU) are not skipped: a
- * +-0 product leaves a sum that starts at +0 unchanged, so the bits are the same without the
- * test per term.
+ * of additions as a pixel-by-pixel scatter, so the same bits.
  */
 void ta_depthwise_conv2d_backward_filter_f32(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *x,
                                              int32_t x_zero_point, float x_scale, const ta_dims_t *filter_dims,
@@ -105,7 +103,9 @@ void ta_depthwise_conv2d_backward_filter_f32(const ta_conv_params_t *p, const ta
                     const int8_t *xi =
                         x + (((size_t)b * in_dims->h + iy) * in_dims->w + (size_t)(ox0 * p->stride_w + off_x)) * in_c + ci;
                     for (int32_t ox = ox0; ox < ox1; ++ox, g += out_c, xi += x_step) {
-                        acc += (*g * x_scale) * (float)(*xi - x_zero_point);
+                        if (*g != 0.0f) { /* masked outputs (ReLU) are common: a test is cheaper */
+                            acc += (*g * x_scale) * (float)(*xi - x_zero_point);
+                        }
                     }
                 }
             }
