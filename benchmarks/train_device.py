@@ -1,6 +1,7 @@
 """On-device training step, device-measured on QEMU: SRAM of a training step (the painted
 training-step arena's high-water + parameter RAM, TRAIN_INFO) and instructions per step
-(TRAIN_STEP's count, -icount shift=7, exact), for the sparse update scheme vs full
+(TRAIN_STEP's count, -icount shift=7, exact), the parameter image SAVE persists (written once
+to the emulator's NVM file after the steps, when it fits a slot), for the sparse update scheme vs full
 backpropagation in our engine, next to what the host plan predicts for the same blob.
 
     .venv/bin/python benchmarks/train_device.py [--model M.tflite] [--board B] [--steps N] [--json]
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from tinyadapt.device.boards import emulation_host, load_board  # noqa: E402
 from tinyadapt.device.build import build_image  # noqa: E402
 from tinyadapt.device.client import SLOT_BUILTIN, DeviceClient  # noqa: E402
 from tinyadapt.device.link import Link  # noqa: E402
+from tinyadapt.device.nvm import nvm_file  # noqa: E402
 from tinyadapt.errors import TinyAdaptError  # noqa: E402
 from tinyadapt.train.graph import build_training, weight_layers  # noqa: E402
 from tinyadapt.train.scheme import UpdateScheme, default_scheme  # noqa: E402
@@ -47,11 +50,35 @@ def fits(board, plan) -> bool:
     return plan.peak_sram_bytes + 64 <= room
 
 
-def run_scheme(board, plan, steps: int, rng) -> dict:
+def profile_step(c, plan, rng, size: int) -> dict:
+    """One more step with the per-op profile (TRAIN_STEP flag; the per-op counter reads add a
+    few hundred instructions per op): instructions in the forward pass, the loss, the backward
+    ops' input gradients and masks ("backward"), and the parameter updates (weight gradients of
+    the kept channels and SGD on the masters, "update"), and the costliest backward ops."""
+    from tinyadapt.convert import blob_format as bf
+
+    x = rng.integers(-128, 128, size=size, dtype=np.int8).tobytes()
+    total = c.train_step(int(rng.integers(0, 10)), 0.01, x, profile=True).instructions
+    ops = c.train_profile_read(0, len(plan.ops))
+    nf = plan.n_forward_ops
+    phases = {"forward": sum(o[2] for o in ops[:nf]), "loss": ops[nf][2],
+              "backward": sum(o[2] - o[3] for o in ops[nf + 1:]), "update": sum(o[3] for o in ops[nf + 1:])}
+    names = {v: k for k, v in bf.BACKWARD_OPCODES.items()}
+    top = sorted(ops[nf + 1:], key=lambda o: -o[2])[:6]
+    return {"profiled_step_instructions": total, **{f"{k}_instructions": v for k, v in phases.items()},
+            "hooks_and_rest_instructions": total - sum(phases.values()),
+            "top_backward_ops": [{"op": o[0], "name": names.get(o[1], str(o[1])), "instructions": o[2],
+                                  "update": o[3]} for o in top]}
+
+
+def run_scheme(board, plan, steps: int, rng, tmp: Path) -> dict:
     host_board = board if fits(board, plan) else emulation_host(board)
     image = build_image(host_board, blob=plan.blob, name="train_bench", emulate=True,
                         extra_make_args=["RAM_SLOT_SIZE=0"])
-    q = QemuBackend(image.built_for.qemu_machine, image.elf)
+    qemu_board = emulation_host(host_board)
+    nvm = nvm_file(qemu_board.name, tmp / f"{qemu_board.name}-{plan.param_image_bytes}.bin",
+                   qemu_board.raw["nvm_size"])
+    q = QemuBackend(image.built_for.qemu_machine, image.elf, nvm=nvm)
     q.start()
     try:
         c = DeviceClient(Link(q.open_port(), timeout=600.0, retries=1))
@@ -68,15 +95,21 @@ def run_scheme(board, plan, steps: int, rng) -> dict:
             r = c.train_step(int(rng.integers(0, 10)), 0.01, x)
             counts.append(r.instructions)
         wall = (time.monotonic() - t0) / steps
+        profile = profile_step(c, plan, rng, size)
         info = c.train_info()
+        saved = None
+        if info.nvm and info.image_bytes <= info.store_capacity:   # SAVE: what a session persists
+            r = c.save()
+            saved = {"bytes": r.bytes, "instructions": r.instructions}
     finally:
         q.stop()
     return {"ran_on": host_board.name, "peak_sram_bytes": info.peak_sram_bytes,
             "step_arena_used_bytes": info.step_arena_used, "param_ram_bytes": info.param_bytes,
+            "param_image_bytes": info.image_bytes, "store_capacity_bytes": info.store_capacity, "save": saved,
             "instructions_per_step": int(np.median(counts)), "instructions_min_max": [min(counts), max(counts)],
             "plan_peak_sram_bytes": plan.peak_sram_bytes, "plan_arena_bytes": plan.arena_bytes,
             "macs_per_step": plan.macs_per_step, "wall_seconds_per_step": round(wall, 2),
-            "fits_board": fits(board, plan)}
+            "fits_board": fits(board, plan), "profile": profile}
 
 
 def main(argv=None) -> int:
@@ -99,7 +132,8 @@ def main(argv=None) -> int:
         if args.bias_depth is not None or args.layer:
             weights = {int(i): float(r) for i, r in (s.split(":") for s in args.layer)}
             scheme = UpdateScheme(bias_depth=args.bias_depth or 0, weights=weights)
-            sparse_plan, sparse_name = build_training(cm, scheme), "sparse (given scheme)"
+            # planned under the board's budget like plan-update's choice (patch-based forward start)
+            sparse_plan, sparse_name = build_training(cm, scheme, budget=board_budget(board.name)), "sparse (given scheme)"
         else:
             try:        # the scheme `tinyadapt train --board B` would choose
                 sparse_plan, _ = plan_update(cm, board_budget(board.name))
@@ -110,8 +144,9 @@ def main(argv=None) -> int:
         plans = {sparse_name: sparse_plan, "full backprop": build_training(cm, UpdateScheme.full(n))}
         rng = np.random.default_rng(0)
         rows = {}
-        for name, plan in plans.items():
-            rows[name] = dict(run_scheme(board, plan, args.steps, rng), scheme=plan.scheme.describe())
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, plan in plans.items():
+                rows[name] = dict(run_scheme(board, plan, args.steps, rng, Path(tmp)), scheme=plan.scheme.describe())
     except TinyAdaptError as exc:
         print(f"train_device.py: {exc}", file=sys.stderr)
         return 1
@@ -119,6 +154,8 @@ def main(argv=None) -> int:
     ratios = {"sram_full_over_sparse": round(full["peak_sram_bytes"] / sparse["peak_sram_bytes"], 2),
               "instructions_full_over_sparse": round(full["instructions_per_step"] / sparse["instructions_per_step"], 2)}
     out = {"model": str(model), "board": args.board, "steps": args.steps, "schemes": rows, **ratios, "notes": notes}
+    out["instructions_bound_full_over_sparse_forward"] = round(
+        full["instructions_per_step"] / sparse["profile"]["forward_instructions"], 2)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -130,6 +167,23 @@ def main(argv=None) -> int:
               f"{r['param_ram_bytes']:>10,} {r['plan_peak_sram_bytes']:>10,} {r['instructions_per_step']:>14,} "
               f"{r['macs_per_step']:>12,}")
     print(f"full / sparse: SRAM x{ratios['sram_full_over_sparse']}, instructions x{ratios['instructions_full_over_sparse']}")
+    print("where a step's instructions go (one profiled step; hooks: the per-op counter reads):")
+    for name, r in rows.items():
+        p = r["profile"]
+        print(f"  {name:24} forward {p['forward_instructions']:>12,}  loss {p['loss_instructions']:>8,}  "
+              f"backward {p['backward_instructions']:>12,}  update {p['update_instructions']:>11,}  "
+              f"hooks {p['hooks_and_rest_instructions']:>9,}")
+        print("    costliest backward ops: " + ", ".join(
+            f"{o['op']} {o['name']} {o['instructions']:,} (update {o['update']:,})" for o in p["top_backward_ops"]))
+    fwd = sparse["profile"]["forward_instructions"]
+    print(f"bound: the sparse step runs the whole forward pass ({fwd:,} instructions), so full / sparse cannot "
+          f"exceed {full['instructions_per_step']:,} / {fwd:,} = x{out['instructions_bound_full_over_sparse_forward']}")
+    for name, r in rows.items():
+        sv = r["save"]
+        done = (f"SAVE wrote {sv['bytes']:,} B in {sv['instructions']:,} instructions" if sv else
+                f"SAVE does not fit the store ({r['store_capacity_bytes']:,} B per slot)")
+        print(f"{name}: parameter image {r['param_image_bytes']:,} B (of {r['param_ram_bytes']:,} B parameter RAM); "
+              f"{done}")
     for note in notes:
         print(f"note: {note}")
     for name, r in rows.items():

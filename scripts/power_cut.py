@@ -171,7 +171,7 @@ def app_rounds(args, board, raw, tmp: Path, rng: random.Random) -> dict:
 
     counts = {"kills": 0, "booted_old": 0, "booted_new": 0, "mixes": 0, "torn_slot_after_kill": 0}
     q, c = boot()
-    size = c.train_info().param_bytes
+    size = c.train_info().image_bytes
     saved, revision = base, 0           # what the store holds (base: nothing yet)
     t = time.monotonic()
     c.save()                            # one timed SAVE to size the kill window

@@ -74,7 +74,7 @@ def test_train_improves_the_shifted_domain_and_saves_a_tflite_tflm_runs_alike(da
     assert abs(acc - r["accuracy_after"]) < 0.03  # rounding of float data may differ by a sample
 
 
-@pytest.mark.parametrize("case", ["labels-missing", "bad-layer", "bad-labels", "budget", "save-ext"])
+@pytest.mark.parametrize("case", ["labels-missing", "bad-layer", "bad-labels", "budget", "save-ext", "nvm-host"])
 def test_train_errors_are_one_line_and_keep_outputs(case, data, tmp_path):
     paths, _ = data
     out = tmp_path / "keep.tflite"
@@ -91,6 +91,9 @@ def test_train_errors_are_one_line_and_keep_outputs(case, data, tmp_path):
         assert_one_line_error(cli(*args), "labels must be in 0..9")
     elif case == "budget":
         assert_one_line_error(cli(*args, "--budget", 100), "no update scheme fits")
+    elif case == "nvm-host":
+        assert_one_line_error(cli(*args, "--nvm", tmp_path / "board.nvm"), "needs --target qemu")
+        assert not (tmp_path / "board.nvm").exists()
     else:
         args[-1] = tmp_path / "x.bin"
         assert_one_line_error(cli(*args), ".tflite")

@@ -31,6 +31,30 @@ class ConvParams(ctypes.Structure):
                                              "act_min", "act_max")]
 
 
+class Rows(ctypes.Structure):
+    """ta_op_rows_t: output channels whose weights come from `rows` instead of the filter."""
+    _fields_ = [("op", ctypes.c_uint16), ("n", ctypes.c_uint16), ("channels", ctypes.POINTER(ctypes.c_int32)),
+                ("rows", I8P)]
+
+
+def rows_case(rng, wq, depthwise):
+    """A random kept subset of output channels with new int8 weights: (Rows, the arrays it
+    points at, the filter as the kernels must see it)."""
+    co = wq.shape[3] if depthwise else wq.shape[0]
+    kept = np.sort(rng.choice(co, size=int(rng.integers(1, co + 1)), replace=False)).astype(np.int32)
+    eff = wq.copy()
+    new = rng.integers(-127, 128, size=(len(kept),) + (wq.shape[1:] if not depthwise else wq.shape[1:3]))
+    for k, ch in enumerate(kept):
+        if depthwise:
+            eff[0, :, :, ch] = new[k]
+        else:
+            eff[ch] = new[k]
+    rows = eff[..., kept] if depthwise else eff[kept]
+    rows = np.ascontiguousarray(rows, dtype=np.int8)
+    r = Rows(0, len(kept), kept.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), rows.ctypes.data_as(I8P))
+    return r, (kept, rows), eff
+
+
 class PoolParams(ctypes.Structure):
     _fields_ = [(n, ctypes.c_int32) for n in ("stride_h", "stride_w", "filter_h", "filter_w", "pad_h", "pad_w",
                                              "act_min", "act_max")]
@@ -94,8 +118,17 @@ def test_conv_backward_matches_numpy(seed, depthwise):
     for accumulate in (0, 1):
         dx, dxp = f32(c["acc"] if accumulate else np.full(c["acc"].shape, np.nan))
         getattr(lib, name + "_input_f32")(ctypes.byref(p), ctypes.byref(din), ctypes.byref(dfl), ctypes.byref(dout),
-                                          dyp, wp, scp, accumulate, dxp)
+                                          dyp, wp, None, scp, accumulate, dxp)
         close(dx, dx_ref + (c["acc"] if accumulate else 0), f"dx, accumulate={accumulate}, {c}")
+    # Kept channels' weights from RAM rows: the gradient is the one of the filter they make.
+    rows, keep, eff = rows_case(c["rng"], c["wq"], depthwise)
+    eff_f = eff.astype(np.float64) * (c["scale"] if depthwise else c["scale"][:, None, None, None])
+    dx_rows, _, _ = ref.conv2d_backward(xf, eff_f, c["dy"].astype(np.float64), (c["sh"], c["sw"]),
+                                        (c["dh"], c["dw"]), (c["pt"], c["pl"]), depthwise)
+    dx, dxp = f32(np.full(c["acc"].shape, np.nan))
+    getattr(lib, name + "_input_f32")(ctypes.byref(p), ctypes.byref(din), ctypes.byref(dfl), ctypes.byref(dout),
+                                      dyp, wp, ctypes.byref(rows), scp, 0, dxp)
+    close(dx, dx_rows, f"dx with rows {keep[0]}, {c}")
     xq, xp = i8(c["xq"])
     for ch in range(c["co"]):
         row = c["kh"] * c["kw"] * (1 if depthwise else c["ci"])
@@ -126,8 +159,14 @@ def test_fully_connected_backward_matches_numpy(seed):
     prior = rng.normal(size=(b, i)).astype(np.float32)
     for accumulate in (0, 1):
         dx, dxp = f32(prior if accumulate else np.full((b, i), np.nan))
-        lib.ta_fully_connected_backward_input_f32(b, i, o, dyp, wp, f_off, sp, accumulate, dxp)
+        lib.ta_fully_connected_backward_input_f32(b, i, o, dyp, wp, None, f_off, sp, accumulate, dxp)
         close(dx, dx_ref + (prior if accumulate else 0), "FC dx")
+    rows, keep, eff = rows_case(rng, wq, False)
+    dx_rows, _, _ = ref.fully_connected_backward(xf, (eff.astype(np.float64) + f_off) * scale[:, None],
+                                                 dy.astype(np.float64))
+    dx, dxp = f32(np.full((b, i), np.nan))
+    lib.ta_fully_connected_backward_input_f32(b, i, o, dyp, wp, ctypes.byref(rows), f_off, sp, 0, dxp)
+    close(dx, dx_rows, f"FC dx with rows {keep[0]}")
     _, xp = i8(xq)
     for ch in range(o):
         g, gp = f32(np.full(i, np.nan))
@@ -240,3 +279,55 @@ def test_maxpool_backward_matches_numpy(seed):
     library().ta_maxpool_backward_f32(ctypes.byref(p), ctypes.byref(Dims(n, h, w, c)), xp,
                                       ctypes.byref(Dims(n, oh, ow, c)), dyp, 0, dxp)
     close(dx, want, "maxpool dx")
+
+
+@pytest.mark.parametrize("kind", ["conv", "depthwise", "fc"])
+@pytest.mark.parametrize("seed", range(12))
+def test_rows_kernels_recompute_kept_channels_bit_exactly(seed, kind):
+    """ta_*_rows_s8 (the forward pass of a partly kept layer: the blob's filter, then the kept
+    channels from RAM rows) gives the bytes the whole kernel gives on the filter they make."""
+    depthwise = kind == "depthwise"
+    c = conv_case(seed * 3 + 1, depthwise)
+    rng = c["rng"]
+    lib = library()
+    co = c["co"]
+    i32 = lambda a: np.ascontiguousarray(a, dtype=np.int32)  # noqa: E731
+    bias = i32(rng.integers(-5000, 5000, size=co))
+    mult = i32(rng.integers(1 << 30, (1 << 31) - 1, size=co))
+    shift = i32(rng.integers(-10, 1, size=co))
+    I32P = ctypes.POINTER(ctypes.c_int32)
+    bp, mp, shp = (a.ctypes.data_as(I32P) for a in (bias, mult, shift))
+    if kind == "fc":
+        b, i = c["n"], c["ci"] * c["h"]
+        wq = rng.integers(-127, 128, size=(co, i)).astype(np.int8)
+        xq = rng.integers(-128, 128, size=(b, i)).astype(np.int8)
+
+        class FcParams(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_int32) for n in ("input_offset", "filter_offset", "output_offset",
+                                                     "act_min", "act_max")]
+        p = FcParams(int(rng.integers(-127, 129)), 0, int(rng.integers(-128, 128)), -128, 127)
+        rows, keep, eff = rows_case(rng, wq, False)
+        want, got = np.zeros((b, co), np.int8), np.zeros((b, co), np.int8)
+        lib.ta_fully_connected_s8(ctypes.byref(p), b, i, co, i8(xq)[1], i8(eff)[1], bp, mp, shp,
+                                  want.ctypes.data_as(I8P))
+        assert lib.ta_fully_connected_s8(ctypes.byref(p), b, i, co, i8(xq)[1], i8(wq)[1], bp, mp, shp,
+                                         got.ctypes.data_as(I8P)) == 0
+        assert lib.ta_fully_connected_rows_s8(ctypes.byref(p), b, i, co, i8(xq)[1], rows.n, rows.channels, rows.rows,
+                                              bp, mp, shp, got.ctypes.data_as(I8P)) == 0
+        np.testing.assert_array_equal(got, want)
+        return
+    p = ConvParams(c["sh"], c["sw"], c["dh"], c["dw"], c["pt"], c["pl"], c["m"], -c["xzp"],
+                   int(rng.integers(-128, 128)), -128, 127)
+    din, dfl, dout = (Dims(c["n"], c["h"], c["w"], c["ci"]),
+                      Dims(*((1, c["kh"], c["kw"], co) if depthwise else (co, c["kh"], c["kw"], c["ci"]))),
+                      Dims(c["n"], c["oh"], c["ow"], co))
+    rows, keep, eff = rows_case(rng, c["wq"], depthwise)
+    name = "ta_depthwise_conv2d" if depthwise else "ta_conv2d"
+    want, got = (np.zeros((c["n"], c["oh"], c["ow"], co), np.int8) for _ in range(2))
+    args = (ctypes.byref(p), ctypes.byref(din), i8(c["xq"])[1], ctypes.byref(dfl))
+    assert getattr(lib, name + "_s8")(*args, i8(eff)[1], bp, mp, shp, ctypes.byref(dout), want.ctypes.data_as(I8P)) == 0
+    assert getattr(lib, name + "_s8")(*args, i8(c["wq"])[1], bp, mp, shp, ctypes.byref(dout),
+                                      got.ctypes.data_as(I8P)) == 0
+    assert getattr(lib, name + "_rows_s8")(*args, rows.n, rows.channels, rows.rows, bp, mp, shp, ctypes.byref(dout),
+                                           got.ctypes.data_as(I8P)) == 0
+    np.testing.assert_array_equal(got, want)

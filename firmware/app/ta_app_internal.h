@@ -18,7 +18,8 @@
 
 typedef struct {
     uint16_t opcode;
-    uint32_t count; /* counter units (instructions on QEMU) spent in the op */
+    uint32_t count;  /* counter units (instructions on QEMU) spent in the op */
+    uint32_t update; /* of which in a training step's parameter update (TA_HOOK_UPDATE) */
 } ta_profile_entry_t;
 
 typedef struct ta_app {
@@ -40,6 +41,7 @@ typedef struct ta_app {
     uint32_t counter_last;
     uint64_t counter_ticks;
     uint64_t op_start;
+    uint64_t op_update; /* when the current op's parameter update started, 0: not in one */
 
     /* Per-op profile of the last invoke. */
     uint16_t n_recorded;  /* entries written by the hook */
@@ -108,6 +110,10 @@ uint32_t ta_app_features(const ta_app_t *app);
 
 /* Select slot 0 or 1: load, repaint the arena, init the engine. */
 TA_CHECK_RESULT ta_status_t ta_app_select(ta_app_t *app, uint8_t slot);
+
+/* Engine hook that records each op's counter units in app->profile (summed per op index;
+ * the caller clears app->profile / n_recorded first and publishes n_profiled after). */
+void ta_app_profile_hook(void *ctx, uint16_t op_index, uint16_t opcode, int after);
 
 /* Run the selected model once; *count gets the counter units it took. */
 TA_CHECK_RESULT ta_status_t ta_app_invoke(ta_app_t *app, int profile, uint64_t *count);

@@ -71,19 +71,30 @@ static uint64_t ticks_to_units(const ta_app_t *app, uint64_t ticks)
  * 155-360 instructions each). Without it the counter is read only around the invoke, which
  * the 64-bit extension covers as long as one invoke takes < 2^32 ticks (about 1.3 G
  * instructions on QEMU; 2^32 cycles on a DWT). */
-static void op_hook(void *ctx, uint16_t op_index, uint16_t opcode, int after)
+void ta_app_profile_hook(void *ctx, uint16_t op_index, uint16_t opcode, int after)
 {
     ta_app_t *app = (ta_app_t *)ctx;
-    if (!after) {
-        app->op_start = counter_now(app);
+    if (after == TA_HOOK_UPDATE) {
+        app->op_update = counter_now(app);
         return;
     }
-    const uint64_t spent = counter_now(app) - app->op_start;
+    if (!after) {
+        app->op_start = counter_now(app);
+        app->op_update = 0;
+        return;
+    }
+    const uint64_t now = counter_now(app);
+    const uint64_t spent = now - app->op_start;
     if (op_index < TA_APP_MAX_PROFILE_OPS) {
         /* Summed: a patch stage runs each of its ops once per tile. */
-        const uint64_t units = ticks_to_units(app, spent) + app->profile[op_index].count;
-        app->profile[op_index].opcode = opcode;
-        app->profile[op_index].count = units > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)units;
+        ta_profile_entry_t *e = &app->profile[op_index];
+        const uint64_t units = ticks_to_units(app, spent) + e->count;
+        e->opcode = opcode;
+        e->count = units > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)units;
+        if (app->op_update != 0) {
+            const uint64_t upd = ticks_to_units(app, now - app->op_update) + e->update;
+            e->update = upd > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)upd;
+        }
         if (op_index >= app->n_recorded) {
             app->n_recorded = (uint16_t)(op_index + 1u);
         }
@@ -96,7 +107,7 @@ ta_status_t ta_app_invoke(ta_app_t *app, int profile, uint64_t *count)
     app->n_recorded = 0;
     app->n_profiled = 0;
     memset(app->profile, 0, sizeof(app->profile));
-    ta_engine_set_hook(&app->engine, profile ? op_hook : NULL, app);
+    ta_engine_set_hook(&app->engine, profile ? ta_app_profile_hook : NULL, app);
     const uint64_t t0 = counter_now(app);
     const ta_status_t st = ta_engine_invoke(&app->engine);
     const uint64_t t1 = counter_now(app);

@@ -13,8 +13,9 @@
  *              +----------------------------+  (16-byte aligned)
  *              | parameter RAM              |  ta_train_param_ram_size bytes
  *              +----------------------------+
- *              | free (restore scratch)     |  a stored image is read and CRC-checked here
- *              +----------------------------+  before it replaces the parameters
+ *              | free (restore scratch)     |  a stored image (the masters, a prefix of the
+ *              +----------------------------+  parameter RAM) is read and CRC-checked here
+ *                                              before it replaces the parameters
  */
 #include <stddef.h>
 #include <string.h>
@@ -45,16 +46,20 @@ static uint32_t model_crc(const ta_app_t *app) { return app->model.header->crc32
 static ta_status_t restore(ta_app_t *app)
 {
     TA_ENSURE(app->store_ready, TA_ERR_UNSUPPORTED);
+    const uint8_t *image;
+    size_t len;
+    TA_TRY(ta_train_params(&app->trainer, &image, &len)); /* only its size: the masters */
+    (void)image;
     uint8_t *scratch = app->param_ram + ALIGN16(app->param_ram_size);
     uint8_t *end = app->cfg.arena + app->cfg.arena_size;
-    TA_ENSURE(scratch <= end && (uint32_t)(end - scratch) >= app->param_ram_size, TA_ERR_ARENA);
+    TA_ENSURE(scratch <= end && (size_t)(end - scratch) >= len, TA_ERR_ARENA);
     ta_param_record_t rec;
     ta_status_t st = ta_param_store_load(&app->train_store, TA_PARAM_TAG_TRAIN, model_crc(app), scratch,
-                                         app->param_ram_size, &rec);
+                                         (uint32_t)len, &rec);
     if (st == TA_OK) {
-        st = ta_train_load_params(&app->trainer, scratch, app->param_ram_size);
+        st = ta_train_load_params(&app->trainer, scratch, len);
     }
-    ta_app_paint((uintptr_t)scratch, (uintptr_t)scratch + app->param_ram_size); /* not part of any high-water */
+    ta_app_paint((uintptr_t)scratch, (uintptr_t)scratch + len); /* not part of any high-water */
     return st;
 }
 
@@ -118,17 +123,26 @@ static void tick_hook(void *ctx, uint16_t op_index, uint16_t opcode, int after)
     }
 }
 
-/* Run a training step or an eval with the tick hook, timed. */
-static ta_status_t timed_train(ta_app_t *app, int step, uint8_t loss, int32_t label, float lr, ta_train_result_t *r,
-                               uint64_t *count)
+/* Run a training step or an eval with the tick hook (or, `profile`, the per-op profile hook,
+ * which reads the counter around every op too: forward, loss and backward ops by index), timed. */
+static ta_status_t timed_train(ta_app_t *app, int step, uint8_t loss, int32_t label, float lr, int profile,
+                               ta_train_result_t *r, uint64_t *count)
 {
-    ta_engine_set_hook(&app->engine, tick_hook, app);
+    app->n_profiled = 0;
+    if (profile) {
+        app->n_recorded = 0;
+        memset(app->profile, 0, sizeof(app->profile));
+    }
+    ta_engine_set_hook(&app->engine, profile ? ta_app_profile_hook : tick_hook, app);
     const uint64_t t0 = ta_app_counter(app);
     const ta_status_t st = step ? ta_train_step(&app->trainer, (ta_loss_kind_t)loss, label, lr, r)
                                 : ta_train_eval(&app->trainer, label, r);
     const uint64_t t1 = ta_app_counter(app);
     ta_engine_set_hook(&app->engine, NULL, NULL);
     *count = ta_app_counter_units(app, t1 - t0);
+    if (st == TA_OK && profile) {
+        app->n_profiled = app->n_recorded;
+    }
     return st;
 }
 
@@ -152,11 +166,14 @@ static ta_status_t cmd_train_step(void *ctx, const ta_request_t *req, ta_respons
     TA_ENSURE(req->len >= 12, TA_ERR_ARG);
     TA_ENSURE(app->slot >= 0 && app->train_ready, TA_ERR_STATE);
     const uint8_t loss = req->payload[0];
+    const uint8_t flags = req->payload[1];
     TA_ENSURE(loss == TA_LOSS_CROSS_ENTROPY || loss == TA_LOSS_ENTROPY, TA_ERR_ARG);
+    TA_ENSURE((flags & ~TA_TRAIN_STEP_PROFILE) == 0, TA_ERR_ARG);
     TA_TRY(take_sample(app, req->payload + 12, (uint32_t)req->len - 12u));
     ta_train_result_t r;
     uint64_t count;
-    TA_TRY(timed_train(app, 1, loss, (int32_t)ta_rd32(req->payload + 4), ta_rd_f32(req->payload + 8), &r, &count));
+    TA_TRY(timed_train(app, 1, loss, (int32_t)ta_rd32(req->payload + 4), ta_rd_f32(req->payload + 8),
+                       (flags & TA_TRAIN_STEP_PROFILE) != 0, &r, &count));
     app->train_steps++;
     ta_wr_f32(resp->payload, r.loss);
     ta_wr32(resp->payload + 4, (uint32_t)r.prediction);
@@ -174,7 +191,7 @@ static ta_status_t cmd_eval(void *ctx, const ta_request_t *req, ta_response_t *r
     TA_TRY(take_sample(app, req->payload + 4, (uint32_t)req->len - 4u));
     ta_train_result_t r;
     uint64_t count;
-    TA_TRY(timed_train(app, 0, 0, (int32_t)ta_rd32(req->payload), 0.0f, &r, &count));
+    TA_TRY(timed_train(app, 0, 0, (int32_t)ta_rd32(req->payload), 0.0f, 0, &r, &count));
     ta_wr_f32(resp->payload, r.loss);
     ta_wr32(resp->payload + 4, (uint32_t)r.prediction);
     ta_wr64(resp->payload + 8, count);
@@ -236,7 +253,7 @@ static ta_status_t cmd_train_info(void *ctx, const ta_request_t *req, ta_respons
     const int ready = app->slot >= 0 && app->train_ready;
     const uint32_t flags = (ready ? TA_TRAIN_INFO_READY : 0u) | (app->store_ready ? TA_TRAIN_INFO_NVM : 0u) |
                            (ready && app->restored ? TA_TRAIN_INFO_RESTORED : 0u) | (stored ? TA_TRAIN_INFO_STORED : 0u);
-    const uint32_t fields[12] = {
+    const uint32_t fields[13] = {
         flags,
         ready ? app->param_ram_size : 0u,
         ready ? (uint32_t)app->trainer.n_slots : 0u,
@@ -249,8 +266,9 @@ static ta_status_t cmd_train_info(void *ctx, const ta_request_t *req, ta_respons
         ready ? step_arena_used(app) : 0u,
         app->slot >= 0 ? app->model.header->arena_size : 0u,
         app->store_ready ? ta_param_store_capacity(&app->train_store) : 0u,
+        ready ? app->trainer.image_size : 0u,
     };
-    for (int i = 0; i < 12; ++i) {
+    for (int i = 0; i < 13; ++i) {
         ta_wr32(resp->payload + 4 * i, fields[i]);
     }
     resp->len = sizeof(fields);
@@ -274,6 +292,27 @@ static ta_status_t cmd_params_read(void *ctx, const ta_request_t *req, ta_respon
     return TA_OK;
 }
 
+/* The per-op profile of the last profiled TRAIN_STEP with each op's update share. */
+static ta_status_t cmd_train_profile_read(void *ctx, const ta_request_t *req, ta_response_t *resp)
+{
+    ta_app_t *app = APP(ctx);
+    TA_ENSURE(req->len == 4, TA_ERR_ARG);
+    const uint16_t first = ta_rd16(req->payload);
+    const uint16_t count = ta_rd16(req->payload + 2);
+    TA_ENSURE((uint32_t)first + count <= app->n_profiled, TA_ERR_ARG);
+    TA_ENSURE(12u * count <= resp->cap, TA_ERR_OVERFLOW);
+    uint8_t *p = resp->payload;
+    for (uint16_t i = 0; i < count; ++i, p += 12) {
+        const ta_profile_entry_t *e = &app->profile[first + i];
+        ta_wr16(p, e->opcode);
+        ta_wr16(p + 2, 0);
+        ta_wr32(p + 4, e->count);
+        ta_wr32(p + 8, e->update);
+    }
+    resp->len = (uint16_t)(12u * count);
+    return TA_OK;
+}
+
 static const ta_command_t k_train[] = {
     {TA_CMD_TRAIN_STEP, cmd_train_step},
     {TA_CMD_EVAL, cmd_eval},
@@ -281,6 +320,7 @@ static const ta_command_t k_train[] = {
     {TA_CMD_RESET_TO_BASE, cmd_reset_to_base},
     {TA_CMD_TRAIN_INFO, cmd_train_info},
     {TA_CMD_PARAMS_READ, cmd_params_read},
+    {TA_CMD_TRAIN_PROFILE_READ, cmd_train_profile_read},
 };
 
 const ta_command_set_t ta_train_commands = {"train", k_train, (uint16_t)(sizeof(k_train) / sizeof(k_train[0]))};

@@ -108,6 +108,18 @@ ta_status_t ta_engine_init(ta_engine_t *engine, const ta_model_t *model, void *a
     return TA_OK;
 }
 
+/* The output channels of op i whose filter rows live in RAM (training): recomputed from them. */
+static ta_status_t eval_rows(const ta_engine_t *e, uint16_t i, const ta_op_kernel_t *k, const ta_op_call_t *call)
+{
+    for (uint16_t r = 0; r < e->n_rows && e->rows[r].op <= i; ++r) {
+        if (e->rows[r].op == i) {
+            TA_ENSURE(k->eval_rows != NULL, TA_ERR_UNSUPPORTED);
+            TA_TRY(k->eval_rows(call, &e->rows[r]));
+        }
+    }
+    return TA_OK;
+}
+
 ta_status_t ta_engine_invoke_ops(ta_engine_t *engine, uint16_t first, uint16_t end)
 {
     TA_ENSURE(engine != NULL, TA_ERR_ARG);
@@ -125,6 +137,9 @@ ta_status_t ta_engine_invoke_ops(ta_engine_t *engine, uint16_t first, uint16_t e
             engine->hook(engine->hook_ctx, i, op->opcode, 0);
         }
         TA_TRY(k->eval(&call));
+        if (engine->n_rows > 0) {
+            TA_TRY(eval_rows(engine, i, k, &call));
+        }
         if (engine->hook != NULL) {
             engine->hook(engine->hook_ctx, i, op->opcode, 1);
         }

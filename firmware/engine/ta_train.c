@@ -275,45 +275,75 @@ static ta_status_t check_shape(const ta_op_rec_t *op)
 
 static uint32_t align4(uint32_t n) { return (n + 3u) & ~3u; }
 
-/* Bytes of parameter RAM for a checked parameter op, and its slot when `slot` is given. */
-static uint64_t slot_layout(const ta_op_call_t *call, uint16_t opcode, uint8_t *base, uint64_t at,
-                            ta_train_slot_t *slot)
+/* Bytes a checked parameter op takes in the image (its masters) and in the copies. */
+static void slot_sizes(const ta_op_call_t *call, uint16_t opcode, uint64_t *image, uint64_t *copies)
 {
     const int32_t flags = op_flags(call, opcode);
     const ta_tensor_rec_t *w = TA_IN(call, BW_FILTER);
     const int32_t channels = ta_tensor_elems(TA_IN(call, BW_SCALE));
-    const uint32_t row = (uint32_t)(ta_tensor_elems(w) / channels);
-    const uint32_t n_kept = (flags & TA_BWD_UPDATE_WEIGHTS) ? (uint32_t)ta_tensor_elems(TA_IN(call, BW_KEPT)) : 0u;
-    uint64_t size = 0;
-    uint64_t weight_at = 0, bias_at = 0, wm_at = 0, bm_at = 0;
+    const uint64_t row = (uint64_t)(ta_tensor_elems(w) / channels);
+    *image = 0;
+    *copies = 0;
     if (flags & TA_BWD_UPDATE_WEIGHTS) {
-        weight_at = at + size;
-        size += align4(w->size);
-        wm_at = at + size;
-        size += (uint64_t)n_kept * row * sizeof(float);
+        const uint64_t kept = (uint64_t)ta_tensor_elems(TA_IN(call, BW_KEPT));
+        *image += kept * row * sizeof(float);
+        *copies += (kept * row + 3u) & ~(uint64_t)3u;
     }
     if (flags & TA_BWD_UPDATE_BIAS) {
-        bias_at = at + size;
-        size += (uint64_t)channels * sizeof(int32_t);
-        bm_at = at + size;
-        size += (uint64_t)channels * sizeof(float);
+        *image += (uint64_t)channels * sizeof(float);
+        *copies += (uint64_t)channels * sizeof(int32_t);
     }
-    if (slot != NULL) {
-        memset(slot, 0, sizeof *slot);
-        slot->n_kept = (uint16_t)n_kept;
-        slot->weight_size = w->size;
-        slot->row = row;
-        slot->channels = (uint32_t)channels;
-        if (flags & TA_BWD_UPDATE_WEIGHTS) {
-            slot->weight = (int8_t *)(base + weight_at);
-            slot->weight_master = (float *)(void *)(base + wm_at);
-        }
-        if (flags & TA_BWD_UPDATE_BIAS) {
-            slot->bias = (int32_t *)(void *)(base + bias_at);
-            slot->bias_master = (float *)(void *)(base + bm_at);
-        }
+}
+
+/* Place a checked parameter op's slot: masters at image_at, copies at copy_at. */
+static void slot_place(const ta_op_call_t *call, uint16_t opcode, uint8_t *base, uint32_t image_at, uint32_t copy_at,
+                       ta_train_slot_t *slot)
+{
+    const int32_t flags = op_flags(call, opcode);
+    const ta_tensor_rec_t *w = TA_IN(call, BW_FILTER);
+    const int32_t channels = ta_tensor_elems(TA_IN(call, BW_SCALE));
+    memset(slot, 0, sizeof *slot);
+    slot->row = (uint32_t)(ta_tensor_elems(w) / channels);
+    slot->channels = (uint32_t)channels;
+    if (flags & TA_BWD_UPDATE_WEIGHTS) {
+        slot->n_kept = (uint16_t)ta_tensor_elems(TA_IN(call, BW_KEPT));
+        const uint32_t n = (uint32_t)slot->n_kept * slot->row;
+        slot->weight_master = (float *)(void *)(base + image_at);
+        image_at += n * (uint32_t)sizeof(float);
+        slot->weight = (int8_t *)(base + copy_at);
+        copy_at += align4(n);
     }
-    return size;
+    if (flags & TA_BWD_UPDATE_BIAS) {
+        slot->bias_master = (float *)(void *)(base + image_at);
+        slot->bias = (int32_t *)(void *)(base + copy_at);
+    }
+}
+
+/* Image and total bytes of parameter RAM; 0 when a backward op fails its checks. */
+static uint64_t ram_layout(const ta_engine_t *e, uint64_t *image_total)
+{
+    const ta_model_t *m = e->model;
+    uint64_t image = 0, copies = 0;
+    for (uint16_t i = m->n_forward_ops; i < m->header->n_ops; ++i) {
+        const ta_op_rec_t *op = &m->ops[i];
+        if (!is_param_op(op->opcode)) {
+            continue;
+        }
+        ta_op_call_t call;
+        if (check_shape(op) != TA_OK) {
+            return 0;
+        }
+        ta_engine_build_call(e, i, &call);
+        if (check_param_op(&call, op->opcode) != TA_OK) {
+            return 0;
+        }
+        uint64_t a, b;
+        slot_sizes(&call, op->opcode, &a, &b);
+        image += a;
+        copies += b;
+    }
+    *image_total = image;
+    return image + copies;
 }
 
 size_t ta_train_param_ram_size(const ta_model_t *model)
@@ -327,22 +357,8 @@ size_t ta_train_param_ram_size(const ta_model_t *model)
     memset(&e, 0, sizeof e);
     e.model = model;
     e.arena = no_arena; /* activation pointers are formed, never read */
-    uint64_t total = 0;
-    for (uint16_t i = model->n_forward_ops; i < model->header->n_ops; ++i) {
-        const ta_op_rec_t *op = &model->ops[i];
-        if (!is_param_op(op->opcode)) {
-            continue;
-        }
-        ta_op_call_t call;
-        if (check_shape(op) != TA_OK) {
-            return 0;
-        }
-        ta_engine_build_call(&e, i, &call);
-        if (check_param_op(&call, op->opcode) != TA_OK) {
-            return 0;
-        }
-        total += slot_layout(&call, op->opcode, NULL, total, NULL);
-    }
+    uint64_t image;
+    const uint64_t total = ram_layout(&e, &image);
     return total > 0x7FFFFFFFu ? 0 : (size_t)total;
 }
 
@@ -367,36 +383,99 @@ static int32_t round_bias(float v)
     return (int32_t)(v < 0.0f ? v - 0.5f : v + 0.5f);
 }
 
-/* Index of weight j of output channel c in the filter tensor. */
-static size_t weight_index(const ta_train_slot_t *s, uint16_t opcode, uint32_t c, uint32_t j)
+static int slot_depthwise(const ta_trainer_t *t, const ta_train_slot_t *s)
 {
-    return opcode == TA_OP_DEPTHWISE_CONV_2D_BACKWARD ? (size_t)j * s->channels + c : (size_t)c * s->row + j;
+    return t->engine->model->ops[s->op].opcode == TA_OP_DEPTHWISE_CONV_2D_BACKWARD;
 }
 
-/* Copy the blob's values into the slot (RAM copies and masters). */
+/* Weight j of kept channel k in the slot's int8 rows (the filter's layout restricted to the
+ * kept channels: the depthwise filter keeps channels innermost). */
+static size_t row_index(const ta_train_slot_t *s, int depthwise, uint32_t k, uint32_t j)
+{
+    return depthwise ? (size_t)j * s->n_kept + k : (size_t)k * s->row + j;
+}
+
+/* Weight j of output channel c in the whole filter. */
+static size_t filter_index(const ta_train_slot_t *s, int depthwise, uint32_t c, uint32_t j)
+{
+    return depthwise ? (size_t)j * s->channels + c : (size_t)c * s->row + j;
+}
+
+/* The int8 / int32 copies from the masters. */
+static void slot_round(const ta_trainer_t *t, const ta_train_slot_t *s)
+{
+    const int dw = slot_depthwise(t, s);
+    for (uint32_t k = 0; k < s->n_kept && s->weight != NULL; ++k) {
+        for (uint32_t j = 0; j < s->row; ++j) {
+            s->weight[row_index(s, dw, k, j)] = round_weight(s->weight_master[(size_t)k * s->row + j]);
+        }
+    }
+    if (s->bias != NULL) {
+        for (uint32_t c = 0; c < s->channels; ++c) {
+            s->bias[c] = round_bias(s->bias_master[c]);
+        }
+    }
+}
+
+/* Masters from the blob's values (the copies follow: integers round to themselves). */
 static void slot_reset(const ta_trainer_t *t, const ta_train_slot_t *s)
 {
     ta_op_call_t call;
     ta_engine_build_call(t->engine, s->op, &call);
     const ta_model_t *m = t->engine->model;
-    const uint16_t opcode = m->ops[s->op].opcode;
-    const int8_t *w = (const int8_t *)(m->data + call.inputs[BW_FILTER].rec->offset);
+    const int dw = slot_depthwise(t, s);
     if (s->weight != NULL) {
-        memcpy(s->weight, w, s->weight_size);
+        const int8_t *w = (const int8_t *)(m->data + call.inputs[BW_FILTER].rec->offset);
         const int32_t *kept = (const int32_t *)call.inputs[BW_KEPT].data;
         for (uint32_t k = 0; k < s->n_kept; ++k) {
             for (uint32_t j = 0; j < s->row; ++j) {
-                s->weight_master[(size_t)k * s->row + j] = (float)w[weight_index(s, opcode, (uint32_t)kept[k], j)];
+                s->weight_master[(size_t)k * s->row + j] = (float)w[filter_index(s, dw, (uint32_t)kept[k], j)];
             }
         }
     }
     if (s->bias != NULL) {
         const int32_t *b = (const int32_t *)(const void *)(m->data + call.inputs[BW_BIAS].rec->offset);
-        memcpy(s->bias, b, s->channels * sizeof(int32_t));
         for (uint32_t c = 0; c < s->channels; ++c) {
             s->bias_master[c] = (float)b[c];
         }
     }
+    slot_round(t, s);
+}
+
+/* Every forward op that reads filter tensor `tensor` of a partly kept slot gets its rows; the
+ * filter must be read only as such an op's filter, outside any patch stage (whose executor
+ * runs ops on regions and never recomputes rows). */
+static ta_status_t add_rows(ta_trainer_t *t, const ta_model_t *m, uint16_t tensor, uint16_t fwd_opcode,
+                            const ta_train_slot_t *s, const int32_t *kept)
+{
+    const uint16_t first = m->patch != NULL ? m->patch->n_stage_ops : 0u;
+    for (uint16_t i = 0; i < m->n_forward_ops; ++i) {
+        const ta_op_rec_t *op = &m->ops[i];
+        const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
+        for (int k = 0; k < op->n_inputs; ++k) {
+            if (io[k] != (int16_t)tensor) {
+                continue;
+            }
+            TA_ENSURE(k == 1 && op->opcode == fwd_opcode && i >= first, TA_ERR_UNSUPPORTED);
+            ta_op_call_t call;
+            ta_engine_build_call(t->engine, i, &call);
+            TA_ENSURE(call.inputs[0].data != call.outputs[0].data, TA_ERR_UNSUPPORTED); /* not in place */
+            TA_ENSURE(t->n_rows < TA_TRAIN_MAX_UPDATES, TA_ERR_UNSUPPORTED);
+            ta_op_rows_t *r = &t->rows[t->n_rows++];
+            r->op = i;
+            r->n = s->n_kept;
+            r->channels = kept;
+            r->rows = s->weight;
+        }
+    }
+    return TA_OK;
+}
+
+static uint16_t forward_opcode(uint16_t backward)
+{
+    return backward == TA_OP_CONV_2D_BACKWARD ? TA_OP_CONV_2D
+           : backward == TA_OP_DEPTHWISE_CONV_2D_BACKWARD ? TA_OP_DEPTHWISE_CONV_2D
+                                                           : TA_OP_FULLY_CONNECTED;
 }
 
 ta_status_t ta_train_init(ta_trainer_t *t, ta_engine_t *engine, uint8_t *param_ram, size_t param_ram_size)
@@ -407,13 +486,15 @@ ta_status_t ta_train_init(ta_trainer_t *t, ta_engine_t *engine, uint8_t *param_r
     const ta_model_t *m = engine->model;
     TA_ENSURE(m->train != NULL, TA_ERR_UNSUPPORTED);
     TA_ENSURE(((uintptr_t)param_ram & 3u) == 0, TA_ERR_ARG);
-    /* Forget overlays of an earlier trainer: checks and copies read the blob's parameters. */
+    /* Forget what an earlier trainer installed: checks and copies read the blob's parameters. */
     engine->overlays = NULL;
     engine->n_overlays = 0;
+    engine->rows = NULL;
+    engine->n_rows = 0;
+    t->engine = engine;
     /* The first backward op is the loss. */
     TA_ENSURE(m->ops[m->n_forward_ops].opcode == TA_OP_LOSS_GRAD, TA_ERR_CORRUPT);
 
-    uint64_t at = 0;
     for (uint16_t i = m->n_forward_ops; i < m->header->n_ops; ++i) {
         const ta_op_rec_t *op = &m->ops[i];
         TA_TRY(check_shape(op));
@@ -423,27 +504,51 @@ ta_status_t ta_train_init(ta_trainer_t *t, ta_engine_t *engine, uint8_t *param_r
         if (i > m->n_forward_ops) {
             TA_ENSURE(op->opcode != TA_OP_LOSS_GRAD, TA_ERR_CORRUPT);
         }
+    }
+    uint64_t image = 0;
+    const uint64_t total = ram_layout(engine, &image);
+    TA_ENSURE(total > 0 && total <= 0x7FFFFFFFu, TA_ERR_CORRUPT);
+    TA_ENSURE(param_ram != NULL && total <= param_ram_size, TA_ERR_ARENA);
+
+    uint32_t image_at = 0, copy_at = (uint32_t)image;
+    for (uint16_t i = m->n_forward_ops; i < m->header->n_ops; ++i) {
+        const ta_op_rec_t *op = &m->ops[i];
+        ta_op_call_t call;
+        ta_engine_build_call(engine, i, &call);
         if (!is_param_op(op->opcode) || (op_flags(&call, op->opcode) & (TA_BWD_UPDATE_WEIGHTS | TA_BWD_UPDATE_BIAS)) == 0) {
             continue;
         }
         TA_ENSURE(t->n_slots < TA_TRAIN_MAX_UPDATES, TA_ERR_UNSUPPORTED);
-        const uint64_t size = slot_layout(&call, op->opcode, NULL, at, NULL);
-        TA_ENSURE(at + size <= param_ram_size && param_ram != NULL, TA_ERR_ARENA);
         ta_train_slot_t *s = &t->slots[t->n_slots++];
-        (void)slot_layout(&call, op->opcode, param_ram, at, s);
+        slot_place(&call, op->opcode, param_ram, image_at, copy_at, s);
         s->op = i;
-        at += size;
-        if (s->weight != NULL) {
-            t->overlays[t->n_overlays].tensor = (uint16_t)(call.inputs[BW_FILTER].rec - m->tensors);
+        uint64_t a, b;
+        slot_sizes(&call, op->opcode, &a, &b);
+        image_at += (uint32_t)a;
+        copy_at += (uint32_t)b;
+        const uint16_t filter = (uint16_t)(call.inputs[BW_FILTER].rec - m->tensors);
+        for (uint16_t k = 0; k + 1u < t->n_slots; ++k) {
+            /* one filter updated by two ops would let two masters fight over it */
+            const ta_train_slot_t *o = &t->slots[k];
+            ta_op_call_t oc;
+            ta_engine_build_call(engine, o->op, &oc);
+            TA_ENSURE(o->weight == NULL || s->weight == NULL ||
+                          (uint16_t)(oc.inputs[BW_FILTER].rec - m->tensors) != filter,
+                      TA_ERR_CORRUPT);
+        }
+        if (s->weight != NULL && s->n_kept == s->channels) {
+            /* every channel kept: the rows are the whole filter, read in its place */
+            t->overlays[t->n_overlays].tensor = filter;
             t->overlays[t->n_overlays++].data = s->weight;
+        } else if (s->weight != NULL) {
+            TA_TRY(add_rows(t, m, filter, forward_opcode(op->opcode), s, (const int32_t *)call.inputs[BW_KEPT].data));
         }
         if (s->bias != NULL) {
             t->overlays[t->n_overlays].tensor = (uint16_t)(call.inputs[BW_BIAS].rec - m->tensors);
             t->overlays[t->n_overlays++].data = s->bias;
         }
     }
-    /* Sort overlays by tensor (the engine searches them); one tensor updated twice would let
-     * two masters fight over it. */
+    /* Sort overlays by tensor and rows by op (the engine searches them in order). */
     for (uint16_t i = 1; i < t->n_overlays; ++i) {
         const ta_engine_overlay_t v = t->overlays[i];
         uint16_t j = i;
@@ -456,14 +561,25 @@ ta_status_t ta_train_init(ta_trainer_t *t, ta_engine_t *engine, uint8_t *param_r
     for (uint16_t i = 1; i < t->n_overlays; ++i) {
         TA_ENSURE(t->overlays[i].tensor != t->overlays[i - 1].tensor, TA_ERR_CORRUPT);
     }
-    t->engine = engine;
+    for (uint16_t i = 1; i < t->n_rows; ++i) {
+        const ta_op_rows_t v = t->rows[i];
+        uint16_t j = i;
+        while (j > 0 && t->rows[j - 1].op > v.op) {
+            t->rows[j] = t->rows[j - 1];
+            --j;
+        }
+        t->rows[j] = v;
+    }
     t->ram = param_ram;
-    t->ram_size = (uint32_t)at;
+    t->ram_size = (uint32_t)total;
+    t->image_size = (uint32_t)image;
     for (uint16_t k = 0; k < t->n_slots; ++k) {
         slot_reset(t, &t->slots[k]);
     }
     engine->overlays = t->overlays;
     engine->n_overlays = t->n_overlays;
+    engine->rows = t->rows;
+    engine->n_rows = t->n_rows;
     t->ready = 1;
     return TA_OK;
 }
@@ -482,35 +598,18 @@ ta_status_t ta_train_params(const ta_trainer_t *t, const uint8_t **data, size_t 
     TA_ENSURE(t != NULL && data != NULL && len != NULL, TA_ERR_ARG);
     TA_ENSURE(t->ready, TA_ERR_STATE);
     *data = t->ram;
-    *len = t->ram_size;
+    *len = t->image_size;
     return TA_OK;
 }
 
 ta_status_t ta_train_load_params(ta_trainer_t *t, const uint8_t *data, size_t len)
 {
     TA_ENSURE(t != NULL && t->ready, TA_ERR_STATE);
-    TA_ENSURE((data != NULL || len == 0) && len == t->ram_size, TA_ERR_ARG);
+    TA_ENSURE((data != NULL || len == 0) && len == t->image_size, TA_ERR_ARG);
     memmove(t->ram, data, len);
-    /* The int8/int32 copies must be what the masters round to, whatever the image held. */
+    /* The int8/int32 copies must be what the masters round to. */
     for (uint16_t k = 0; k < t->n_slots; ++k) {
-        const ta_train_slot_t *s = &t->slots[k];
-        ta_op_call_t call;
-        ta_engine_build_call(t->engine, s->op, &call);
-        const uint16_t opcode = t->engine->model->ops[s->op].opcode;
-        if (s->weight != NULL) {
-            const int32_t *kept = (const int32_t *)call.inputs[BW_KEPT].data;
-            for (uint32_t q = 0; q < s->n_kept; ++q) {
-                for (uint32_t j = 0; j < s->row; ++j) {
-                    s->weight[weight_index(s, opcode, (uint32_t)kept[q], j)] =
-                        round_weight(s->weight_master[(size_t)q * s->row + j]);
-                }
-            }
-        }
-        if (s->bias != NULL) {
-            for (uint32_t c = 0; c < s->channels; ++c) {
-                s->bias[c] = round_bias(s->bias_master[c]);
-            }
-        }
+        slot_round(t, &t->slots[k]);
     }
     return TA_OK;
 }
@@ -520,6 +619,8 @@ ta_status_t ta_train_load_params(ta_trainer_t *t, const uint8_t *data, size_t le
 typedef struct {
     float lr;
     uint32_t updated;
+    const ta_engine_t *engine; /* its hook marks where an op's update starts */
+    uint16_t op;
 } step_ctx_t;
 
 /*
@@ -553,6 +654,7 @@ static void update_params(const ta_op_call_t *call, uint16_t opcode, const ta_tr
     const ta_tensor_rec_t *x = TA_IN(call, BW_X);
     const int8_t *xd = (const int8_t *)call->inputs[BW_X].data;
     const int32_t *kept = (const int32_t *)call->inputs[BW_KEPT].data;
+    const int dw = opcode == TA_OP_DEPTHWISE_CONV_2D_BACKWARD;
     float *grad = (float *)call->scratch;
     for (uint32_t k = 0; k < s->n_kept; ++k) {
         const int32_t c = kept[k];
@@ -576,7 +678,7 @@ static void update_params(const ta_op_call_t *call, uint16_t opcode, const ta_tr
         for (uint32_t j = 0; j < s->row; ++j) {
             const float g_int = sw * grad[j];
             master[j] = clamp_weight(master[j] - ctx->lr * (g_int * inv));
-            s->weight[weight_index(s, opcode, (uint32_t)c, j)] = round_weight(master[j]);
+            s->weight[row_index(s, dw, k, j)] = round_weight(master[j]);
         }
     }
     ctx->updated += s->n_kept * s->row;
@@ -587,7 +689,18 @@ static void param_op_backward(const ta_op_call_t *call, uint16_t opcode, const t
     const int32_t flags = op_flags(call, opcode);
     const ta_tensor_rec_t *y = TA_IN(call, BW_Y);
     float *dy = (float *)call->inputs[BW_DY].data;
-    const int8_t *w = (const int8_t *)call->inputs[BW_FILTER].data; /* RAM copy when updated */
+    /* The filter as the forward pass used it: the blob's, with the kept channels' rows from RAM
+     * (a filter kept whole is read from RAM through its overlay). */
+    const int8_t *w = (const int8_t *)call->inputs[BW_FILTER].data;
+    ta_op_rows_t rows_v;
+    const ta_op_rows_t *rows = NULL;
+    if (s != NULL && s->weight != NULL && s->n_kept < s->channels) {
+        rows_v.op = 0;
+        rows_v.n = s->n_kept;
+        rows_v.channels = (const int32_t *)call->inputs[BW_KEPT].data;
+        rows_v.rows = s->weight;
+        rows = &rows_v;
+    }
     const float *scale = (const float *)call->inputs[BW_SCALE].data;
     int32_t act_min, act_max;
     if (opcode == TA_OP_FULLY_CONNECTED_BACKWARD) {
@@ -608,19 +721,22 @@ static void param_op_backward(const ta_op_call_t *call, uint16_t opcode, const t
             const ta_fc_params_t *p = &((const ta_fc_backward_params_t *)call->params)->fc;
             const ta_tensor_rec_t *f = TA_IN(call, BW_FILTER);
             const int32_t out_c = f->dims[0], in_depth = f->dims[1];
-            ta_fully_connected_backward_input_f32(ta_tensor_elems(y) / out_c, in_depth, out_c, dy, w,
+            ta_fully_connected_backward_input_f32(ta_tensor_elems(y) / out_c, in_depth, out_c, dy, w, rows,
                                                   p->filter_offset, scale, acc, dx);
         } else {
             const ta_conv_params_t *p = &((const ta_conv_backward_params_t *)call->params)->conv;
             const ta_dims_t in_d = dims4(TA_OUT(call, 0)), f_d = dims4(TA_IN(call, BW_FILTER)), out_d = dims4(y);
             if (opcode == TA_OP_CONV_2D_BACKWARD) {
-                ta_conv2d_backward_input_f32(p, &in_d, &f_d, &out_d, dy, w, scale, acc, dx);
+                ta_conv2d_backward_input_f32(p, &in_d, &f_d, &out_d, dy, w, rows, scale, acc, dx);
             } else {
-                ta_depthwise_conv2d_backward_input_f32(p, &in_d, &f_d, &out_d, dy, w, scale, acc, dx);
+                ta_depthwise_conv2d_backward_input_f32(p, &in_d, &f_d, &out_d, dy, w, rows, scale, acc, dx);
             }
         }
     }
     if (s != NULL) {
+        if (ctx->engine->hook != NULL) {
+            ctx->engine->hook(ctx->engine->hook_ctx, ctx->op, opcode, TA_HOOK_UPDATE);
+        }
         update_params(call, opcode, s, ctx);
     }
 }
@@ -712,9 +828,15 @@ static ta_status_t forward_loss(ta_trainer_t *t, int kind, int32_t label, ta_tra
     out->loss = 0.0f;
     out->updated_params = 0;
     if (kind >= 0) {
+        if (t->engine->hook != NULL) {
+            t->engine->hook(t->engine->hook_ctx, m->n_forward_ops, m->ops[m->n_forward_ops].opcode, 0);
+        }
         out->loss = ta_softmax_loss_f32(ta_tensor_elems(TA_IN(&call, 0)), (const int8_t *)call.inputs[0].data,
                                         p->zero_point, p->input_scale, p->beta, kind, label,
                                         (float *)call.outputs[0].data);
+        if (t->engine->hook != NULL) {
+            t->engine->hook(t->engine->hook_ctx, m->n_forward_ops, m->ops[m->n_forward_ops].opcode, 1);
+        }
     }
     return TA_OK;
 }
@@ -748,7 +870,7 @@ ta_status_t ta_train_step(ta_trainer_t *t, ta_loss_kind_t loss, int32_t label, f
     TA_TRY(check_label(t, loss, label));
     TA_TRY(forward_loss(t, (int)loss, label, out));
     const ta_model_t *m = t->engine->model;
-    step_ctx_t ctx = {learning_rate, 0};
+    step_ctx_t ctx = {learning_rate, 0, t->engine, 0};
     uint16_t next_slot = 0;
     for (uint16_t i = (uint16_t)(m->n_forward_ops + 1u); i < m->header->n_ops; ++i) {
         const uint16_t opcode = m->ops[i].opcode;
@@ -758,6 +880,7 @@ ta_status_t ta_train_step(ta_trainer_t *t, ta_loss_kind_t loss, int32_t label, f
             t->engine->hook(t->engine->hook_ctx, i, opcode, 0);
         }
         if (is_param_op(opcode)) {
+            ctx.op = i;
             const ta_train_slot_t *s = NULL;
             if (next_slot < t->n_slots && t->slots[next_slot].op == i) {
                 s = &t->slots[next_slot++];

@@ -71,13 +71,14 @@ def test_qemu_trains_bit_identically_to_host_and_saved_params_survive_a_restart(
         info = c.train_info()
         assert info.ready and info.nvm and not info.stored and info.restore_status == TA_ERR_STATE
         assert info.param_bytes == host.param_ram_size and info.updated_layers == 3
+        assert info.image_bytes == len(host.params()) < info.param_bytes
         steps = [c.train_step(int(y), LR, x.tobytes()) for x, y in zip(xs[:12], ys[:12])]
         assert [(s.loss, s.prediction, s.updated_params) for s in steps] == \
                [(np.float32(h[0]), h[1], h[2]) for h in host_steps]
         assert all(s.instructions > 0 for s in steps)
-        assert c.params_read(info.param_bytes) == host.params()          # bit for bit
+        assert c.params_read(info.image_bytes) == host.params()          # bit for bit
         saved = c.save()
-        assert (saved.revision, saved.bytes) == (1, info.param_bytes)
+        assert (saved.revision, saved.bytes) == (1, info.image_bytes)
         after = c.train_info()
         assert after.steps == 12 and after.stored and after.stored_revision == 1
         assert after.stored_model_crc == after.model_crc
@@ -87,7 +88,7 @@ def test_qemu_trains_bit_identically_to_host_and_saved_params_survive_a_restart(
         c = dev.client
         info = c.train_info()
         assert info.restored and info.stored_revision == 1 and info.restore_status == 0
-        assert c.params_read(info.param_bytes) == host.params()
+        assert c.params_read(info.image_bytes) == host.params()
         for x, y in zip(xs[20:26], ys[20:26]):
             r = c.eval(int(y), x.tobytes())
             loss, pred = host.eval(x[None], int(y))
@@ -101,7 +102,7 @@ def test_reset_to_base_and_its_persisted_form(digits, tmp_path):
     base = host_trainer(blob).params()
     with open_qemu(blob, nvm) as dev:
         c = dev.client
-        size = c.train_info().param_bytes
+        size = c.train_info().image_bytes
         for x, y in zip(xs[:4], ys[:4]):
             c.train_step(int(y), LR, x.tobytes())
         adapted = c.params_read(size)
@@ -135,7 +136,7 @@ def test_params_of_another_model_are_never_applied(digits, tmp_path):
         info = c.train_info()
         assert info.stored and info.stored_model_crc == crc != info.model_crc
         assert not info.restored and info.restore_status == TA_ERR_STATE
-        assert c.params_read(info.param_bytes) == host_trainer(other).params()
+        assert c.params_read(info.image_bytes) == host_trainer(other).params()
 
 
 def test_train_commands_refuse_bad_requests(digits, tiny_model):
@@ -151,7 +152,7 @@ def test_train_commands_refuse_bad_requests(digits, tiny_model):
             (lambda: c.train_step(0, float("nan"), xs[0].tobytes()), TA_ERR_ARG),   # learning rate
             (lambda: c.save(), TA_ERR_UNSUPPORTED),
             (lambda: c.reset_to_base(persist=True), TA_ERR_UNSUPPORTED),
-            (lambda: c.params_read(c.train_info().param_bytes + 1), -10),           # past the image
+            (lambda: c.params_read(c.train_info().image_bytes + 1), -10),           # past the image
         ]
         for call, status in cases:
             with pytest.raises(DeviceCommandError) as err:
@@ -188,7 +189,7 @@ def test_posix_port_saves_to_its_nvm_file_across_restarts(digits, tmp_path, imag
         return dev
 
     def info(dev) -> tuple:
-        return struct.unpack("<12I", dev.client.request(0x44).payload)
+        return struct.unpack("<13I", dev.client.request(0x44).payload)
 
     dev = start()
     try:
@@ -196,7 +197,7 @@ def test_posix_port_saves_to_its_nvm_file_across_restarts(digits, tmp_path, imag
         assert flags & 0x3 == 0x3 and not flags & 0x4          # ready, NVM, nothing restored
         for x, y in zip(xs[:3], ys[:3]):
             dev.client.request(0x40, struct.pack("<B3xif", 0, int(y), LR) + x.tobytes())
-        size = info(dev)[1]
+        size = info(dev)[12]                                    # the image: what SAVE persists
         before = b"".join(dev.client.request(0x45, struct.pack("<IH", off, min(1024, size - off))).payload
                          for off in range(0, size, 1024))
         assert struct.unpack("<I", dev.client.request(0x42).payload[:4])[0] == 1
@@ -229,3 +230,28 @@ def test_training_targets_agree_on_cortex_m7(digits, tmp_path):
         assert dev.instructions_per_step > 0 and dev.counter_unit == "instructions"
         assert dev.peak_sram_bytes == dev.info.step_arena_used + host.param_ram_size
         assert dev.info.step_arena_used == dev.info.step_arena_size    # the plan is tight: every byte used
+
+
+def test_profiled_step_splits_forward_backward_and_update(digits):
+    """TRAIN_STEP's profile flag: every op of the step timed by blob index (forward ops, loss,
+    backward ops), each updating op with its parameter update's share; TRAIN_PROFILE_READ."""
+    from tinyadapt.convert.blob import read_blob
+
+    blob, _, xs, ys = digits
+    info = read_blob(blob)
+    n_ops, nf = len(info.ops), info.n_forward_ops
+    with open_qemu(blob, None) as dev:
+        c = dev.client
+        plain = c.train_step(int(ys[0]), LR, xs[0].tobytes())
+        r = c.train_step(int(ys[1]), LR, xs[1].tobytes(), profile=True)
+        ops = c.train_profile_read(0, n_ops)
+        assert [o[1] for o in ops] == [op.opcode for op in info.ops]
+        assert all(o[2] > 0 for o in ops) and all(o[3] <= o[2] for o in ops)
+        updating = [o for o in ops[nf + 1:] if o[3] > 0]
+        assert len(updating) == c.train_info().updated_layers and all(o[3] == 0 for o in ops[:nf + 1])
+        assert sum(o[2] for o in ops) < r.instructions < sum(o[2] for o in ops) + 1000 * n_ops
+        assert r.instructions > plain.instructions       # the per-op counter reads cost a little
+        from tinyadapt.device.frames import Cmd
+
+        assert c.link.request(Cmd.TRAIN_PROFILE_READ, struct.pack("<HH", 0, n_ops + 1)).status == TA_ERR_ARG
+        assert c.link.request(Cmd.TRAIN_STEP, struct.pack("<BB2xif", 0, 2, 0, LR)).status == TA_ERR_ARG  # flag

@@ -48,6 +48,20 @@ static ta_status_t eval_region(const ta_op_call_t *call, const ta_region_t *in, 
     return ta_conv_eval_region(call, in, out, eval);
 }
 
+static ta_status_t eval_rows(const ta_op_call_t *call, const ta_op_rows_t *rows)
+{
+    TA_ENSURE(!runs_in_place(call), TA_ERR_STATE);
+    const ta_dims_t in_d = ta_tensor_nhwc(TA_IN(call, TA_CONV_INPUT));
+    const ta_dims_t f_d = ta_tensor_nhwc(TA_IN(call, TA_CONV_FILTER));
+    const ta_dims_t out_d = ta_tensor_nhwc(TA_OUT(call, 0));
+    return ta_depthwise_conv2d_rows_s8((const ta_conv_params_t *)call->params, &in_d,
+                                       (const int8_t *)call->inputs[TA_CONV_INPUT].data, &f_d, rows->n,
+                                       rows->channels, rows->rows, (const int32_t *)call->inputs[TA_CONV_BIAS].data,
+                                       (const int32_t *)call->inputs[TA_CONV_MULT].data,
+                                       (const int32_t *)call->inputs[TA_CONV_SHIFT].data, &out_d,
+                                       (int8_t *)call->outputs[0].data);
+}
+
 const ta_op_kernel_t ta_op_depthwise_conv2d = {
     .opcode = TA_OP_DEPTHWISE_CONV_2D,
     .name = "DEPTHWISE_CONV_2D",
@@ -58,4 +72,5 @@ const ta_op_kernel_t ta_op_depthwise_conv2d = {
     .prepare = prepare,
     .eval = eval,
     .eval_region = eval_region,
+    .eval_rows = eval_rows,
 };

@@ -46,6 +46,19 @@ static ta_status_t eval(const ta_op_call_t *call)
                                  (int8_t *)call->outputs[0].data);
 }
 
+static ta_status_t eval_rows(const ta_op_call_t *call, const ta_op_rows_t *rows)
+{
+    const ta_tensor_rec_t *filter = TA_IN(call, IN_FILTER);
+    const int32_t in_depth = filter->dims[1];
+    const int32_t batches = ta_tensor_elems(TA_IN(call, IN_INPUT)) / in_depth;
+    TA_ENSURE(call->inputs[IN_INPUT].data != call->outputs[0].data, TA_ERR_STATE);
+    return ta_fully_connected_rows_s8((const ta_fc_params_t *)call->params, batches, in_depth, filter->dims[0],
+                                      (const int8_t *)call->inputs[IN_INPUT].data, rows->n, rows->channels,
+                                      rows->rows, (const int32_t *)call->inputs[IN_BIAS].data,
+                                      (const int32_t *)call->inputs[IN_MULT].data,
+                                      (const int32_t *)call->inputs[IN_SHIFT].data, (int8_t *)call->outputs[0].data);
+}
+
 const ta_op_kernel_t ta_op_fully_connected = {
     .opcode = TA_OP_FULLY_CONNECTED,
     .name = "FULLY_CONNECTED",
@@ -55,4 +68,5 @@ const ta_op_kernel_t ta_op_fully_connected = {
     .params_size = sizeof(ta_fc_params_t),
     .prepare = prepare,
     .eval = eval,
+    .eval_rows = eval_rows,
 };

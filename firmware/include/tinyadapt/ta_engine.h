@@ -35,7 +35,10 @@
 #define TA_ENGINE_VERSION_MINOR 1
 #define TA_ARENA_ALIGN 16u /* arena base alignment the planner assumes */
 
-/* Called before (`after` = 0) and after (`after` = 1) each op, e.g. to time it. */
+/* Called before (`after` = 0) and after (`after` = 1) each op, e.g. to time it. A training
+ * step's backward op that updates parameters also calls it with `after` = TA_HOOK_UPDATE
+ * when its input gradient is done and its parameter update starts. */
+#define TA_HOOK_UPDATE 2
 typedef void (*ta_op_hook_fn)(void *ctx, uint16_t op_index, uint16_t opcode, int after);
 
 /* A constant tensor whose bytes the engine reads from RAM instead of the blob: a parameter
@@ -54,6 +57,8 @@ typedef struct {
     void *external[TA_MAX_EXTERNAL_INPUTS]; /* storage bound to EXTERNAL model inputs */
     const ta_engine_overlay_t *overlays; /* sorted by tensor; set by ta_train_init */
     uint16_t n_overlays;
+    const ta_op_rows_t *rows; /* filter slices in RAM, sorted by op; set by ta_train_init */
+    uint16_t n_rows;
     uint8_t ready;
 } ta_engine_t;
 

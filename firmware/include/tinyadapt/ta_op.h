@@ -45,6 +45,21 @@ typedef struct {
     uint32_t scratch_size;
 } ta_op_call_t;
 
+/*
+ * Output channels of an op's filter whose current values live in RAM while the rest stay in
+ * the blob: training updates a slice of a layer (engine/ta_train.c) and keeps only that slice
+ * in RAM. `rows` is the filter restricted to `channels` (ascending), in the filter's own
+ * layout: [n, KH, KW, C_in] for CONV_2D, [n, I] for FULLY_CONNECTED, [1, KH, KW, n] for
+ * DEPTHWISE_CONV_2D. The engine runs the op on the blob's filter and then its `eval_rows`,
+ * which recomputes those output channels from the rows.
+ */
+typedef struct {
+    uint16_t op;             /* forward op index */
+    uint16_t n;              /* channels in RAM, >= 1 */
+    const int32_t *channels; /* ascending output channel indices */
+    const int8_t *rows;
+} ta_op_rows_t;
+
 typedef struct {
     uint16_t opcode;
     const char *name;
@@ -61,6 +76,10 @@ typedef struct {
     /* Extra conditions for running in a patch stage (e.g. concatenation on channels only),
      * checked once at init after `prepare`; NULL when there are none. */
     ta_status_t (*prepare_region)(const ta_op_call_t *call);
+    /* Recompute rows->channels of the output from rows->rows (see ta_op_rows_t), after
+     * `eval` ran on the same call; the input must still be intact (not run in place). NULL
+     * when the op has no filter. */
+    ta_status_t (*eval_rows)(const ta_op_call_t *call, const ta_op_rows_t *rows);
 } ta_op_kernel_t;
 
 /** The kernel registered for `opcode`, or NULL when this build lacks it. */

@@ -52,6 +52,7 @@ typedef enum {
     TA_CMD_RESET_TO_BASE = 0x43,
     TA_CMD_TRAIN_INFO = 0x44,
     TA_CMD_PARAMS_READ = 0x45,
+    TA_CMD_TRAIN_PROFILE_READ = 0x46,
     TA_CMD_ADAPT_FIRST_ = 0x50, /* 0x50-0x5F: ADAPT_* (early-exit TTA, docs/TTA.md) */
     TA_CMD_ADAPT_SELECT = 0x50,
     TA_CMD_ADAPT_INFER = 0x51,
@@ -73,6 +74,7 @@ typedef enum {
 
 /* RESET_TO_BASE flags. */
 #define TA_RESET_PERSIST (1u << 0) /* also save "base" (a tombstone), so the next boot starts from it */
+#define TA_TRAIN_STEP_PROFILE (1u << 0) /* TRAIN_STEP flags: per-op profile of the step (PROFILE_READ) */
 
 /* TRAIN_INFO flags. */
 #define TA_TRAIN_INFO_READY (1u << 0)    /* the selected model has a TRAIN section, the trainer is bound */

@@ -15,10 +15,17 @@
  *   write the input through ta_engine_input, then
  *   ta_train_step(&trainer, TA_LOSS_CROSS_ENTROPY, label, 0.01f, &result);
  *
- * Parameter RAM holds, for every updated layer: an int8 copy of its whole weight tensor and an
- * int32 copy of its bias (the engine reads them instead of the blob's, through overlays), and
- * float32 master copies of the kept weight rows and of the bias, in int-domain units. Nothing
- * else of the model leaves flash.
+ * Parameter RAM holds only what is updated: for every updated layer, float32 master copies
+ * (int-domain units) of its kept output channels' weights and of its bias, then the int8
+ * weights of the kept channels alone and an int32 copy of the bias, which the engine uses in
+ * place of the blob's (ta_engine.h: a whole bias through an overlay, kept weight channels
+ * through filter rows the op recomputes its output channels from; a layer whose channels are
+ * all kept reads its whole filter from RAM). Every other weight stays in flash.
+ *
+ *   param RAM: [ image: masters of every slot ][ int8 kept rows, int32 biases ]
+ *
+ * The image (ta_train_params) is what SAVE persists and a restore loads: the int8 / int32
+ * copies are what the masters round to, so they are recomputed, never stored.
  *
  * Numerics (so the host target and a Cortex-M give bit-identical parameters): the forward pass
  * is the bit-exact int8 engine; the backward pass is float32 on dequantized values in a fixed
@@ -58,11 +65,11 @@ typedef struct {
 typedef struct {
     uint16_t op;           /* the backward op that updates them */
     uint16_t n_kept;       /* kept output channels (weights updated), 0 for bias only */
-    int8_t *weight;        /* int8 copy of the whole weight tensor (NULL: weights frozen) */
+    int8_t *weight;        /* int8 weights of the kept channels, the filter's layout restricted
+                              to them (ta_op_rows_t); NULL: weights frozen */
     int32_t *bias;         /* int32 copy of the whole bias (NULL: bias frozen) */
-    float *weight_master;  /* n_kept rows, int-domain */
+    float *weight_master;  /* n_kept rows of `row`, channel after channel, int-domain */
     float *bias_master;    /* one per output channel, int-domain */
-    uint32_t weight_size;  /* bytes of the weight tensor */
     uint32_t row;          /* weights per output channel */
     uint32_t channels;     /* output channels */
 } ta_train_slot_t;
@@ -70,12 +77,15 @@ typedef struct {
 typedef struct ta_trainer {
     ta_engine_t *engine;
     uint8_t *ram;
-    uint32_t ram_size;
+    uint32_t ram_size;   /* parameter RAM in use */
+    uint32_t image_size; /* its first image_size bytes: the masters (ta_train_params) */
     uint16_t n_slots;
     uint16_t n_overlays;
+    uint16_t n_rows;
     uint8_t ready;
     ta_train_slot_t slots[TA_TRAIN_MAX_UPDATES];
     ta_engine_overlay_t overlays[2 * TA_TRAIN_MAX_UPDATES];
+    ta_op_rows_t rows[TA_TRAIN_MAX_UPDATES]; /* forward ops reading a partly kept filter */
 } ta_trainer_t;
 
 /**
@@ -83,7 +93,8 @@ typedef struct ta_trainer {
  * lay out `param_ram` (at least ta_train_param_ram_size bytes, 4-byte aligned), copy the
  * updated parameters into it from the blob and make the engine read them from there.
  * @return TA_OK, TA_ERR_ARG, TA_ERR_STATE (engine not initialised), TA_ERR_UNSUPPORTED (no
- *         TRAIN section), TA_ERR_ARENA (param RAM too small), or a backward op's check error
+ *         TRAIN section; a partly kept filter read by a patch-stage op or by another kind of
+ *         input), TA_ERR_ARENA (param RAM too small), or a backward op's check error
  */
 TA_CHECK_RESULT ta_status_t ta_train_init(ta_trainer_t *t, ta_engine_t *engine, uint8_t *param_ram,
                                           size_t param_ram_size);
@@ -104,10 +115,12 @@ TA_CHECK_RESULT ta_status_t ta_train_step(ta_trainer_t *t, ta_loss_kind_t loss, 
 /** Forward pass and cross-entropy loss only (label < 0: loss 0, prediction only). */
 TA_CHECK_RESULT ta_status_t ta_train_eval(ta_trainer_t *t, int32_t label, ta_train_result_t *out);
 
-/** The updatable parameter image (what SAVE persists): the whole parameter RAM. */
+/** The updatable parameter image (what SAVE persists): the float32 masters of the kept
+ *  weights and updated biases, the first bytes of parameter RAM. */
 TA_CHECK_RESULT ta_status_t ta_train_params(const ta_trainer_t *t, const uint8_t **data, size_t *len);
 
-/** Restore an image from ta_train_params of the same model (`len` must match exactly). */
+/** Restore an image from ta_train_params of the same model (`len` must match exactly); the
+ *  int8 / int32 copies are recomputed from it. */
 TA_CHECK_RESULT ta_status_t ta_train_load_params(ta_trainer_t *t, const uint8_t *data, size_t len);
 
 /** Copy the base parameters back from the blob (RESET_TO_BASE). */

@@ -6,8 +6,8 @@
  * the regular convolution's input gradient. */
 void ta_depthwise_conv2d_backward_input_f32(const ta_conv_params_t *p, const ta_dims_t *in_dims,
                                             const ta_dims_t *filter_dims, const ta_dims_t *out_dims,
-                                            const float *dy, const int8_t *filter, const float *filter_scale,
-                                            int accumulate, float *dx)
+                                            const float *dy, const int8_t *filter, const ta_op_rows_t *rows,
+                                            const float *filter_scale, int accumulate, float *dx)
 {
     const int32_t in_c = in_dims->c, out_c = out_dims->c, m = p->depth_multiplier;
     if (!accumulate) {
@@ -31,9 +31,27 @@ void ta_depthwise_conv2d_backward_input_f32(const ta_conv_params_t *p, const ta_
                             continue;
                         }
                         float *d = dx + (((size_t)b * in_dims->h + iy) * in_dims->w + ix) * in_c;
-                        const int8_t *w = filter + ((size_t)ky * filter_dims->w + kx) * out_c;
-                        for (int32_t co = 0; co < out_c; ++co) {
-                            d[co / m] += g[co] * filter_scale[co] * (float)w[co];
+                        const size_t tap = (size_t)ky * filter_dims->w + kx;
+                        const int8_t *w = filter + tap * out_c;
+                        /* The channels between two of `rows` read the filter; those of `rows`
+                         * their row: runs instead of a test per channel. */
+                        const int32_t n_rows = rows != NULL ? rows->n : 0;
+                        int32_t co = 0;
+                        for (int32_t k = 0; k <= n_rows; ++k) {
+                            const int32_t end = k < n_rows ? rows->channels[k] : out_c;
+                            if (m == 1) {
+                                for (; co < end; ++co) {
+                                    d[co] += g[co] * filter_scale[co] * (float)w[co];
+                                }
+                            } else {
+                                for (; co < end; ++co) {
+                                    d[co / m] += g[co] * filter_scale[co] * (float)w[co];
+                                }
+                            }
+                            if (k < n_rows) {
+                                d[co / m] += g[co] * filter_scale[co] * (float)rows->rows[tap * (size_t)n_rows + (size_t)k];
+                                ++co;
+                            }
                         }
                     }
                 }
@@ -42,6 +60,8 @@ void ta_depthwise_conv2d_backward_input_f32(const ta_conv_params_t *p, const ta_
     }
 }
 
+/* Pixel by pixel: one test skips all taps of a masked (ReLU) output, which on the small maps
+ * of the layers a sparse update reaches is cheaper than working out each tap's output range. */
 void ta_depthwise_conv2d_backward_filter_f32(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *x,
                                              int32_t x_zero_point, float x_scale, const ta_dims_t *filter_dims,
                                              const ta_dims_t *out_dims, const float *dy, int32_t channel,

@@ -24,6 +24,10 @@ in shuffled each epoch; loss and accuracy show live; the evaluation set (--eval-
 qemu runs them on an emulated board over the serial link. --save writes the adapted model
 as a standard int8 .tflite (the original file with the updated weight and bias buffers),
 which `tinyadapt run` and TensorFlow Lite Micro run with the trainer's predictions.
+--nvm FILE (with --target qemu) backs the emulated board's NVM with FILE: the session starts
+from the parameters a previous session saved there for this model (if any) and SAVEs the
+adapted ones there at the end (atomically, as on a board's flash), so training carries over
+from one run to the next, as it would across reboots of a device.
 Float data (.npy float32) is quantized with the model input's scale and zero point."""
 EPILOG = """\
 examples:
@@ -31,9 +35,12 @@ examples:
   tinyadapt train model.tflite --data x.npy --labels y.npy --eval-data xe.npy --eval-labels ye.npy \\
       --board stm32f746g-disco --save adapted.tflite --report curves.html --json
   tinyadapt train model.tflite --data x.npy --labels y.npy --bias-depth 3 --layer 4:1 --layer 3:0.25
+  tinyadapt train model.tflite --data day1.npy --labels y1.npy --target qemu --nvm board.nvm
+  tinyadapt train model.tflite --data day2.npy --labels y2.npy --target qemu --nvm board.nvm   # goes on
 
 --json keys: accuracy_before, accuracy_after, peak_sram_bytes (planned on host, measured on a
-device), instructions_per_step (null on host), steps, epochs [...], scheme {...}."""
+device), instructions_per_step (null on host), steps, epochs [...], scheme {...}; with --nvm also
+nvm {path, resumed_revision (null: started from the base), saved_revision, saved_bytes}."""
 
 
 def add_arguments(p) -> None:
@@ -53,6 +60,8 @@ def add_arguments(p) -> None:
     p.add_argument("--layer", action="append", default=[], metavar="I:R",
                    help="update the weights of layer I at channel ratio R (repeatable)")
     p.add_argument("--save", metavar="OUT.tflite", help="write the adapted model")
+    p.add_argument("--nvm", metavar="FILE", help="--target qemu: the board's NVM file; resume from the parameters "
+                                                 "saved there and SAVE the adapted ones back (created erased)")
     p.add_argument("--report", metavar="OUT.png|OUT.html", help="write loss/accuracy curves")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -87,6 +96,10 @@ def run(args) -> int:
         raise InputError("--eval-data and --eval-labels go together")
     if args.save and not args.save.endswith(".tflite"):
         raise InputError(f"--save writes a .tflite file, got {args.save}")
+    if args.nvm and args.target != "qemu":
+        raise InputError("--nvm is the emulated board's NVM: it needs --target qemu")
+    if args.nvm and Path(args.nvm).is_dir():
+        raise InputError(f"--nvm {args.nvm} is a directory, not an NVM file")
     budget = budget_of(args)
     x_raw, y_raw = load_npy(args.data, "--data"), load_npy(args.labels, "--labels")
     cm = convert(args.model)
@@ -102,14 +115,15 @@ def run(args) -> int:
     else:
         cut = max(1, int(0.8 * len(y)))
         x, xe, y, ye = x[:cut], x[cut:], y[:cut], y[cut:]
-    target = open_target(args.target, plan, board=args.board)
+    nvm = {"nvm": args.nvm, "persist": True, "resume": True} if args.nvm else {}
+    target = open_target(args.target, plan, board=args.board, **nvm)
     try:
         res = _train_live(args, target, x, y, xe, ye)
         image = target.params()
         peak = target.peak_sram_bytes
         instructions = target.instructions_per_step
     finally:
-        target.close()
+        target.close()                  # with --nvm: SAVE first
     report = {
         "schema": 1,
         "model": args.model,
@@ -127,6 +141,10 @@ def run(args) -> int:
         "scheme": scheme.to_json(),
         "seconds": round(res.seconds, 3),
     }
+    if args.nvm:
+        saved = target.saved
+        report["nvm"] = {"path": args.nvm, "resumed_revision": target.resumed_revision,
+                         "saved_revision": saved.revision, "saved_bytes": saved.bytes}
     if args.save:
         from tinyadapt.cli.files import atomic_write
         from tinyadapt.train.tflite_patch import patched_tflite
@@ -146,6 +164,10 @@ def run(args) -> int:
                  f"[bold]{100 * res.accuracy_after:.2f} %[/] after {res.steps} steps ({res.seconds:.1f} s)")
     stdout.print(f"scheme: {scheme.describe()}; training step {human_bytes(report['peak_sram_bytes'])} "
                  f"({report['peak_sram_source']})")
+    if args.nvm:
+        n = report["nvm"]
+        start = f"resumed from revision {n['resumed_revision']}" if n["resumed_revision"] else "started from the base"
+        stdout.print(f"NVM {args.nvm}: {start}; saved revision {n['saved_revision']} ({n['saved_bytes']:,} B)")
     if args.save:
         stdout.print(f"wrote {args.save}")
     return 0

@@ -32,10 +32,11 @@ _METRICS = struct.Struct("<10I")
 _SELECT = struct.Struct("<IBBH")
 _IDENTITY = struct.Struct("<II")      # blob total_size, header CRC-32 (HELLO: compiled-in; SELECT: selected)
 _PROFILE_ENTRY = struct.Struct("<HHI")
+_TRAIN_PROFILE_ENTRY = struct.Struct("<HHII")
 _TRAIN_STEP = struct.Struct("<fiIQ")
 _EVAL = struct.Struct("<fiQ")
 _SAVE = struct.Struct("<IIQ")
-_TRAIN_INFO = struct.Struct("<12I")
+_TRAIN_INFO = struct.Struct("<13I")
 LOSS_KINDS = {"cross_entropy": 0, "entropy": 1}
 
 # A slow INVOKE must not look like a dead device: its timeout grows with the slowest one seen.
@@ -160,6 +161,7 @@ class TrainInfo:
     step_arena_used: int      # high-water of the training-step arena since SELECT (painted)
     step_arena_size: int      # the blob's planned training-step arena
     store_capacity: int
+    image_bytes: int          # the parameter image SAVE persists and PARAMS_READ reads (the masters)
 
     @property
     def peak_sram_bytes(self) -> int:
@@ -313,6 +315,20 @@ class DeviceClient:
                 out.append(OpProfile(start + k, opcode, instr))
         return out
 
+    def train_profile_read(self, first: int, count: int) -> list[tuple[int, int, int, int]]:
+        """The last profiled TRAIN_STEP, per op: (index, opcode, instructions, of which update)."""
+        per = self.max_payload // _TRAIN_PROFILE_ENTRY.size
+        out: list[tuple[int, int, int, int]] = []
+        while len(out) < count:
+            n = min(per, count - len(out))
+            start = first + len(out)
+            p = self._call(Cmd.TRAIN_PROFILE_READ, struct.pack("<HH", start, n))
+            self._expect(Cmd.TRAIN_PROFILE_READ, p, n * _TRAIN_PROFILE_ENTRY.size)
+            for k in range(n):
+                opcode, _pad, instr, update = _TRAIN_PROFILE_ENTRY.unpack_from(p, k * _TRAIN_PROFILE_ENTRY.size)
+                out.append((start + k, opcode, instr, update))
+        return out
+
     def infer(self, data: bytes) -> tuple[int, bytes]:
         """One INFER: input 0 in, (instructions, output 0) back."""
         p = self._timed_call(Cmd.INFER, data)
@@ -374,10 +390,12 @@ class DeviceClient:
         return head
 
     def train_step(self, label: int, lr: float, sample: bytes | None = None,
-                   loss: str = "cross_entropy") -> StepResult:
+                   loss: str = "cross_entropy", profile: bool = False) -> StepResult:
+        """One TRAIN_STEP; `profile`: record each op's count (forward, loss and backward ops by
+        blob op index), read with profile_read(0, number of ops)."""
         if loss not in LOSS_KINDS:
             raise ProtocolError(f"unknown loss '{loss}' (known: {', '.join(LOSS_KINDS)})")
-        head = struct.pack("<B3xif", LOSS_KINDS[loss], int(label), float(lr))
+        head = struct.pack("<BB2xif", LOSS_KINDS[loss], 1 if profile else 0, int(label), float(lr))
         p = self._timed_call(Cmd.TRAIN_STEP, self._sample_payload(head, sample))
         self._expect(Cmd.TRAIN_STEP, p, _TRAIN_STEP.size)
         return StepResult(*_TRAIN_STEP.unpack(p))
@@ -403,12 +421,14 @@ class DeviceClient:
     def train_info(self) -> TrainInfo:
         p = self._call(Cmd.TRAIN_INFO)
         self._expect(Cmd.TRAIN_INFO, p, _TRAIN_INFO.size)
-        (flags, param_bytes, layers, rev, sbytes, scrc, mcrc, rstatus, steps, used, size, cap) = _TRAIN_INFO.unpack(p)
+        (flags, param_bytes, layers, rev, sbytes, scrc, mcrc, rstatus, steps, used, size, cap,
+         image) = _TRAIN_INFO.unpack(p)
         return TrainInfo(bool(flags & 1), bool(flags & 2), bool(flags & 4), bool(flags & 8), param_bytes, layers, rev,
-                         sbytes, scrc, mcrc, struct.unpack("<i", struct.pack("<I", rstatus))[0], steps, used, size, cap)
+                         sbytes, scrc, mcrc, struct.unpack("<i", struct.pack("<I", rstatus))[0], steps, used, size, cap,
+                         image)
 
     def params_read(self, size: int) -> bytes:
-        """The trainer's parameter image (what SAVE persists), `size` bytes from TRAIN_INFO."""
+        """The trainer's parameter image (what SAVE persists), `size` = TRAIN_INFO's image_bytes."""
         out = bytearray()
         while len(out) < size:
             n = min(self.max_payload, size - len(out))

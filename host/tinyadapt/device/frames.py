@@ -60,6 +60,7 @@ class Cmd(enum.IntEnum):
     RESET_TO_BASE = 0x43
     TRAIN_INFO = 0x44
     PARAMS_READ = 0x45
+    TRAIN_PROFILE_READ = 0x46
     ADAPT_SELECT = 0x50
     ADAPT_INFER = 0x51
     ADAPT_RESET = 0x52

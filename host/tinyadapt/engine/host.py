@@ -191,6 +191,7 @@ class HostTrainer:
         lib = _train_library()
         self._blob_mem, self._blob_ptr = _aligned(len(blob))
         ctypes.memmove(self._blob_ptr, blob, len(blob))
+        self._blob, self._slots = bytes(blob), None
         self._state = ctypes.create_string_buffer(lib.ta_host_train_state_size())
         ram = ctypes.c_size_t(0)
         # The device's loader judges the blob first; the host reader trusts what it accepted.
@@ -257,7 +258,15 @@ class HostTrainer:
             raise EngineError(f"trainer: {status_name(st)}")
 
     def tensor(self, index: int) -> np.ndarray:
-        """Tensor `index` as the engine sees it now (parameters: their RAM copies)."""
+        """Tensor `index` as the engine sees it now (parameters: with their updates; RAM holds
+        only the kept channels of a partly updated filter, so those are merged in here)."""
+        from tinyadapt.train.params import param_slots
+
+        if self._slots is None:
+            self._slots = param_slots(self.info, self._blob)[0]
+        for s in self._slots:
+            if s.filter == index and s.master_at is not None:
+                return s.weights(self.params())
         ptr, size = ctypes.c_void_p(), ctypes.c_uint()
         st = _train_library().ta_host_train_tensor(self._state, index, ctypes.byref(ptr), ctypes.byref(size))
         if st != 0 or not ptr.value:

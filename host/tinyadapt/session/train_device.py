@@ -37,6 +37,7 @@ class DeviceTrainer:
                               f"parameter RAM does not fit: status {info.restore_status})")
         self.info: TrainInfo = info
         self.param_ram_size = info.param_bytes
+        self.param_image_size = info.image_bytes
         self.step_instructions: list[int] = []
         self.restored = info.restored
 
@@ -51,7 +52,7 @@ class DeviceTrainer:
         return float(r.loss), int(r.prediction)
 
     def params(self) -> bytes:
-        return self.client.params_read(self.param_ram_size)
+        return self.client.params_read(self.param_image_size)
 
     def reset(self, persist: bool = False) -> None:
         self.client.reset_to_base(persist=persist)

@@ -7,8 +7,9 @@ it (the painted training-step arena's high-water plus the parameter RAM, TRAIN_I
 `instructions_per_step` (QEMU -icount: exact; the median over the session's steps).
 
 A session starts from the model's base parameters even when the board's NVM holds saved ones
-(RESET_TO_BASE in RAM), so it trains exactly like the host target; `persist=True` SAVEs the
-adapted parameters to the NVM when the session closes.
+(RESET_TO_BASE in RAM), so it trains exactly like the host target, unless `resume=True`: then it
+continues from what the board restored at SELECT (the parameters a previous session saved for
+this model). `persist=True` SAVEs the adapted parameters to the NVM when the session closes.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 class DeviceTarget:
     def __init__(self, plan: TrainPlan, target: str = "qemu", board: str | None = None, port: str | None = None,
-                 nvm: str | None = None, persist: bool = False, timeout: float | None = None, **_):
+                 nvm: str | None = None, persist: bool = False, resume: bool = False, timeout: float | None = None,
+                 **_):
         self.name = target
         opts = DeviceOptions(board=board, port=port, nvm=nvm, model_name="train")
         if timeout:
@@ -32,7 +34,10 @@ class DeviceTarget:
         self.trainer = DeviceTrainer(open_device(plan.blob, opts, target="qemu" if target == "qemu" else "device"))
         self.persist = persist
         self.saved = None
-        if self.trainer.restored:
+        self.resumed_revision = None
+        if self.trainer.restored and resume:
+            self.resumed_revision = self.trainer.info.stored_revision
+        elif self.trainer.restored:
             log.info("the device restored saved parameters (revision %d): starting from the base instead",
                      self.trainer.info.stored_revision)
             self.trainer.reset()

@@ -111,6 +111,7 @@ class TrainPlan:
     memory: MemoryPlan
     blob: bytes
     param_ram_bytes: int
+    param_image_bytes: int                 # what SAVE persists (the masters)
     forward_macs: int
     backward_macs: int
     logits: int                            # blob tensor index
@@ -303,29 +304,36 @@ def build_training(cm: ConvertedModel, scheme: UpdateScheme, budget: int | None 
         backward_macs += bwd[-1].macs
 
     ops = fwd + bwd
-    param_ram = 0
+    # Parameter RAM (engine/ta_train.c, train/params.py): only what is updated. The image (what
+    # SAVE persists) is the float32 masters; the int8 kept rows and int32 biases are copies.
+    param_ram = param_image = 0
     for layer in layers:
         f = flags_of[layer.op_index]
         if f & UPDATE_WEIGHTS:
-            param_ram += (layer.weights.size + 3) // 4 * 4 + len(kept[layer.number]) * layer.row * 4
+            n = len(kept[layer.number]) * layer.row
+            param_image += 4 * n
+            param_ram += 4 * n + (n + 3) // 4 * 4
         if f & UPDATE_BIAS:
-            param_ram += layer.channels * 8
+            param_image += 4 * layer.channels
+            param_ram += 8 * layer.channels
     memory = plan_memory(tensors, ops, cm.inputs, cm.outputs)
     patch = None
     if budget is not None and memory.arena_size + param_ram > budget:
-        patch = _patched(tensors, fwd, bwd, cm, budget - param_ram)
+        sliced = {layer.filter for layer in layers if layer.number in kept and len(kept[layer.number]) < layer.channels}
+        patch = _patched(tensors, fwd, bwd, cm, budget - param_ram, sliced)
         if patch is not None and patch.memory.arena_size < memory.arena_size:
             memory = patch.memory
         else:
             patch = None
     blob = write_blob(tensors, ops, cm.inputs, cm.outputs, memory, patch, train_forward_ops=len(fwd))
     return TrainPlan(converted=cm, scheme=scheme, layers=layers, kept=kept, tensors=tensors, ops=ops,
-                     n_forward_ops=len(fwd), memory=memory, blob=blob, param_ram_bytes=param_ram, patch=patch,
+                     n_forward_ops=len(fwd), memory=memory, blob=blob, param_ram_bytes=param_ram,
+                     param_image_bytes=param_image, patch=patch,
                      forward_macs=sum(int(op.macs) for op in fwd), backward_macs=backward_macs,
                      logits=logits, grads=grads)
 
 
-def _patched(tensors, fwd, bwd, cm, arena_budget: int):
+def _patched(tensors, fwd, bwd, cm, arena_budget: int, sliced: set[int]):
     """The patch plan of the whole step (forward stage + the rest + backward ops) with the least
     MAC overhead whose arena fits `arena_budget`, else the smallest; None when no prefix of the
     forward pass can run patch by patch without the backward pass reading inside it."""
@@ -336,6 +344,8 @@ def _patched(tensors, fwd, bwd, cm, arena_budget: int):
     for stage in find_stages(tensors, fwd, cm.outputs):
         if read_by_backward & set(stage.internal):
             continue
+        if any(t in sliced for op in fwd[:stage.n_ops] for t in op.inputs):
+            continue  # the device recomputes a partly kept layer's channels outside patch stages only
         out_h, out_w = tensors[stage.output].shape[1:3]
         for grid in range(2, min(8, out_h, out_w) + 1):
             plans.append(plan_patch(tensors, fwd + bwd, cm.inputs, cm.outputs, stage, grid))

@@ -149,10 +149,6 @@ def qas_sgd(w_master, b_master, dw_real, db_real, s_w, s_x, lr):
     return w_new, b_new
 
 
-def round_half_away(v):
-    return np.sign(v) * np.floor(np.abs(v) + 0.5)
-
-
 def replay_step(blob: bytes, read, image: bytes, label: int, lr: float, kind: int = 0) -> tuple[float, bytes]:
     """The training step of a TRAIN blob, recomputed in float64 from the forward activations.
 
@@ -225,26 +221,16 @@ def replay_step(blob: bytes, read, image: bytes, label: int, lr: float, kind: in
             slot = slots.get(i)
             if slot is None:
                 continue
-            if slot.bias_at is not None:
+            if slot.bias_master_at is not None:
                 bm = slot.bias_masters(bytes(out)).astype(np.float64)
                 _, new_b = qas_sgd(None, bm, None, db, s, x_scale, lr)
                 new_b = new_b.astype(np.float32)
                 out[slot.bias_master_at:slot.bias_master_at + 4 * slot.channels] = new_b.tobytes()
-                out[slot.bias_at:slot.bias_at + 4 * slot.channels] = \
-                    np.clip(round_half_away(new_b.astype(np.float64)), -2147483520, 2147483520).astype(np.int32).tobytes()
             if slot.master_at is not None:
                 wm = slot.weight_masters(bytes(out)).astype(np.float64)
                 new_w, _ = qas_sgd(wm, None, dw[slot.kept], None, s[slot.kept], x_scale, lr)
                 new_w = new_w.astype(np.float32)
                 out[slot.master_at:slot.master_at + new_w.nbytes] = new_w.tobytes()
-                wq = slot.weights(bytes(out)).copy()
-                for k, c in enumerate(slot.kept):
-                    vals = round_half_away(new_w[k].astype(np.float64)).astype(np.int8)
-                    if depthwise:
-                        wq[0, :, :, c] = vals.reshape(wq.shape[1:3])
-                    else:
-                        wq[c] = vals.reshape(wq.shape[1:])
-                out[slot.weight_at:slot.weight_at + wq.nbytes] = wq.tobytes()
             continue
         flags = struct.unpack_from("<i", op.params, len(op.params) - 4)[0]
         if name == "ADD_BACKWARD":

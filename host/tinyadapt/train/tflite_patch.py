@@ -27,12 +27,12 @@ def patched_tflite(tflite: bytes, plan: TrainPlan, image: bytes) -> bytes:
     out = bytearray(tflite)
     model = schema.Model.GetRootAsModel(tflite, 0)
     info = read_blob(plan.blob)
-    slots, size = param_slots(info, plan.blob)
+    slots, size, _ = param_slots(info, plan.blob)
     if len(image) != size:
         raise TinyAdaptError(f"parameter image of {len(image)} bytes, the plan's is {size}")
     for s in slots:
-        for blob_index, data in ((s.filter, s.weights(image).tobytes() if s.weight_at is not None else None),
-                                 (s.bias, s.biases(image).tobytes() if s.bias_at is not None else None)):
+        for blob_index, data in ((s.filter, s.weights(image).tobytes() if s.master_at is not None else None),
+                                 (s.bias, s.biases(image).tobytes() if s.bias_master_at is not None else None)):
             if data is None:
                 continue
             ir_index = plan.tensors[blob_index].source

@@ -34,6 +34,7 @@
 #include "tinyadapt/ops/ta_pad.h"
 #include "tinyadapt/ops/ta_pool.h"
 #include "tinyadapt/ta_dims.h"
+#include "tinyadapt/ta_op.h"
 
 #define TA_BWD_UPDATE_WEIGHTS 0x1 /* SGD on the kept output channels' weights */
 #define TA_BWD_UPDATE_BIAS 0x2    /* SGD on every output channel's bias */
@@ -97,10 +98,14 @@ void ta_act_mask_f32(const int8_t *y, int32_t n, int32_t act_min, int32_t act_ma
 /* dst = src, or dst += src with `accumulate`. */
 void ta_grad_copy_f32(const float *src, int32_t n, int accumulate, float *dst);
 
+/* The input-gradient kernels take the filter the forward pass used: `filter`, except for the
+ * output channels of `rows` (may be NULL), whose weights are read from rows->rows (ta_op.h:
+ * the filter's layout restricted to those channels; rows->op is ignored). */
+
 /* CONV_2D: dx = conv_transpose(dy, filter * scale[c_out]); filter [C_out, KH, KW, C_in]. */
 void ta_conv2d_backward_input_f32(const ta_conv_params_t *p, const ta_dims_t *in_dims, const ta_dims_t *filter_dims,
                                   const ta_dims_t *out_dims, const float *dy, const int8_t *filter,
-                                  const float *filter_scale, int accumulate, float *dx);
+                                  const ta_op_rows_t *rows, const float *filter_scale, int accumulate, float *dx);
 /* CONV_2D: gradient of output channel `channel`'s weights, KH*KW*C_in floats in filter order. */
 void ta_conv2d_backward_filter_f32(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *x,
                                    int32_t x_zero_point, float x_scale, const ta_dims_t *filter_dims,
@@ -109,8 +114,8 @@ void ta_conv2d_backward_filter_f32(const ta_conv_params_t *p, const ta_dims_t *i
 /* DEPTHWISE_CONV_2D: filter [1, KH, KW, C_out], C_out = C_in * depth_multiplier. */
 void ta_depthwise_conv2d_backward_input_f32(const ta_conv_params_t *p, const ta_dims_t *in_dims,
                                             const ta_dims_t *filter_dims, const ta_dims_t *out_dims,
-                                            const float *dy, const int8_t *filter, const float *filter_scale,
-                                            int accumulate, float *dx);
+                                            const float *dy, const int8_t *filter, const ta_op_rows_t *rows,
+                                            const float *filter_scale, int accumulate, float *dx);
 /* DEPTHWISE_CONV_2D: gradient of output channel `channel`'s KH*KW weights (row-major taps). */
 void ta_depthwise_conv2d_backward_filter_f32(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *x,
                                              int32_t x_zero_point, float x_scale, const ta_dims_t *filter_dims,
@@ -119,8 +124,8 @@ void ta_depthwise_conv2d_backward_filter_f32(const ta_conv_params_t *p, const ta
 
 /* FULLY_CONNECTED: filter [out_depth, in_depth], real weight = scale[o] * (w + filter_offset). */
 void ta_fully_connected_backward_input_f32(int32_t batches, int32_t in_depth, int32_t out_depth, const float *dy,
-                                           const int8_t *filter, int32_t filter_offset, const float *filter_scale,
-                                           int accumulate, float *dx);
+                                           const int8_t *filter, const ta_op_rows_t *rows, int32_t filter_offset,
+                                           const float *filter_scale, int accumulate, float *dx);
 void ta_fully_connected_backward_filter_f32(int32_t batches, int32_t in_depth, int32_t out_depth, const int8_t *x,
                                             int32_t x_zero_point, float x_scale, const float *dy, int32_t channel,
                                             float *grad);

@@ -115,4 +115,16 @@ ta_status_t ta_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims, co
 uint32_t ta_conv2d_s8_scratch_size(const ta_conv_params_t *p, const ta_dims_t *in_dims, const ta_dims_t *filter_dims,
                                    const ta_dims_t *out_dims);
 
+/**
+ * Output channels channels[0..n) of ta_conv2d_s8's output, recomputed with the filter rows
+ * `rows` (int8 [n, KH, KW, C_in], row k for channel channels[k]) instead of the filter's: the
+ * rest of `output` is left as it is. Same arithmetic (the reference loop's), so the result is
+ * what ta_conv2d_s8 gives on a filter holding these rows. `filter_dims` is the whole filter's.
+ * @return TA_OK, or TA_ERR_ARG for a NULL pointer, invalid dims or a channel out of range
+ */
+ta_status_t ta_conv2d_rows_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
+                              const ta_dims_t *filter_dims, int32_t n, const int32_t *channels, const int8_t *rows,
+                              const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                              const ta_dims_t *out_dims, int8_t *output);
+
 #endif /* TA_CONV2D_H */

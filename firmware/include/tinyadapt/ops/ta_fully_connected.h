@@ -43,4 +43,15 @@ ta_status_t ta_fully_connected_s8(const ta_fc_params_t *p, int32_t batches, int3
                                   const int32_t *bias, const int32_t *multiplier,
                                   const int32_t *shift, int8_t *output);
 
+/**
+ * Output channels channels[0..n) of ta_fully_connected_s8's output, recomputed with the
+ * filter rows `rows` (int8 [n, I]) instead of the filter's; the rest of `output` is left as
+ * it is. Same arithmetic as the reference loop.
+ * @return TA_OK, or TA_ERR_ARG for a NULL pointer, a non-positive size or a channel out of range
+ */
+ta_status_t ta_fully_connected_rows_s8(const ta_fc_params_t *p, int32_t batches, int32_t in_depth, int32_t out_depth,
+                                       const int8_t *input, int32_t n, const int32_t *channels, const int8_t *rows,
+                                       const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                                       int8_t *output);
+
 #endif /* TA_FULLY_CONNECTED_H */
