@@ -49,6 +49,7 @@ def main() -> int:
     ap.add_argument("--max-time", type=int, default=0, help="seconds per target, 0 = no limit (libFuzzer "
                     "-max_total_time)")
     ap.add_argument("--seed", type=int, default=1, help="libFuzzer -seed")
+    ap.add_argument("--only", choices=("loader", "protocol"), help="run one target (default: both)")
     args = ap.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -56,9 +57,11 @@ def main() -> int:
     targets = {
         "loader": [str(blob_fuzzer), "-rss_limit_mb=2048",
                    str(write_corpus(out / "corpus-loader", blob_seeds()))],
-        "protocol": [str(app_fuzzer), "-max_len=4096", "-timeout=10",
-                     str(write_corpus(out / "corpus-protocol", app_seeds(builtin)))],
+        "protocol": [str(app_fuzzer), "-max_len=8192", "-timeout=10",
+                     str(write_corpus(out / "corpus-protocol", app_seeds(builtin, out)))],
     }
+    if args.only:
+        targets = {args.only: targets[args.only]}
     procs = {}
     for name, (exe, *rest) in targets.items():
         (out / name).mkdir(exist_ok=True)

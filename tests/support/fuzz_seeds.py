@@ -7,7 +7,12 @@
   section), blobs whose input stays outside the arena (the external-input path) and
   training blobs (the TRAIN section and the trainer).
 - app seeds (firmware/tools/ta_fuzz_app.c): byte streams a host sends: HELLO, INFER, the
-  split commands, LOAD_* of a blob (one with an external input too), RESET, noise."""
+  split commands, LOAD_* of a blob (one with an external input too), RESET, noise, and whole
+  sessions of the other two things the device does: training (TRAIN_STEP, EVAL, SAVE,
+  PARAMS_READ, a restore at the next SELECT, RESET_TO_BASE) on a training blob of `tiny_cnn`, and
+  test-time adaptation (ADAPT_SELECT, ADAPT_INFER while adapting, ADAPT_SAVE, the
+  restore at the next ADAPT_SELECT, ADAPT_RESET) on
+  a prepared TTA model of it."""
 
 from __future__ import annotations
 
@@ -16,7 +21,9 @@ from pathlib import Path
 
 from tests.device import wire
 from tests.support.paths import REPO, SHARED_MODELS
-from tests.support.tiny_models import tiny_fc
+from tests.support.tiny_models import tiny_cnn, tiny_fc
+from tinyadapt.device.client import LOSS_KINDS
+from tinyadapt.device.frames import Cmd
 from tinyadapt.convert import convert
 from tinyadapt.errors import TinyAdaptError
 
@@ -84,8 +91,52 @@ def _load(blob: bytes, first_seq: int = 0) -> bytes:
             + b"".join(chunks) + _req(first_seq + 50, wire.LOAD_END))
 
 
-def app_seeds(blob: bytes) -> dict[str, bytes]:
-    """`blob`: the model compiled into the fuzz build (slot 0), loaded into slot 1 too."""
+def tiny_cnn_training_blob() -> bytes:
+    from tinyadapt.train.graph import build_training
+    from tinyadapt.train.scheme import UpdateScheme
+    return build_training(convert(tiny_cnn(0)), UpdateScheme(2, {2: 0.5, 3: 1.0})).blob
+
+
+def tiny_cnn_tta_pack(workdir: Path) -> bytes:
+    """`tiny_cnn` prepared for TTA (heads trained briefly on random inputs: the fuzzer needs
+    the format, not accuracy), packed as the device takes it."""
+    import numpy as np
+
+    from tinyadapt.tta.device import pack
+    from tinyadapt.tta.model import PreparedModel
+    from tinyadapt.tta.prepare import prepare, write
+    model = workdir / "tiny_cnn.tflite"
+    model.write_bytes(tiny_cnn(0))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 1, (120, 8, 8, 2)).astype(np.float32), rng.integers(0, 5, 120)
+    out = workdir / "tiny_cnn.tta"
+    if not out.exists():
+        write(prepare(str(model), x, y, exits=2, epochs=1, log=lambda *a: None), out)
+    return pack(PreparedModel(out))
+
+
+def _train_session(blob: bytes) -> bytes:
+    sample = bytes(range(0, 256, 2))  # tiny_cnn's 8x8x2 int8 input
+    step = struct.pack("<B3xif", LOSS_KINDS["cross_entropy"], 3, 0.05) + sample
+    entropy_step = struct.pack("<B3xif", LOSS_KINDS["entropy"], -1, 0.01) + sample
+    return (_load(blob) + _req(51, wire.SELECT, b"\x01") + _req(52, Cmd.TRAIN_STEP, step)
+            + _req(53, Cmd.TRAIN_STEP, entropy_step) + _req(54, Cmd.EVAL, struct.pack("<i", 3) + sample)
+            + _req(55, Cmd.SAVE) + _req(56, Cmd.TRAIN_INFO) + _req(57, Cmd.PARAMS_READ, struct.pack("<IH", 0, 64))
+            + _req(58, wire.SELECT, b"\x01") + _req(59, Cmd.RESET_TO_BASE, b"\x01"))
+
+
+def _adapt_session(tta: bytes) -> bytes:
+    samples = [bytes((k * 37 + i) % 256 for i in range(128)) for k in range(3)]
+    return (_load(tta) + _req(51, wire.SELECT, b"\x01") + _req(52, Cmd.ADAPT_SELECT, b"\x01")
+            + b"".join(_req(53 + k, Cmd.ADAPT_INFER, s) for k, s in enumerate(samples))
+            + _req(56, Cmd.ADAPT_SAVE) + _req(57, wire.SELECT, b"\x01")
+            + _req(59, Cmd.ADAPT_SELECT, b"\x00") + _req(60, Cmd.ADAPT_INFER, samples[0])
+            + _req(61, Cmd.ADAPT_RESET, b"\x01"))
+
+
+def app_seeds(blob: bytes, workdir: Path) -> dict[str, bytes]:
+    """`blob`: the model compiled into the fuzz build (slot 0), loaded into slot 1 too; `workdir`
+    keeps the prepared TTA model."""
     external = next(iter(patch_blobs(EXTERNAL_SEEDS[-1:], external=True).values()))  # LOADs within -max_len
     return {
         "hello": _req(0, wire.HELLO) + _req(1, wire.METRICS),
@@ -98,6 +149,8 @@ def app_seeds(blob: bytes) -> dict[str, bytes]:
         + _req(53, wire.INVOKE, b"\x01") + _req(54, wire.OUTPUT_READ, struct.pack("<B3xIH", 0, 0, 8)),
         "reset": _req(0, wire.RESET) + _req(0, wire.HELLO) + _req(1, wire.SELECT, b"\x00"),
         "noise": b"\x01\x02\xff\x00\x00" + _req(0, wire.HELLO)[1:] + bytes(range(1, 256)) * 5 + b"\x00",
+        "train": _train_session(tiny_cnn_training_blob()),
+        "adapt": _adapt_session(tiny_cnn_tta_pack(workdir)),
     }
 
 

@@ -6,7 +6,7 @@ from tinyadapt.convert import convert
 from tinyadapt.train.graph import build_training
 from tinyadapt.train.scheme import UpdateScheme
 from tinyadapt.engine.host import HostTrainer
-from tests.test_train import block_model
+from tests.support.tiny_models import tiny_cnn as block_model
 plan = build_training(convert(block_model()), UpdateScheme.full(4))
 tr = HostTrainer(plan.blob)
 rng = np.random.default_rng(0)
