@@ -155,3 +155,17 @@ def test_host_reader_and_engine_reject_corrupt_blobs():
     fix_crc(bad)
     with pytest.raises(EngineError, match="TA_ERR"):
         HostEngine(bytes(bad))
+
+
+def test_the_engine_crc_is_zlib_crc32():
+    """The blob's and the frames' CRC: the engine's nibble-table CRC-32 equals zlib's on every
+    length around the table's step and on chained calls."""
+    import ctypes
+
+    from tinyadapt.engine.host import library
+    crc = library().ta_crc32
+    crc.restype, crc.argtypes = ctypes.c_uint32, [ctypes.c_uint32, ctypes.c_char_p, ctypes.c_size_t]
+    data = np.random.default_rng(0).integers(0, 256, 4099, dtype=np.uint8).tobytes()
+    for n in (0, 1, 2, 3, 7, 64, 1023, 4099):
+        assert crc(0, data[:n], n) == zlib.crc32(data[:n])
+    assert crc(crc(0, data[:100], 100), data[100:], len(data) - 100) == zlib.crc32(data)
