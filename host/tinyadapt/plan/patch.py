@@ -295,7 +295,7 @@ def _stream_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list
     only the rows past the previous band's y1, the rows before come back from the tensor's
     stream buffer, so no row is computed twice (strips recompute their column overlap only).
     Returns None if some tensor's rows would have to go backwards."""
-    regions, work, macs, unread = [], [], 0, []
+    regions, work, macs = [], [], 0
     steps = [_Reads(tensors, op) for op in reversed(ops[:stage.n_ops])]
     for first in range(0, len(tiles), bands):
         strip = tiles[first:first + bands]
@@ -307,11 +307,8 @@ def _stream_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list
         held: dict[int, Region] = {}
         for tile in strip:
             need: dict[int, Region] = {stage.output: tile}
-            read = set()  # tensors some op of this band reads (or the stage output)
             for step in steps:
                 out = step.out
-                if out in need:
-                    read.add(out)
                 x0, x1 = cols[out][2:]
                 prev = held.get(out, (0, 0, x0, x1))
                 y0, y1 = (need[out][0], max(need[out][1], prev[1])) if out in need else prev[:2]
@@ -334,29 +331,7 @@ def _stream_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list
                 tile_work.append((y1 - max(prev[1], y0), max(0, min(prev[1], y1) - y0)))
             regions.append(row)
             work.append(tile_work)
-            produced = {step.out for step in steps}
-            unread.append([t not in read and (t in produced or t not in need) for t in order])
-        _trim_unread(regions, work, unread, first, len(regions))
     return regions, work, macs
-
-
-def _trim_unread(regions, work, unread, start: int, end: int) -> None:
-    """Bands of a strip (tiles [start, end)) in which nobody reads a tensor (near the bottom,
-    where an earlier band's receptive field already reached the last rows) would otherwise
-    hold its whole previous region, and the band before would save all of it to the stream
-    buffer: they keep only the rows the next band that reads it needs (one row, the least a
-    region holds, if none does), so stream buffers stay at the steady-state halo."""
-    for i in range(len(regions[start]) if end > start else 0):
-        next_y0 = None
-        for k in range(end - 1, start, -1):
-            y0, y1, x0, x1 = regions[k][i]
-            if unread[k][i]:
-                y0 = max(regions[k - 1][i][0], min(y1 - 1, next_y0 if next_y0 is not None else y1 - 1))
-                regions[k][i] = (y0, y1, x0, x1)
-            next_y0 = y0
-        for k in range(start + 1, end):
-            prev, (y0, y1) = regions[k - 1][i], regions[k][i][:2]
-            work[k][i] = (y1 - max(prev[1], y0), max(0, min(prev[1], y1) - y0))
 
 
 def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int], outputs: list[int],
