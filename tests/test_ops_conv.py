@@ -492,7 +492,7 @@ def _kernel(depthwise: bool, p: Params, x: np.ndarray, w: np.ndarray, bias, mult
     fn.restype = ctypes.c_int
     return fn(ctypes.byref(p), ctypes.byref(Dims(*x.shape)), _ptr(x), ctypes.byref(Dims(*w.shape)), _ptr(w),
               None if bias is None else _ptr(bias), _ptr(mult), _ptr(shift), ctypes.byref(Dims(*out.shape)),
-              _ptr(out))
+              _ptr(out), None, 0)
 
 
 @pytest.mark.parametrize("depthwise", [False, True])
@@ -545,7 +545,8 @@ def test_kernel_rejects_bad_arguments():
     assert _kernel(False, p, x, w, None, mult, shift, out) == 0
     lib = library()
     assert lib.ta_conv2d_s8(None, ctypes.byref(Dims(*x.shape)), _ptr(x), ctypes.byref(Dims(*w.shape)), _ptr(w),
-                            None, _ptr(mult), _ptr(shift), ctypes.byref(Dims(*out.shape)), _ptr(out)) == -1
+                            None, _ptr(mult), _ptr(shift), ctypes.byref(Dims(*out.shape)), _ptr(out), None,
+                            0) == -1
     bad_shift = np.full(4, 32, np.int32)
     assert _kernel(False, p, x, w, None, mult, bad_shift, out) == -1
     assert _kernel(False, p, x, np.zeros((4, 1, 1, 3), np.int8), None, mult, shift, out) == -1  # grouped

@@ -190,10 +190,12 @@ def test_budget_picks_the_cheapest_that_fits_or_says_what_would():
 
 @pytest.mark.parametrize("stride,padding", [(1, "SAME"), (2, "SAME"), (2, "VALID"), (1, "VALID")])
 def test_depthwise_runs_in_place_and_stays_bit_exact(stride, padding):
-    """Depthwise (multiplier 1) writes its output over its input, one channel plane at a time."""
+    """Depthwise (multiplier 1) writes its output over its input, one channel plane at a time.
+    (96 channels: the fast kernel's padded copies are part of the in-place scratch, and in
+    place must save more than that.)"""
     rng = np.random.default_rng(stride * 10 + len(padding))
     net = Net(rng)
-    net.conv(16, 1)
+    net.conv(96, 1)
     net.conv(0, 3, s=stride, padding=padding, depthwise=True)
     net.conv(8, 1)
     model_bytes = net.tail()

@@ -223,6 +223,64 @@ def test_worse_than_not_adapting_is_rolled_back(digits_tta):
     assert ours >= none - 0.02, (none, ours)
 
 
+@pytest.fixture(scope="module")
+def imu_tta(tmp_path_factory) -> PreparedModel:
+    ds = load("basicmotions")
+    out = tmp_path_factory.mktemp("tta") / "imu.tta"
+    write(prepare(str(ds.model), ds.train.x, ds.train.y, exits=2, epochs=10, log=lambda *a: None), out)
+    return PreparedModel(out)
+
+
+@pytest.mark.parametrize("which", ["digits", "imu"])
+def test_c_input_normalisation_matches_numpy(which, digits_tta, imu_tta):
+    # the "input" part in C (engine/ta_tta.c, float32 on the device) against the same EMA and
+    # mapping in float64 NumPy, on an int8 input (digits) and a float32 one (BasicMotions)
+    pm = digits_tta if which == "digits" else imu_tta
+    s = streams.make_stream("basicmotions" if which == "imu" else "digits", "gain" if which == "imu" else "contrast",
+                            length=40, shift_at=0.0)
+    x = _model_x(pm, s.x)
+    sess = Session(pm, AdaptConfig(mode="input"))
+    mu, var = pm.input_mean.astype(np.float64), pm.input_var.astype(np.float64)
+    m, dz = sess.cfg.momentum, sess.cfg.dead_zone
+    moved = 0
+    for xi in x:
+        xf = xi.astype(np.float64) if xi.dtype != np.int8 else (xi.astype(np.float64) - pm.input_zp) * pm.input_scale
+        flat = xf.reshape(-1, xf.shape[-1])
+        mu = (1 - m) * mu + m * flat.mean(0)
+        var = (1 - m) * var + m * ((flat - mu) ** 2).mean(0)
+        sd = np.sqrt(pm.input_var)
+        same = (np.abs(mu - pm.input_mean) < dz * sd) & (np.abs(np.sqrt(var) / sd - 1) < dz)
+        u, v = np.where(same, pm.input_mean, mu), np.where(same, pm.input_var, var)
+        want = (xf - u) * np.sqrt((pm.input_var + 1e-8) / (v + 1e-8)) + pm.input_mean
+        got = sess.adapter.normalise_input(xi)
+        if xi.dtype == np.int8:
+            want = np.clip(np.round(want / pm.input_scale) + pm.input_zp, -128, 127)
+            assert np.abs(got.astype(np.int64) - want).max() <= 1
+            moved += int((got != xi).any())
+        else:
+            assert np.allclose(got, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
+            moved += int(not np.allclose(got, xi))
+    assert moved > len(x) // 2          # the shift is being undone, not passed through
+
+
+def test_health_check_rolls_back_and_pauses(digits_tta):
+    # the C loop's health check: rollbacks are counted, a rollback pauses adaptation (the
+    # statistics then stay put) and the pauses double; with no comparisons with the source
+    # model and no collapse it never acts
+    pm = digits_tta
+    x = _model_x(pm, streams.make_stream("digits", "rotation", length=200, shift_at=0.1).x)
+    sess = Session(pm, AdaptConfig(window=15, min_source=4, pause=10))
+    paused = []
+    for xi in x:
+        sess.step(xi)
+        paused.append(sess.adapter.paused)
+    assert sess.rollbacks >= 2
+    starts = [p for a, p in zip([0] + paused, paused) if a == 0 and p > 0]
+    assert starts[:2] == [10, 20]
+    quiet = run_stream(pm, x, AdaptConfig(window=15, shadow_rate=0.0, narrow=0.0))
+    assert quiet.rollbacks == 0 and quiet.updates > 0
+
+
 def test_bad_modes():
     assert parse_mode("none") == set() and parse_mode("input+norm") == {"input", "norm"}
     for bad in ("norm+entropy", "magic", "input+"):
@@ -305,6 +363,8 @@ def test_cli_prepare_and_adapt(tmp_path, digits_tta):
     assert j["accuracy_adapted"] > j["accuracy_no_adapt"]
     assert (tmp_path / "r.html").read_text().startswith("<!doctype html>")
     assert (tmp_path / "heads.bin").stat().st_size > 0
+    r = _cli("adapt", digits_tta.folder, "--stream", tmp_path / "x.npy", "--seed", "-1")   # the device's seed is u32
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "--seed" in r.stderr, r.stderr
 
 
 def test_cli_errors_are_one_line_and_keep_outputs(tmp_path):

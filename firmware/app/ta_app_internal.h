@@ -67,6 +67,9 @@ typedef struct ta_app {
     ta_model_t tta_models[TA_TTA_MAX_EXITS];
     ta_engine_t tta_engines[TA_TTA_MAX_EXITS];
     ta_tta_norm_t tta_norms[TA_TTA_MAX_EXITS];
+    ta_tta_input_t tta_input;  /* "input" adaptation (trailer's adapt section) */
+    ta_tta_adapt_t tta_adapt;  /* the adaptation loop with its health check (ADAPT_SELECT mode 1-3) */
+    uint8_t tta_mode;          /* ADAPT_SELECT mode: bit 0 norm, bit 1 input */
     uint8_t tta_ready;
     uint8_t tta_restored;      /* ADAPT_SELECT applied stored statistics */
     uint32_t tta_crc;          /* identifies backbone + heads + exit table in the store */

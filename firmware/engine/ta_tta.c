@@ -227,3 +227,366 @@ ta_status_t ta_tta_infer(ta_tta_t *t, ta_tta_result_t *out)
     }
     return TA_ERR_STATE; /* unreachable: the last exit always answers */
 }
+
+/* ---- input normalisation ----------------------------------------------------------------- */
+
+void ta_tta_input_reset(ta_tta_input_t *n)
+{
+    for (uint32_t c = 0; c < n->channels; ++c) {
+        n->mu[c] = n->src_mu[c];
+        n->var[c] = n->src_var[c];
+    }
+}
+
+/* the statistics to use: the source's where the stream's stay inside the dead zone */
+static void zone(float *mu, float *var, float src_mu, float src_var, float dead_zone)
+{
+    const float sd = sqrt_f(src_var + 1e-12f);
+    if (abs_f(*mu - src_mu) < dead_zone * sd && abs_f(sqrt_f(*var + 1e-12f) / sd - 1.0f) < dead_zone) {
+        *mu = src_mu;
+        *var = src_var;
+    }
+}
+
+static float in_value(const ta_tensor_t *in, uint32_t i)
+{
+    if (in->rec->dtype == TA_DTYPE_INT8) {
+        return in->rec->scale * (float)((int32_t)((const int8_t *)in->data)[i] - in->rec->zero_point);
+    }
+    return ((const float *)in->data)[i];
+}
+
+ta_status_t ta_tta_input_apply(ta_tta_input_t *n, ta_tensor_t *in)
+{
+    TA_ENSURE(n != NULL && in != NULL && in->data != NULL && n->channels > 0, TA_ERR_ARG);
+    const uint8_t dt = in->rec->dtype;
+    TA_ENSURE(dt == TA_DTYPE_INT8 || dt == TA_DTYPE_FLOAT32, TA_ERR_UNSUPPORTED);
+    TA_ENSURE(dt == TA_DTYPE_FLOAT32 || in->rec->scale > 0.0f, TA_ERR_UNSUPPORTED);
+    const uint32_t m = n->channels;
+    const uint32_t count = dt == TA_DTYPE_INT8 ? in->rec->size : in->rec->size / 4u;
+    TA_ENSURE(count >= m && count % m == 0u, TA_ERR_SHAPE);
+    const uint32_t positions = count / m;
+    const float a = n->momentum;
+    for (uint32_t c = 0; c < m; ++c) {
+        float s = 0.0f;
+        for (uint32_t p = 0; p < positions; ++p) {
+            s += in_value(in, p * m + c);
+        }
+        const float mu = (1.0f - a) * n->mu[c] + a * (s / (float)positions);
+        float q = 0.0f;
+        for (uint32_t p = 0; p < positions; ++p) {
+            const float d = in_value(in, p * m + c) - mu;
+            q += d * d;
+        }
+        n->mu[c] = mu;
+        n->var[c] = (1.0f - a) * n->var[c] + a * (q / (float)positions);
+    }
+    for (uint32_t c = 0; c < m; ++c) {
+        float mu = n->mu[c];
+        float var = n->var[c];
+        zone(&mu, &var, n->src_mu[c], n->src_var[c], n->dead_zone);
+        const float ratio = sqrt_f((n->src_var[c] + 1e-8f) / (var + 1e-8f));
+        for (uint32_t p = 0; p < positions; ++p) {
+            const uint32_t i = p * m + c;
+            const float v = (in_value(in, i) - mu) * ratio + n->src_mu[c];
+            if (dt == TA_DTYPE_FLOAT32) {
+                ((float *)in->data)[i] = v;
+            } else {
+                const int32_t q = round_clamp(v / in->rec->scale, -1.0e6f, 1.0e6f) + in->rec->zero_point;
+                ((int8_t *)in->data)[i] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+            }
+        }
+    }
+    return TA_OK;
+}
+
+/* ---- the adaptation loop with its health check --------------------------------------------- */
+
+float ta_tta_rand(uint32_t *state)
+{
+    uint32_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *state = x;
+    return (float)(x >> 8) * (1.0f / 16777216.0f);
+}
+
+static uint32_t raw_bytes(const ta_tta_t *t)
+{
+    ta_tensor_t in;
+    if (ta_engine_input(t->backbone, 0, &in) != TA_OK) {
+        return 0;
+    }
+    return (in.rec->size + 3u) & ~3u;
+}
+
+static uint32_t state_floats(const ta_tta_t *runner, const ta_tta_input_t *input)
+{
+    uint32_t floats = input != NULL ? 2u * input->channels : 0u;
+    for (uint8_t k = 0; k < runner->n_exits; ++k) {
+        floats += runner->norm[k] != NULL ? 2u * runner->norm[k]->channels : 0u;
+    }
+    return floats;
+}
+
+uint32_t ta_tta_adapt_need(const ta_tta_t *runner, const ta_tta_input_t *input, uint32_t n_classes)
+{
+    return raw_bytes(runner) + 4u * state_floats(runner, input) + ((3u * 2u * n_classes + 3u) & ~3u);
+}
+
+/* The good state lives after the raw sample in `work`: input mu, var, then every head's. */
+static void state_io(ta_tta_adapt_t *a, int restore)
+{
+    float *p = (float *)(void *)(a->work + raw_bytes(a->runner));
+    if (a->input != NULL) {
+        for (uint32_t c = 0; c < a->input->channels; ++c, p += 2) {
+            if (restore) {
+                a->input->mu[c] = p[0];
+                a->input->var[c] = p[1];
+            } else {
+                p[0] = a->input->mu[c];
+                p[1] = a->input->var[c];
+            }
+        }
+    }
+    for (uint8_t k = 0; k < a->runner->n_exits; ++k) {
+        ta_tta_norm_t *n = a->runner->norm[k];
+        if (n == NULL) {
+            continue;
+        }
+        for (uint32_t c = 0; c < n->channels; ++c, p += 2) {
+            if (restore) {
+                n->mu[c] = p[0];
+                n->var[c] = p[1];
+            } else {
+                p[0] = n->mu[c];
+                p[1] = n->var[c];
+            }
+        }
+        if (restore) {
+            ta_tta_norm_fold(n);
+        }
+    }
+}
+
+static void clear_recent(ta_tta_adapt_t *a)
+{
+    a->n_recent = 0;
+    a->sum_h = 0.0f;
+    memset(a->hist, 0, 2u * a->n_classes);
+}
+
+static void clear_shadow(ta_tta_adapt_t *a)
+{
+    a->n_disagree = 0;
+    a->n_shadow = 0;
+    a->sum_h_adapted = a->sum_h_source = 0.0f;
+    memset(a->hist_adapted, 0, 2u * a->n_classes);
+    memset(a->hist_source, 0, 2u * a->n_classes);
+}
+
+static void to_source(ta_tta_adapt_t *a)
+{
+    if (a->input != NULL) {
+        ta_tta_input_reset(a->input);
+    }
+    for (uint8_t k = 0; k < a->runner->n_exits; ++k) {
+        if (a->runner->norm[k] != NULL) {
+            ta_tta_norm_reset(a->runner->norm[k]);
+        }
+    }
+}
+
+void ta_tta_adapt_keep(ta_tta_adapt_t *a) { state_io(a, 0); }
+
+void ta_tta_adapt_reset(ta_tta_adapt_t *a)
+{
+    to_source(a);
+    state_io(a, 0);
+    clear_recent(a);
+    clear_shadow(a);
+    a->has_d = 0;
+    a->paused = a->fails = 0;
+    a->has_prev = 0;
+}
+
+ta_status_t ta_tta_adapt_start(ta_tta_adapt_t *a)
+{
+    TA_ENSURE(a != NULL && a->runner != NULL && a->work != NULL, TA_ERR_ARG);
+    TA_TRY(ta_tta_check(a->runner));
+    TA_ENSURE(a->n_classes >= 1, TA_ERR_ARG);
+    /* the histograms count in 16 bits: a window plus the comparisons it carries over */
+    TA_ENSURE(a->cfg.window >= 1u && a->cfg.window <= 60000u && a->cfg.min_source <= 1000u, TA_ERR_ARG);
+    if (a->norm) {
+        for (uint8_t k = 0; k < a->runner->n_exits; ++k) {
+            TA_ENSURE(a->runner->norm[k] != NULL, TA_ERR_UNSUPPORTED);
+        }
+    }
+    if (a->input != NULL) {
+        TA_ENSURE(a->input->channels >= 1 && a->input->src_mu != NULL && a->input->src_var != NULL &&
+                  a->input->mu != NULL && a->input->var != NULL, TA_ERR_ARG);
+    }
+    TA_ENSURE(((uintptr_t)a->work & 3u) == 0 &&
+              a->work_size >= ta_tta_adapt_need(a->runner, a->input, a->n_classes), TA_ERR_ARENA);
+    a->hist = (uint16_t *)(void *)(a->work + raw_bytes(a->runner) + 4u * state_floats(a->runner, a->input));
+    a->hist_adapted = a->hist + a->n_classes;
+    a->hist_source = a->hist_adapted + a->n_classes;
+    a->rng = a->cfg.seed != 0u ? a->cfg.seed : 0x9E3779B9u;
+    a->pause_len = a->cfg.pause;
+    a->rollbacks = a->updates = a->samples = 0;
+    ta_tta_adapt_reset(a);
+    return TA_OK;
+}
+
+/* entropy (nats) of a histogram of n predictions */
+static float marginal(const uint16_t *hist, uint32_t classes, uint32_t n)
+{
+    float h = 0.0f;
+    for (uint32_t c = 0; c < classes; ++c) {
+        if (hist[c] > 0u) {
+            const float p = (float)hist[c] / (float)n;
+            h -= p * ta_logf(p);
+        }
+    }
+    return h;
+}
+
+static void pause_adapting(ta_tta_adapt_t *a)
+{
+    a->paused = a->pause_len;
+    a->pause_len = a->pause_len <= 0x7FFFFFFFu ? 2u * a->pause_len : 0xFFFFFFFFu;
+}
+
+/* The source comparisons so far: 1 when adapting looks worse than not adapting. Label-free,
+ * on the same samples. Entropy alone misleads: under a shift the source model is often
+ * confidently wrong (low-contrast digits all become one class). */
+static int source_verdict(ta_tta_adapt_t *a)
+{
+    const uint32_t classes = a->n_classes;
+    const float d_h = a->sum_h_adapted / (float)a->n_shadow - a->sum_h_source / (float)a->n_shadow;
+    a->d_marg = marginal(a->hist_adapted, classes, a->n_shadow) - marginal(a->hist_source, classes, a->n_shadow);
+    a->has_d = 1;
+    /* Both models gave the same answer on every compared sample: adapting changed nothing a
+     * user sees there, so it cannot have done worse (its entropy may still drift a little
+     * while a shift begins, which alone used to roll good adaptation back). */
+    const int changed = a->n_disagree > 0u;
+    clear_shadow(a);
+    return changed && ((a->d_marg < -a->cfg.narrow_margin && d_h > -a->cfg.worse_margin) ||
+                       (d_h > a->cfg.worse_margin && a->d_marg < a->cfg.widen_margin));
+}
+
+static void rollback_to_source(ta_tta_adapt_t *a)
+{
+    a->rollbacks++;
+    to_source(a);
+    state_io(a, 0);
+    pause_adapting(a);
+}
+
+static void health(ta_tta_adapt_t *a, const ta_tta_result_t *r)
+{
+    a->hist[r->prediction]++;
+    a->sum_h += r->entropy;
+    if (++a->n_recent < a->cfg.window) {
+        return;
+    }
+    const uint32_t classes = a->n_classes;
+    const float marg = marginal(a->hist, classes, a->n_recent);
+    const float mean_h = a->sum_h / (float)a->n_recent;
+    /* else too few comparisons: they carry over to the next check */
+    const int worse = a->n_shadow >= a->cfg.min_source ? source_verdict(a) : 0;
+    /* collapse: the predictions narrow while the entropy falls, and (when the source model ran
+     * on some of the same samples) narrower than the source's: a shift alone can narrow them */
+    const int narrowing = marg < a->cfg.narrow * ta_logf((float)classes) && (!a->has_prev || mean_h < a->prev_h) &&
+                          (!a->has_d || a->d_marg < 0.0f);
+    clear_recent(a);
+    a->has_d = 0;
+    if (worse) {
+        rollback_to_source(a);
+    } else if (narrowing) {
+        /* back to the last good state; the source when that collapses again */
+        a->rollbacks++;
+        if (++a->fails == 1u) {
+            state_io(a, 1);
+        } else {
+            to_source(a);
+            state_io(a, 0);
+            a->fails = 0;
+        }
+        pause_adapting(a);
+    } else {
+        a->fails = 0;
+        state_io(a, 0);
+    }
+    a->prev_h = mean_h;
+    a->has_prev = 1;
+}
+
+ta_status_t ta_tta_adapt_step(ta_tta_adapt_t *a, ta_tta_result_t *out)
+{
+    TA_ENSURE(a != NULL && a->runner != NULL && out != NULL, TA_ERR_ARG);
+    ta_tta_t *t = a->runner;
+    ta_tensor_t in;
+    TA_TRY(ta_engine_input(t->backbone, 0, &in));
+    const int parts = a->input != NULL || a->norm;
+    const int active = parts && a->paused == 0;
+    if (active) {
+        memcpy(a->work, in.data, in.rec->size); /* the raw sample, for the source model */
+    }
+    if (a->input != NULL && a->paused == 0) {
+        TA_TRY(ta_tta_input_apply(a->input, &in));
+    }
+    t->adapt = (uint8_t)(active && a->norm);
+    ta_status_t st = ta_tta_infer(t, out);
+    t->adapt = 0;
+    TA_TRY(st);
+    TA_ENSURE(out->prediction >= 0 && out->prediction < (int32_t)a->n_classes, TA_ERR_SHAPE);
+    if (active && a->norm) {
+        a->updates += out->exit + 1u; /* every head the sample traversed */
+    }
+    if (active && ta_tta_rand(&a->rng) < a->cfg.shadow_rate) {
+        /* the same sample through the source model (source heads: overlays off, raw input):
+         * evidence for "is adapting still better than not adapting" */
+        memcpy(in.data, a->work, in.rec->size);
+        uint16_t saved[TA_TTA_MAX_EXITS];
+        for (uint8_t k = 0; k < t->n_exits; ++k) {
+            saved[k] = t->heads[k]->n_overlays;
+            t->heads[k]->n_overlays = 0;
+        }
+        ta_tta_result_t src;
+        st = ta_tta_infer(t, &src);
+        for (uint8_t k = 0; k < t->n_exits; ++k) {
+            t->heads[k]->n_overlays = saved[k];
+        }
+        TA_TRY(st);
+        TA_ENSURE(src.prediction >= 0 && src.prediction < (int32_t)a->n_classes, TA_ERR_SHAPE);
+        out->macs += src.macs;
+        out->macs_skipped = t->macs_full > out->macs ? t->macs_full - out->macs : 0u;
+        a->sum_h_adapted += out->entropy;
+        a->sum_h_source += src.entropy;
+        a->hist_adapted[out->prediction]++;
+        a->hist_source[src.prediction]++;
+        a->n_shadow++;
+        a->n_disagree += src.prediction != out->prediction ? 1u : 0u;
+        if (a->cfg.early && a->n_shadow >= a->cfg.min_source) {
+            /* the verdict as soon as the comparisons suffice: a shorter window of damage */
+            if (source_verdict(a)) {
+                rollback_to_source(a);
+                clear_recent(a);
+                a->has_d = 0;
+            }
+        }
+    }
+    a->samples++;
+    if (a->paused > 0u) {
+        if (--a->paused == 0u) {
+            clear_recent(a);
+            clear_shadow(a);
+            a->has_d = 0;
+        }
+    } else if (parts) {
+        health(a, out);
+    }
+    return TA_OK;
+}

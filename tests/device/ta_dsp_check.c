@@ -53,6 +53,7 @@
 #include "../../firmware/kernels/ref/ta_mean_s8.c"
 #undef ta_mean_s8
 
+#include "../../firmware/engine/ops/ta_conv_scratch.c"
 #include "../../firmware/kernels/dsp/ta_conv2d_s8.c"
 #include "../../firmware/kernels/dsp/ta_depthwise_conv2d_inplace_s8.c"
 #include "../../firmware/kernels/dsp/ta_depthwise_conv2d_s8.c"
@@ -271,6 +272,12 @@ static int8_t *exact(size_t n)
     pool_used += n;
     return p;
 }
+/* A kernel scratch: word-aligned, as the arena's. */
+static int8_t *exact_scratch(size_t n)
+{
+    pool_used = (pool_used + 3u) & ~(size_t)3u;
+    return exact(n);
+}
 static void release_all(void) { pool_used = 0; }
 #else
 static void *held[8];
@@ -280,6 +287,7 @@ static int8_t *exact(size_t n)
     held[n_held] = malloc(n ? n : 1);
     return (int8_t *)held[n_held++];
 }
+static int8_t *exact_scratch(size_t n) { return exact(n); } /* malloc's are word-aligned */
 static void release_all(void)
 {
     while (n_held > 0) {
@@ -287,6 +295,21 @@ static void release_all(void)
     }
 }
 #endif
+
+/* The scratch a kernel gets: mostly what ta_*_scratch_size asks for (the planner's), else
+ * none or one byte too little (the kernel must then take a path without it). Garbage-filled:
+ * nothing may depend on its contents. */
+static int8_t *kernel_scratch(uint32_t need, int32_t *size)
+{
+    const int r = rint_in(0, 9);
+    *size = r < 8 ? (int32_t)need : (r == 8 || need == 0 ? 0 : (int32_t)need - 1);
+    if (*size == 0 && chance(50)) {
+        return NULL;
+    }
+    int8_t *s = exact_scratch((size_t)*size);
+    fill_s8(s, (size_t)*size);
+    return s;
+}
 
 static int32_t out_extent(int32_t in, int32_t k, int32_t stride, int32_t dil, int32_t pad)
 {
@@ -350,8 +373,10 @@ static void check_conv(long case_no)
     memset(out_ref, 0x55, n_out + 16);
     memset(out_dsp, 0x55, n_out + 16);
     set_case(&p, &in_d, &f_d, &out_d);
-    const int s1 = ref_conv2d_s8(&p, &in_d, in_buf, &f_d, filt, b, mult, shift, &out_d, out_ref);
-    const int s2 = ta_conv2d_s8(&p, &in_d, in_buf, &f_d, filt, b, mult, shift, &out_d, out_dsp);
+    int32_t room;
+    int8_t *scratch = kernel_scratch(ta_conv2d_s8_scratch_size(&p, &in_d, &f_d, &out_d), &room);
+    const int s1 = ref_conv2d_s8(&p, &in_d, in_buf, &f_d, filt, b, mult, shift, &out_d, out_ref, NULL, 0);
+    const int s2 = ta_conv2d_s8(&p, &in_d, in_buf, &f_d, filt, b, mult, shift, &out_d, out_dsp, scratch, room);
     ++compared[0];
     compare("conv", case_no, out_ref, out_dsp, n_out + 16, s1, s2);
 }
@@ -402,8 +427,11 @@ static void check_depthwise(long case_no)
     memset(out_ref, 0x55, n_out + 16);
     memset(out_dsp, 0x55, n_out + 16);
     set_case(&p, &in_d, &f_d, &out_d);
-    const int s1 = ref_depthwise_conv2d_s8(&p, &in_d, in_buf, &f_d, filt, b, mult, shift, &out_d, out_ref);
-    const int s2 = ta_depthwise_conv2d_s8(&p, &in_d, in_buf, &f_d, filt, b, mult, shift, &out_d, out_dsp);
+    int32_t room;
+    int8_t *scratch = kernel_scratch(ta_depthwise_conv2d_s8_scratch_size(&p, &in_d, &f_d, &out_d), &room);
+    const int s1 = ref_depthwise_conv2d_s8(&p, &in_d, in_buf, &f_d, filt, b, mult, shift, &out_d, out_ref, NULL, 0);
+    const int s2 =
+        ta_depthwise_conv2d_s8(&p, &in_d, in_buf, &f_d, filt, b, mult, shift, &out_d, out_dsp, scratch, room);
     ++compared[1];
     compare("depthwise", case_no, out_ref, out_dsp, n_out + 16, s1, s2);
 }
@@ -444,12 +472,19 @@ static void check_inplace(long case_no)
     if (n_in > MAX_ACT || n_f > MAX_FILTER || out_d.c > MAX_CH) {
         return;
     }
-    /* Exactly one plane (the planner's request), or more, or (rarely) too little. */
-    int32_t room = in_d.h * in_d.w + (chance(50) ? 0 : rint_in(1, 8));
+    /* Mostly what ta_depthwise_conv2d_inplace_s8_scratch_size asks for (the planner's request:
+     * copies, packed taps and a plane), else one plane (the kernel then works without its
+     * copies), a little more, or (rarely) too little. */
+    const int32_t plane = in_d.h * in_d.w;
+    int32_t room = chance(60) ? (int32_t)ta_depthwise_conv2d_inplace_s8_scratch_size(&p, &in_d, &f_d, &out_d)
+                              : plane + (chance(50) ? 0 : rint_in(1, 8));
     if (chance(3)) {
-        room = in_d.h * in_d.w - 1;
+        room = plane - 1;
     }
-    int8_t *ip_dsp = exact(n_in), *filt = exact(n_f), *scratch_dsp = exact((size_t)room);
+    if (room > MAX_ACT) {
+        return;
+    }
+    int8_t *ip_dsp = exact(n_in), *filt = exact(n_f), *scratch_dsp = exact_scratch((size_t)room);
     fill_s8(ip_ref, n_in);
     memcpy(ip_dsp, ip_ref, n_in);
     fill_s8(filt, n_f);
@@ -566,18 +601,18 @@ static void check_arguments(void)
     int32_t m[4] = {1 << 30, 1 << 30, 1 << 30, 1 << 30}, sh[4] = {0, 0, 0, 0};
     int st[2][8];
     sh[2] = 32;
-    st[0][0] = ref_conv2d_s8(&p, &d, x, &f, w, NULL, m, sh, &d, y);
-    st[1][0] = ta_conv2d_s8(&p, &d, x, &f, w, NULL, m, sh, &d, y2);
-    st[0][1] = ref_depthwise_conv2d_s8(&p, &d, x, &fd, w, NULL, m, sh, &d, y);
-    st[1][1] = ta_depthwise_conv2d_s8(&p, &d, x, &fd, w, NULL, m, sh, &d, y2);
+    st[0][0] = ref_conv2d_s8(&p, &d, x, &f, w, NULL, m, sh, &d, y, NULL, 0);
+    st[1][0] = ta_conv2d_s8(&p, &d, x, &f, w, NULL, m, sh, &d, y2, NULL, 0);
+    st[0][1] = ref_depthwise_conv2d_s8(&p, &d, x, &fd, w, NULL, m, sh, &d, y, NULL, 0);
+    st[1][1] = ta_depthwise_conv2d_s8(&p, &d, x, &fd, w, NULL, m, sh, &d, y2, NULL, 0);
     sh[2] = 0;
-    st[0][2] = ref_conv2d_s8(&p, &d, NULL, &f, w, NULL, m, sh, &d, y);
-    st[1][2] = ta_conv2d_s8(&p, &d, NULL, &f, w, NULL, m, sh, &d, y2);
+    st[0][2] = ref_conv2d_s8(&p, &d, NULL, &f, w, NULL, m, sh, &d, y, NULL, 0);
+    st[1][2] = ta_conv2d_s8(&p, &d, NULL, &f, w, NULL, m, sh, &d, y2, NULL, 0);
     st[0][3] = ref_depthwise_conv2d_inplace_s8(&p, &d, x, &fd, w, NULL, m, sh, &d, s, 15);
     st[1][3] = ta_depthwise_conv2d_inplace_s8(&p, &d, x, &fd, w, NULL, m, sh, &d, s, 15);
     p.stride_h = 0;
-    st[0][4] = ref_depthwise_conv2d_s8(&p, &d, x, &fd, w, NULL, m, sh, &d, y);
-    st[1][4] = ta_depthwise_conv2d_s8(&p, &d, x, &fd, w, NULL, m, sh, &d, y2);
+    st[0][4] = ref_depthwise_conv2d_s8(&p, &d, x, &fd, w, NULL, m, sh, &d, y, NULL, 0);
+    st[1][4] = ta_depthwise_conv2d_s8(&p, &d, x, &fd, w, NULL, m, sh, &d, y2, NULL, 0);
     p.stride_h = 1;
     p.depth_multiplier = 2;
     st[0][5] = ref_depthwise_conv2d_inplace_s8(&p, &d, x, &fd, w, NULL, m, sh, &d, s, 64);

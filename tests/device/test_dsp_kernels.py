@@ -189,10 +189,11 @@ def single_op_models() -> list[tuple[str, bytes, list[np.ndarray]]]:
         "conv 5x3 dilation 2 VALID": _edge(in_h=12, in_w=11, in_c=4, out_c=5, k_h=5, k_w=3, dil_h=2, dil_w=2,
                                           padding="VALID"),
         "depthwise 3x3 in place, stride 1": _edge(depthwise=True, in_h=9, in_w=11, in_c=19, activation="RELU6"),
-        "depthwise 3x3 in place, stride 2 even": _edge(depthwise=True, in_h=12, in_w=12, in_c=24, stride_h=2,
+        # Enough channels that in place saves more than its scratch (plane, copy, packed taps).
+        "depthwise 3x3 in place, stride 2 even": _edge(depthwise=True, in_h=12, in_w=12, in_c=48, stride_h=2,
                                                        stride_w=2),
         "depthwise 3x3 batch 2 (not in place)": _edge(depthwise=True, n=2, in_h=6, in_w=7, in_c=21),
-        "depthwise 5x5 in place, per-tensor": _edge(depthwise=True, in_h=8, in_w=8, in_c=6, k_h=5, k_w=5,
+        "depthwise 5x5 in place, per-tensor": _edge(depthwise=True, in_h=8, in_w=8, in_c=22, k_h=5, k_w=5,
                                                    per_channel=False),
         "depthwise multiplier 3": _edge(depthwise=True, in_h=7, in_w=6, in_c=5, dm=3),
         "depthwise multiplier 8, 1 channel, 10x8 stride 2": _edge(depthwise=True, in_h=20, in_w=16, in_c=1, dm=8,

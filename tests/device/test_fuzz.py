@@ -32,7 +32,7 @@ def test_the_session_seeds_reach_training_and_adaptation(device_build, tiny_mode
     model, _, header = tiny_model
     make("fuzz", f"MODEL_HEADER={header}", build=device_build)
     corpus = write_corpus(tmp_path / "corpus", app_seeds(model.blob, tmp_path))
-    for name, cmds in {"train": {0x40, 0x41, 0x42, 0x43, 0x44, 0x45}, "adapt": {0x50, 0x51, 0x52, 0x53}}.items():
+    for name, cmds in {"train": {0x40, 0x41, 0x42, 0x43, 0x44, 0x45}, "adapt": {0x50, 0x51, 0x52, 0x53, 0x54}}.items():
         proc = subprocess.run([str(device_build / "fuzz" / "ta_fuzz_app"), str(corpus / f"{name}.bin")],
                               capture_output=True, text=True, timeout=60, env={**os.environ, "TA_FUZZ_TRACE": "1"})
         assert proc.returncode == 0, proc.stderr[-3000:]

@@ -10,7 +10,7 @@
   split commands, LOAD_* of a blob (one with an external input too), RESET, noise, and whole
   sessions of the other two things the device does: training (TRAIN_STEP, EVAL, SAVE,
   PARAMS_READ, a restore at the next SELECT, RESET_TO_BASE) on a training blob of `tiny_cnn`, and
-  test-time adaptation (ADAPT_SELECT, ADAPT_INFER while adapting, ADAPT_SAVE, the
+  test-time adaptation (ADAPT_SELECT, ADAPT_INFER while adapting, ADAPT_SAVE, ADAPT_STATUS, the
   restore at the next ADAPT_SELECT, ADAPT_RESET) on
   a prepared TTA model of it."""
 
@@ -127,9 +127,9 @@ def _train_session(blob: bytes) -> bytes:
 
 def _adapt_session(tta: bytes) -> bytes:
     samples = [bytes((k * 37 + i) % 256 for i in range(128)) for k in range(3)]
-    return (_load(tta) + _req(51, wire.SELECT, b"\x01") + _req(52, Cmd.ADAPT_SELECT, b"\x01")
+    return (_load(tta) + _req(51, wire.SELECT, b"\x01") + _req(52, Cmd.ADAPT_SELECT, b"\x03")   # input+norm
             + b"".join(_req(53 + k, Cmd.ADAPT_INFER, s) for k, s in enumerate(samples))
-            + _req(56, Cmd.ADAPT_SAVE) + _req(57, wire.SELECT, b"\x01")
+            + _req(56, Cmd.ADAPT_SAVE) + _req(58, Cmd.ADAPT_STATUS) + _req(57, wire.SELECT, b"\x01")
             + _req(59, Cmd.ADAPT_SELECT, b"\x00") + _req(60, Cmd.ADAPT_INFER, samples[0])
             + _req(61, Cmd.ADAPT_RESET, b"\x01"))
 

@@ -1,6 +1,7 @@
 #include "ta_conv_common.h"
 
 #include "tinyadapt/internal/ta_op_check.h"
+#include "tinyadapt/ops/ta_depthwise_conv2d.h"
 
 ta_status_t ta_conv_prepare(const ta_op_call_t *call, ta_conv_kind_t kind)
 {
@@ -31,6 +32,14 @@ ta_status_t ta_conv_prepare(const ta_op_call_t *call, ta_conv_kind_t kind)
     TA_ENSURE(ta_nn_is_i32_vector(TA_IN(call, TA_CONV_MULT), out_d.c), TA_ERR_SHAPE);
     TA_ENSURE(ta_nn_is_i32_vector(TA_IN(call, TA_CONV_SHIFT), out_d.c), TA_ERR_SHAPE);
     TA_ENSURE(ta_conv_shifts_ok((const int32_t *)call->inputs[TA_CONV_SHIFT].data, out_d.c), TA_ERR_CORRUPT);
+    /* The kernel's working memory is planned in the arena (in place, the op checks its own). */
+    const int in_place = call->inputs[TA_CONV_INPUT].data != NULL &&
+                         call->inputs[TA_CONV_INPUT].data == call->outputs[0].data;
+    if (!in_place) {
+        const uint32_t need = kind == TA_CONV_DEPTHWISE ? ta_depthwise_conv2d_s8_scratch_size(p, &in_d, &f_d, &out_d)
+                                                        : ta_conv2d_s8_scratch_size(p, &in_d, &f_d, &out_d);
+        TA_ENSURE(call->scratch_size >= need && (need == 0 || call->scratch != NULL), TA_ERR_CORRUPT);
+    }
     return TA_OK;
 }
 
@@ -42,7 +51,8 @@ ta_status_t ta_conv_eval(const ta_op_call_t *call, ta_conv_kernel_t kernel)
     return kernel((const ta_conv_params_t *)call->params, &in_d, (const int8_t *)call->inputs[TA_CONV_INPUT].data,
                   &f_d, (const int8_t *)call->inputs[TA_CONV_FILTER].data,
                   (const int32_t *)call->inputs[TA_CONV_BIAS].data, (const int32_t *)call->inputs[TA_CONV_MULT].data,
-                  (const int32_t *)call->inputs[TA_CONV_SHIFT].data, &out_d, (int8_t *)call->outputs[0].data);
+                  (const int32_t *)call->inputs[TA_CONV_SHIFT].data, &out_d, (int8_t *)call->outputs[0].data,
+                  call->scratch, (int32_t)call->scratch_size);
 }
 
 /* In a patch stage the input is a region of the full map: shift the padding by the

@@ -21,7 +21,8 @@ enum { TA_CONV_INPUT, TA_CONV_FILTER, TA_CONV_BIAS, TA_CONV_MULT, TA_CONV_SHIFT 
 typedef ta_status_t (*ta_conv_kernel_t)(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
                                         const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
                                         const int32_t *multiplier, const int32_t *shift,
-                                        const ta_dims_t *out_dims, int8_t *output);
+                                        const ta_dims_t *out_dims, int8_t *output, void *scratch,
+                                        int32_t scratch_size);
 
 ta_status_t ta_conv_prepare(const ta_op_call_t *call, ta_conv_kind_t kind);
 ta_status_t ta_conv_eval(const ta_op_call_t *call, ta_conv_kernel_t kernel);

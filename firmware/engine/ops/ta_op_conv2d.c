@@ -13,7 +13,7 @@ static int runs_in_place(const ta_op_call_t *call)
 
 /* Only a 1x1, stride-1, unpadded conv maps output pixel k to input pixel k alone, and only with
  * C_out <= C_in does output pixel k end before input pixel k + 1 starts; the scratch holds at
- * least one output pixel. */
+ * least one output pixel. (The kernel itself needs no scratch for a 1x1 conv: the GEMM path.) */
 static ta_status_t check_in_place(const ta_op_call_t *call)
 {
     const ta_dims_t in_d = ta_tensor_nhwc(TA_IN(call, TA_CONV_INPUT));
@@ -57,7 +57,7 @@ static ta_status_t eval_in_place(const ta_op_call_t *call)
                             (const int8_t *)call->inputs[TA_CONV_FILTER].data,
                             (const int32_t *)call->inputs[TA_CONV_BIAS].data,
                             (const int32_t *)call->inputs[TA_CONV_MULT].data,
-                            (const int32_t *)call->inputs[TA_CONV_SHIFT].data, &out_k, scratch));
+                            (const int32_t *)call->inputs[TA_CONV_SHIFT].data, &out_k, scratch, NULL, 0));
         memcpy(data + q * out_d.c, scratch, (size_t)k * (size_t)out_d.c);
     }
     return TA_OK;

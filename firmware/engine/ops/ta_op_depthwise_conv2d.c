@@ -18,8 +18,9 @@ static ta_status_t prepare(const ta_op_call_t *call)
         const ta_dims_t out_d = ta_tensor_nhwc(TA_OUT(call, 0));
         const ta_conv_params_t *p = (const ta_conv_params_t *)call->params;
         /* The planner put the output over the input: only the one-plane-at-a-time kernel can do that. */
+        const ta_dims_t f_d = ta_tensor_nhwc(TA_IN(call, TA_CONV_FILTER));
         TA_ENSURE(p->depth_multiplier == 1 && in_d.n == 1 && (int64_t)out_d.h * out_d.w <= (int64_t)in_d.h * in_d.w &&
-                      call->scratch_size >= (uint32_t)in_d.h * (uint32_t)in_d.w,
+                      call->scratch_size >= ta_depthwise_conv2d_inplace_s8_scratch_size(p, &in_d, &f_d, &out_d),
                   TA_ERR_CORRUPT);
     }
     return TA_OK;

@@ -56,7 +56,8 @@ typedef enum {
     TA_CMD_ADAPT_SELECT = 0x50,
     TA_CMD_ADAPT_INFER = 0x51,
     TA_CMD_ADAPT_RESET = 0x52,
-    TA_CMD_ADAPT_SAVE = 0x53
+    TA_CMD_ADAPT_SAVE = 0x53,
+    TA_CMD_ADAPT_STATUS = 0x54
 } ta_cmd_code_t;
 
 /* HELLO feature bits. */
@@ -68,7 +69,7 @@ typedef enum {
 #define TA_FEATURE_TIME_COUNTER (1u << 5)   /* counts are nanoseconds of wall time */
 #define TA_FEATURE_TRAIN (1u << 6)          /* TRAIN_* commands (0x40-0x45) */
 #define TA_FEATURE_NVM (1u << 7)            /* an NVM region: SAVE persists parameters */
-#define TA_FEATURE_ADAPT (1u << 8)          /* ADAPT_* commands (0x50-0x53) */
+#define TA_FEATURE_ADAPT (1u << 8)          /* ADAPT_* commands (0x50-0x54) */
 
 /* RESET_TO_BASE flags. */
 #define TA_RESET_PERSIST (1u << 0) /* also save "base" (a tombstone), so the next boot starts from it */

@@ -106,4 +106,86 @@ TA_CHECK_RESULT ta_status_t ta_tta_head(ta_tta_t *t, uint8_t k, int32_t *predict
 /** Softmax entropy (nats) of int8 logits with the given quantization; *argmax may be NULL. */
 float ta_tta_entropy_int8(const int8_t *logits, uint32_t n, float scale, int32_t zero_point, int32_t *argmax);
 
+
+/* ---- the adaptation loop shared by host and device (docs/TTA.md, "Safety") ------------- */
+
+
+/*
+ * "input": per input channel (the input tensor's last dimension) the stream's running mean and
+ * variance are mapped back to the source data's, in the input's float domain:
+ *   x' = (x - mu) * sqrt((src_var + 1e-8) / (var + 1e-8)) + src_mu
+ * then requantized for an int8 input. Statistics within the dead zone count as unshifted.
+ */
+typedef struct {
+    uint16_t channels;
+    float momentum, dead_zone;
+    const float *src_mu, *src_var; /* channels each */
+    float *mu, *var;               /* channels each, the caller's storage (any width) */
+} ta_tta_input_t;
+
+/** Statistics back to the source's. */
+void ta_tta_input_reset(ta_tta_input_t *n);
+/** Update the statistics with sample `in` (int8 or float32 input tensor), then rewrite it in
+ *  place. @return TA_OK, TA_ERR_SHAPE (size not a multiple of channels), TA_ERR_UNSUPPORTED */
+TA_CHECK_RESULT ta_status_t ta_tta_input_apply(ta_tta_input_t *n, ta_tensor_t *in);
+
+typedef struct {
+    uint32_t window;      /* samples per health check */
+    uint32_t min_source;  /* source comparisons a "worse" verdict needs */
+    uint32_t pause;       /* samples adaptation stays off after the first rollback (then doubles) */
+    uint32_t seed;        /* of the generator that picks the samples compared with the source */
+    float narrow;         /* collapse: histogram entropy below narrow * log(classes) ... */
+    float shadow_rate;    /* share of samples also run through the source model */
+    float worse_margin;   /* worse: mean entropy above the source's by this (nats) ... */
+    float widen_margin;   /* ... unless the histogram widened by this, */
+    float narrow_margin;  /* or the histogram narrowed by this */
+    uint8_t early;        /* 1: "worse" judged as soon as min_source comparisons are in, not
+                           * only at the window's check */
+} ta_tta_safety_t;
+
+/*
+ * One adaptation session over a runner: "input" and/or "norm" adaptation with the health
+ * check. Every sample: the input normalised (while not paused), the runner with the heads'
+ * statistics updating, and with probability shadow_rate the raw sample again through the
+ * source model (overlays off, no input normalisation). Every `window` samples: collapse (the
+ * prediction histogram narrowing below narrow * log(classes) while the mean entropy falls,
+ * and narrower than the source's on the compared samples) rolls back to the last good state
+ * (the source on a repeated collapse); "worse" (on >= min_source compared samples: narrower
+ * than the source's, or more uncertain without being wider) rolls back to the source. Either
+ * pauses adaptation, twice as long each time.
+ */
+typedef struct {
+    ta_tta_t *runner;
+    ta_tta_input_t *input; /* NULL: no "input" part */
+    uint8_t norm;          /* "norm" part (runner->norm[k] set for every exit) */
+    uint16_t n_classes;
+    ta_tta_safety_t cfg;
+    /* caller-provided, ta_tta_adapt_need() bytes: the raw sample, the last good statistics,
+     * the health check's three prediction histograms (sized by n_classes) */
+    uint8_t *work;
+    uint32_t work_size;
+    uint32_t rng;
+    uint32_t paused, pause_len, rollbacks, updates, fails, samples;
+    uint32_t n_recent, n_shadow, n_disagree; /* n_disagree: compared samples the models answered differently */
+    float sum_h, sum_h_adapted, sum_h_source, prev_h;
+    float d_marg;          /* the last source verdict's histogram-entropy difference ... */
+    uint8_t has_d;         /* ... taken in this window */
+    uint8_t has_prev;
+    uint16_t *hist, *hist_adapted, *hist_source; /* n_classes each, in work */
+} ta_tta_adapt_t;
+
+/** Bytes of `work` an adaptation over `runner` with the input part `input` needs. */
+uint32_t ta_tta_adapt_need(const ta_tta_t *runner, const ta_tta_input_t *input, uint32_t n_classes);
+/** Check and start (source statistics, the first good state = the source).
+ *  @return TA_OK, TA_ERR_ARG, TA_ERR_ARENA (work too small), TA_ERR_UNSUPPORTED */
+TA_CHECK_RESULT ta_status_t ta_tta_adapt_start(ta_tta_adapt_t *a);
+/** One sample, already in the backbone's input tensor. out->macs includes the source run. */
+TA_CHECK_RESULT ta_status_t ta_tta_adapt_step(ta_tta_adapt_t *a, ta_tta_result_t *out);
+/** The current statistics become the last good state (e.g. after restoring stored ones). */
+void ta_tta_adapt_keep(ta_tta_adapt_t *a);
+/** Back to the source statistics (input and heads), the health check's window cleared. */
+void ta_tta_adapt_reset(ta_tta_adapt_t *a);
+/** Uniform in [0, 1) from a xorshift32 state: the same sequence on host and device. */
+float ta_tta_rand(uint32_t *state);
+
 #endif /* TA_TTA_H */

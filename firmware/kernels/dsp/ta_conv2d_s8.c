@@ -8,11 +8,11 @@
  *                   convolution is a matrix product over pixels [P, C_in] x [C_in, C_out].
  *                   Blocks of 2 pixels x 2 output channels share every loaded word
  *                   (ta_nn_dot_2x2_raw_s8: SXTB16 + SMLAD, 22 instructions per 16 MACs).
- *   conv_im2col     any other filter of at most CONV_PATCH_MAX taps x C_in (the first
+ *   conv_im2col     any other filter of at most TA_CONV_PATCH_MAX taps x C_in (the first
  *                   3x3 layer of a MobileNet has 27): the input patches of two pixels are
- *                   gathered on the stack, padding filled with the zero point, and run
- *                   through the same 2x2 loop.
- *   conv_rows       bigger filters with dilation_w 1: a pixel's taps in one filter row
+ *                   gathered in the op's arena scratch (ta_conv2d_s8_scratch_size), padding
+ *                   filled with the zero point, and run through the same 2x2 loop.
+ *   conv_rows       bigger filters (or too little scratch) with dilation_w 1: a pixel's taps in one filter row
  *                   are contiguous in input and filter, one dot product per row.
  *   the rest (bigger filters with dilation_w > 1, a multiplier of INT32_MIN where
  *                   only the reference's saturating requantization is right): the
@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "tinyadapt/internal/ta_conv_ref.h"
+#include "tinyadapt/internal/ta_conv_scratch.h"
 #include "tinyadapt/internal/ta_fixedpoint.h"
 #include "tinyadapt/internal/ta_nn_simd.h"
 
@@ -122,10 +123,9 @@ static TA_NN_ALWAYS_INLINE void conv_store4(const int32_t acc[4], const ta_nn_re
     out_b[1] = (int8_t)(vb >> 16);
 }
 
-/* Patch (im2col) path limits: the patch of two pixels and a chunk of per-channel start
- * values live on the stack (2 * 256 + 32 * 4 bytes). */
-#define CONV_PATCH_MAX 256
-#define CONV_OC_CHUNK 32
+/* Patch (im2col) path: the patches of two pixels and a chunk of per-channel start values
+ * live in the op's arena scratch (layout and limits: tinyadapt/internal/ta_conv_scratch.h). */
+#define CONV_OC_CHUNK TA_CONV_OC_CHUNK
 
 /* The k_h * k_w * C_in input bytes output pixel (oy, ox) reads, in the filter's order;
  * taps outside the input hold the input zero point (x + offset = 0: no contribution, as
@@ -148,9 +148,15 @@ static void conv_patch(const ta_conv_params_t *p, const int8_t *image, int32_t i
         if (p->dilation_w == 1) {
             /* one run of valid columns, zero point either side */
             const size_t before = (size_t)kx0 * (size_t)depth, run = (size_t)(kx1 - kx0 + 1) * (size_t)depth;
-            memset(dst, zp, before);
+            const size_t after = row_bytes - before - run;
+            /* interior pixels have no padding: skip the empty calls (~20 instructions a pixel) */
+            if (before > 0) {
+                memset(dst, zp, before);
+            }
             memcpy(dst + before, row + (size_t)(x0 + kx0) * (size_t)depth, run);
-            memset(dst + before + run, zp, row_bytes - before - run);
+            if (after > 0) {
+                memset(dst + before + run, zp, after);
+            }
             continue;
         }
         for (int32_t kx = 0; kx < k_w; ++kx) {
@@ -164,15 +170,16 @@ static void conv_patch(const ta_conv_params_t *p, const int8_t *image, int32_t i
     }
 }
 
-/* Any filter of at most CONV_PATCH_MAX taps x channels (the first 3x3 layer of a
+/* Any filter of at most TA_CONV_PATCH_MAX taps x channels (the first 3x3 layer of a
  * MobileNet: 27): the patches of two output pixels are gathered side by side, `fs` bytes
  * apart, the same distance as one filter row from the next, so the 1x1 loop (2 pixels x
  * 2 output channels, raw int8, offset folded into the start value) runs on them as is.
  * Every tap is in the patch, padding included, so the start value offset * sum(w) is the
  * same for every pixel: worked out once per chunk of output channels. */
-static void conv_im2col(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
+static TA_NN_NOINLINE void conv_im2col(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
                         const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
-                        const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims, int8_t *output)
+                        const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims, int8_t *output,
+                        int8_t *scratch, const ta_conv_scratch_t *layout)
 {
     const int32_t in_h = in_dims->h, in_w = in_dims->w, depth = in_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
@@ -181,8 +188,10 @@ static void conv_im2col(const ta_conv_params_t *p, const ta_dims_t *in_dims, con
     const size_t image_bytes = (size_t)in_h * (size_t)in_w * (size_t)depth;
     const int64_t pixels = (int64_t)out_dims->n * out_h * out_w;
     const ta_nn_act2_t act = ta_nn_act2_make(p->output_offset, p->act_min, p->act_max);
-    int8_t patch[2 * CONV_PATCH_MAX];
-    int32_t start[CONV_OC_CHUNK];
+    /* restrict: as the stack arrays they replace, nothing else reaches these bytes (else every
+     * output byte stored would force the start values to be reloaded). */
+    int32_t *restrict start = (int32_t *)(void *)scratch; /* the arena scratch is word-aligned */
+    int8_t *restrict patch = scratch + layout->patch_at;
 
     for (int32_t oc0 = 0; oc0 < out_c; oc0 += CONV_OC_CHUNK) {
         const int32_t n_oc = out_c - oc0 < CONV_OC_CHUNK ? out_c - oc0 : CONV_OC_CHUNK;
@@ -322,7 +331,7 @@ static void conv_rows(const ta_conv_params_t *p, const ta_dims_t *in_dims, const
 ta_status_t ta_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
                          const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
                          const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
-                         int8_t *output)
+                         int8_t *output, void *scratch, int32_t scratch_size)
 {
     if (!ta_conv2d_kernel_args_ok(p, in_dims, input, filter_dims, filter, multiplier, shift, out_dims, output)) {
         return TA_ERR_ARG;
@@ -333,17 +342,15 @@ ta_status_t ta_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims, co
         ta_conv2d_ref_loop(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output);
         return TA_OK;
     }
-    if (filter_dims->h == 1 && filter_dims->w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
-        p->pad_left == 0 && out_dims->h == in_dims->h && out_dims->w == in_dims->w) {
-        const int64_t pixels = (int64_t)in_dims->n * in_dims->h * in_dims->w;
-        if (pixels <= INT32_MAX) {
-            conv_1x1_gemm(p, (int32_t)pixels, in_dims->c, out_dims->c, input, filter, bias, multiplier, shift,
-                          output);
-            return TA_OK;
-        }
+    if (ta_conv_is_gemm(p, in_dims, filter_dims, out_dims)) {
+        const int32_t pixels = in_dims->n * in_dims->h * in_dims->w;
+        conv_1x1_gemm(p, pixels, in_dims->c, out_dims->c, input, filter, bias, multiplier, shift, output);
+        return TA_OK;
     }
-    if ((int64_t)filter_dims->h * filter_dims->w * filter_dims->c <= CONV_PATCH_MAX) {
-        conv_im2col(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output);
+    const ta_conv_scratch_t layout = ta_conv_scratch_layout(p, in_dims, filter_dims, out_dims);
+    if (layout.total > 0 && scratch != NULL && scratch_size >= layout.total) {
+        conv_im2col(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output,
+                    (int8_t *)scratch, &layout);
         return TA_OK;
     }
     if (p->dilation_w == 1) {

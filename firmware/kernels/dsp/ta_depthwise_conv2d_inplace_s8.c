@@ -15,9 +15,10 @@
  *    {w0, w2} and {w1, 0}, SXTAB16 (which also adds the input offset) and one SMLAD + one
  *    SMLABB do the row. At stride 1 the same word also serves the next output pixel:
  *    x1*w0 + x3*w2 is an SMLAD of the odd lanes, x2*w1 an SMLATB of the even ones.
- * Planes whose zero-point-padded copy fits DWI_PAD_MAX bytes (up to about 30x30) are
- * copied, padded, to the stack, so every output pixel takes the fast path; bigger planes
- * use the scratch the planner gives (one plane, no padding) and loop over the taps inside
+ * Planes whose zero-point-padded copy fits TA_DWI_PAD_MAX bytes (up to about 30x30) are
+ * copied, padded, into the op's arena scratch after the plane (ta_dwi_scratch_layout), so
+ * every output pixel takes the fast path; bigger planes use the plane (gathered, no padding)
+ * and loop over the taps inside
  * the plane for the pixels at its edges. Other filter sizes loop over the taps too, and a
  * multiplier of INT32_MIN (only the reference's saturating requantization is right there)
  * takes the reference arithmetic.
@@ -28,6 +29,7 @@
 #include <string.h>
 
 #include "tinyadapt/internal/ta_conv_ref.h"
+#include "tinyadapt/internal/ta_conv_scratch.h"
 #include "tinyadapt/internal/ta_fixedpoint.h"
 #include "tinyadapt/internal/ta_nn_simd.h"
 
@@ -247,31 +249,10 @@ static void dwi_row(const int8_t *r, int32_t row_stride, int32_t n, int32_t step
 
 /* Small planes: a copy of the plane with the zero point all around (x + offset = 0: a
  * padded tap adds nothing, as the reference's skipped taps), big enough for every tap of
- * every output pixel and the spare byte of each word read, on the stack. Then every
+ * every output pixel and the spare byte of each word read, in the op's arena scratch. Then every
  * pixel takes the fast path: no edges, which on a 6x6 plane are more than half the pixels. */
-#define DWI_PAD_MAX 1024
-
-typedef struct {
-    int32_t row0, col0; /* plane coordinates of the copy's first row and column (<= 0) */
-    int32_t rows, cols;
-} dwi_pad_t;
-
-static int dwi_pad_geometry(const ta_conv_params_t *p, int32_t in_h, int32_t in_w, int32_t out_h, int32_t out_w,
-                            dwi_pad_t *g)
-{
-    const int64_t last_y = (int64_t)(out_h - 1) * p->stride_h - p->pad_top + 2;  /* lowest row read */
-    const int64_t last_x = (int64_t)(out_w - 1) * p->stride_w - p->pad_left + 3; /* rightmost byte read */
-    g->row0 = p->pad_top > 0 ? -p->pad_top : 0;
-    g->col0 = p->pad_left > 0 ? -p->pad_left : 0;
-    const int64_t rows = (last_y > in_h - 1 ? last_y : in_h - 1) - g->row0 + 1;
-    const int64_t cols = (last_x > in_w - 1 ? last_x : in_w - 1) - g->col0 + 1;
-    if (rows * cols > DWI_PAD_MAX) {
-        return 0;
-    }
-    g->rows = (int32_t)rows;
-    g->cols = (int32_t)cols;
-    return 1;
-}
+/* TA_DWI_PAD_MAX and the copy's geometry (ta_dwi_pad_geometry): tinyadapt/internal/ta_conv_scratch.h. */
+typedef ta_dwi_pad_t dwi_pad_t;
 
 static void dwi_plane_padded(const ta_conv_params_t *p, const int8_t *src, int32_t in_h, int32_t in_w, int32_t ch,
                              const dwi_pad_t *g, int8_t *pad, const dwi_w3_t *wt, const dwi_chan_t *k,
@@ -295,7 +276,7 @@ static void dwi_plane_padded(const ta_conv_params_t *p, const int8_t *src, int32
 /* 3x3, dilation 1, one channel plane: output row by output row, each split into left
  * edge, interior (two pixels at a time) and right edge. Rows above or below the plane
  * just drop out of the filter rows used. */
-static void dwi_plane_3x3(const ta_conv_params_t *p, const int8_t *plane, int32_t in_h, int32_t in_w,
+static TA_NN_NOINLINE void dwi_plane_3x3(const ta_conv_params_t *p, const int8_t *plane, int32_t in_h, int32_t in_w,
                           int32_t plane_room, const dwi_w3_t *wt, const dwi_chan_t *k, int32_t out_h, int32_t out_w,
                           int8_t *out, size_t out_step)
 {
@@ -373,7 +354,7 @@ static void dwi_plane_3x3(const ta_conv_params_t *p, const int8_t *plane, int32_
 /*
  * Several channels at once (any filter size, stride, dilation): channels c..c+G-1 (G a
  * multiple of 4) of the whole plane copied, channel-interleaved and padded with the zero
- * point, into the same stack buffer as above; then every output pixel of those channels
+ * point, into the same scratch bytes as above; then every output pixel of those channels
  * from that copy, four channels per word: one word of input and one of filter per tap,
  * SMLABB/SMLATT per lane. The copy holds all G channels' inputs before any of their
  * outputs is written, and no other channel is touched, so the output may overwrite the
@@ -381,34 +362,10 @@ static void dwi_plane_3x3(const ta_conv_params_t *p, const int8_t *plane, int32_
  * padded copy, filter packing, requantization constants, function calls), which on the
  * small planes of late MobileNet layers (6x6, 3x3) cost more than the multiplications.
  */
-typedef struct {
-    int32_t row0, col0; /* plane coordinates of the copy's first row and column (<= 0) */
-    int32_t rows, cols, group;
-} dwi_grp_t;
-
-/* Filters of up to DWI_TAPS_MAX taps (5x5, 1x9, 7x7 ...); bigger ones one plane at a time. */
-#define DWI_TAPS_MAX 64
-
-
-
-static int dwi_group_geometry(const ta_conv_params_t *p, int32_t in_h, int32_t in_w, int32_t ch, int32_t k_h,
-                              int32_t k_w, int32_t out_h, int32_t out_w, dwi_grp_t *g)
-{
-    const int64_t last_y = (int64_t)(out_h - 1) * p->stride_h - p->pad_top + (int64_t)(k_h - 1) * p->dilation_h;
-    const int64_t last_x = (int64_t)(out_w - 1) * p->stride_w - p->pad_left + (int64_t)(k_w - 1) * p->dilation_w;
-    g->row0 = p->pad_top > 0 ? -p->pad_top : 0;
-    g->col0 = p->pad_left > 0 ? -p->pad_left : 0;
-    const int64_t rows = (last_y > in_h - 1 ? last_y : in_h - 1) - g->row0 + 1;
-    const int64_t cols = (last_x > in_w - 1 ? last_x : in_w - 1) - g->col0 + 1;
-    if (ch < 4 || (int64_t)k_h * k_w > DWI_TAPS_MAX || rows * cols * 4 > DWI_PAD_MAX) {
-        return 0;
-    }
-    int64_t group = (DWI_PAD_MAX / (rows * cols)) & ~(int64_t)3;
-    g->group = (int32_t)(group < (ch & ~3) ? group : (ch & ~3));
-    g->rows = (int32_t)rows;
-    g->cols = (int32_t)cols;
-    return 1;
-}
+/* Filters of up to TA_DWI_TAPS_MAX taps (5x5, 1x9, 7x7 ...) in groups of as many channels as fit
+ * TA_DWI_PAD_MAX bytes of copy (ta_dwi_group_geometry, tinyadapt/internal/ta_conv_scratch.h);
+ * bigger ones one plane at a time. */
+typedef ta_dwi_grp_t dwi_grp_t;
 
 /* n bytes (a multiple of 4) of fill, a word at a time. */
 static inline void dwi_fill4(int8_t *dst, size_t n, int32_t fill4)
@@ -530,26 +487,17 @@ DWI_GROUP4(dwi_group4_r2, 1)
 DWI_GROUP4(dwi_group4_any, 0)
 #undef DWI_GROUP4
 
-/* Channels 0..ch4-1 in groups (ch4 = channels done); 0 if the copy does not fit. */
+/* Channels 0..ch4-1 in groups (ch4 = channels done), the copy at `pad`, the packed taps at
+ * `wk` (the scratch layout's grouped geometry `g`). */
 static int32_t dwi_grouped(const ta_conv_params_t *p, const ta_dims_t *in_dims, int8_t *buffer,
                            const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
-                           const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims, int8_t *pad)
+                           const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims, int8_t *pad,
+                           int32_t *wk, const dwi_grp_t *geometry)
 {
     const int32_t in_h = in_dims->h, in_w = in_dims->w, ch = in_dims->c;
-    /* A 3x3 stride-1 plane's pixel pairs (dwi_pairs_body) beat this from 8x8 outputs up
-     * (measured on MobileNetV2: 12x12 planes 4.8 instructions/MAC one plane at a time, 5.6
-     * grouped; 6x6 planes 6.6 and 5.9). */
-    if (filter_dims->h == 3 && filter_dims->w == 3 && p->dilation_h == 1 && p->dilation_w == 1 &&
-        p->stride_h == 1 && p->stride_w == 1 && (int64_t)out_dims->h * out_dims->w > 64) {
-        return 0;
-    }
-    dwi_grp_t g;
-    if (!dwi_group_geometry(p, in_h, in_w, ch, filter_dims->h, filter_dims->w, out_dims->h, out_dims->w, &g)) {
-        return 0;
-    }
+    const dwi_grp_t g = *geometry;
     const int32_t ch4 = ch & ~3, taps = filter_dims->h * filter_dims->w;
     const ta_nn_act2_t act = ta_nn_act2_make(p->output_offset, p->act_min, p->act_max);
-    int32_t wk[2 * DWI_TAPS_MAX];
     int32_t c = 0;
     while (c < ch4) {
         dwi_grp_t gg = g;
@@ -598,15 +546,21 @@ ta_status_t ta_depthwise_conv2d_inplace_s8(const ta_conv_params_t *p, const ta_d
     const int fast = ta_nn_requant_fast_ok(multiplier, shift, ch);
     const int is_3x3 = fast && k_h == 3 && k_w == 3 && p->dilation_h == 1 && p->dilation_w == 1;
 
-    dwi_pad_t pad_geometry = {0, 0, 0, 0};
-    const int padded = is_3x3 && dwi_pad_geometry(p, in_h, in_w, out_h, out_w, &pad_geometry);
-    int8_t pad[DWI_PAD_MAX];
+    /* The plane, then the copies and packed taps, as ta_depthwise_conv2d_inplace_s8_scratch_size
+     * planned; with less scratch than that (a caller of the kernel alone), the plane alone. */
+    const ta_dwi_scratch_t s = ta_dwi_scratch_layout(p, in_dims, filter_dims, out_dims);
+    const int room = (int64_t)scratch_size >= s.total;
+    int8_t *pad = room ? scratch + s.copy_at : NULL;
+    const int padded = is_3x3 && room && s.padded;
+    const dwi_pad_t pad_geometry = s.pad;
+    int32_t *taps = room ? (int32_t *)(void *)(scratch + s.taps_at) : NULL; /* the arena scratch is word-aligned */
+    const int32_t plane_room = scratch_size;
 
     /* Channels in groups of four from one interleaved copy where it fits; the rest (and
      * planes too big for the copy) one plane at a time. */
-    const int32_t grouped = fast ? dwi_grouped(p, in_dims, buffer, filter_dims, filter, bias, multiplier, shift,
-                                               out_dims, pad)
-                                 : 0;
+    const int32_t grouped = fast && room && s.grouped ? dwi_grouped(p, in_dims, buffer, filter_dims, filter, bias, multiplier,
+                                                            shift, out_dims, pad, taps, &s.grp)
+                                              : 0;
     for (int32_t c = grouped; c < ch; ++c) {
         if (!padded) {
             dwi_gather(scratch, buffer + c, in_h * in_w, ch);
@@ -631,7 +585,7 @@ ta_status_t ta_depthwise_conv2d_inplace_s8(const ta_conv_params_t *p, const ta_d
                 /* The copy is taken before channel c's first output byte is written. */
                 dwi_plane_padded(p, buffer + c, in_h, in_w, ch, &pad_geometry, pad, &wt, &k, out_h, out_w, buffer + c);
             } else {
-                dwi_plane_3x3(p, scratch, in_h, in_w, scratch_size, &wt, &k, out_h, out_w, buffer + c, (size_t)ch);
+                dwi_plane_3x3(p, scratch, in_h, in_w, plane_room, &wt, &k, out_h, out_w, buffer + c, (size_t)ch);
             }
             continue;
         }

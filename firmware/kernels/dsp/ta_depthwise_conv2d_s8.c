@@ -24,6 +24,7 @@
 #include <stddef.h>
 
 #include "tinyadapt/internal/ta_conv_ref.h"
+#include "tinyadapt/internal/ta_conv_scratch.h"
 #include "tinyadapt/internal/ta_fixedpoint.h"
 #include "tinyadapt/internal/ta_nn_simd.h"
 
@@ -237,19 +238,10 @@ DW_GROUP(4)
  * channels' weights packed the same way once per call. The rows are copied, per output
  * row, into a buffer padded with -input_offset (a tap that then adds (x + offset) * w = 0,
  * as the reference's skipped tap does) and rounded up to whole words of taps (with zero
- * weights), so every output pixel takes the same loop. Stack: DWR_ROW_MAX + 8 * DWR_TAPS_MAX
- * bytes; layers beyond them take dw_multiplier.
+ * weights), so every output pixel takes the same loop. The rows and packed weights live in
+ * the op's arena scratch (ta_dw_scratch_layout: at most TA_DWR_ROW_MAX + 8 * TA_DWR_TAPS_MAX
+ * bytes); layers beyond those limits, or given too little scratch, take dw_multiplier.
  */
-#define DWR_ROW_MAX 768   /* k_h padded rows of one input channel */
-#define DWR_TAPS_MAX 128  /* k_h * (k_w rounded up to 4) */
-
-static int dw_rows4_fits(const ta_conv_params_t *p, const ta_dims_t *filter_dims, const ta_dims_t *out_dims)
-{
-    const int64_t kp = ((int64_t)filter_dims->w + 3) & ~(int64_t)3;
-    const int64_t wp = (int64_t)(out_dims->w - 1) * p->stride_w + kp;
-    return p->depth_multiplier >= 2 && p->dilation_w == 1 && filter_dims->h * kp <= DWR_TAPS_MAX &&
-           filter_dims->h * wp <= DWR_ROW_MAX;
-}
 
 /* dst[j] = the input at column j - pad_left (stride in_c in src), pad outside [0, in_w). */
 static void dw_pad_row(int8_t *dst, const int8_t *src, int32_t wp, int32_t pad_left, int32_t in_w, int32_t in_c,
@@ -279,7 +271,8 @@ static void dw_pad_row(int8_t *dst, const int8_t *src, int32_t wp, int32_t pad_l
 static TA_NN_ALWAYS_INLINE void dw_rows(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
                                         const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
                                         const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
-                                        int8_t *output, int32_t m0, int32_t m1, const int L)
+                                        int8_t *output, int32_t m0, int32_t m1, const int L, int8_t *scratch,
+                                        const ta_dw_scratch_t *layout)
 {
     const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
@@ -290,8 +283,8 @@ static TA_NN_ALWAYS_INLINE void dw_rows(const ta_conv_params_t *p, const ta_dims
     const int32_t off2 = ta_nn_dup16(p->input_offset);
     const int8_t pad = (int8_t)-p->input_offset; /* in [-128, 127]: the offset is in [-127, 128] */
     const ta_nn_act2_t act = ta_nn_act2_make(p->output_offset, p->act_min, p->act_max);
-    int8_t rows[DWR_ROW_MAX];
-    int32_t w4[2 * DWR_TAPS_MAX]; /* [ky][word][lane]{taps 0/2, taps 1/3} */
+    int8_t *rows = scratch + layout->rows_at;
+    int32_t *w4 = (int32_t *)(void *)scratch; /* [ky][word][lane]{taps 0/2, taps 1/3}; word-aligned */
 
     for (int32_t n = 0; n < out_dims->n; ++n) {
         const int8_t *image = input + (size_t)n * (size_t)in_h * (size_t)in_w * (size_t)in_c;
@@ -367,20 +360,21 @@ static TA_NN_ALWAYS_INLINE void dw_rows(const ta_conv_params_t *p, const ta_dims
 static TA_NN_NOINLINE void dw_rows4(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
                                     const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
                                     const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
-                                    int8_t *output)
+                                    int8_t *output, int8_t *scratch, const ta_dw_scratch_t *layout)
 {
     dw_rows(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output, 0,
-            p->depth_multiplier, 4);
+            p->depth_multiplier, 4, scratch, layout);
 }
 
 /* The pair left over after the groups of four (multiplier 2, 6, 7, ...). */
 static TA_NN_NOINLINE void dw_rows2(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
                                     const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
                                     const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
-                                    int8_t *output)
+                                    int8_t *output, int8_t *scratch, const ta_dw_scratch_t *layout)
 {
     const int32_t m0 = p->depth_multiplier & ~3;
-    dw_rows(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output, m0, m0 + 2, 2);
+    dw_rows(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output, m0, m0 + 2, 2,
+            scratch, layout);
 }
 
 /*
@@ -494,7 +488,7 @@ static void dw_mult2(const ta_conv_params_t *p, const ta_dims_t *in_dims, const 
 static void dw_multiplier(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
                           const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
                           const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
-                          int8_t *output)
+                          int8_t *output, int8_t *scratch, int32_t scratch_size)
 {
     const int32_t dm = p->depth_multiplier;
     const ta_nn_act2_t act = ta_nn_act2_make(p->output_offset, p->act_min, p->act_max);
@@ -505,13 +499,16 @@ static void dw_multiplier(const ta_conv_params_t *p, const ta_dims_t *in_dims, c
         }
     }
     const int32_t ic_first = dm == 2 && in_dims->c >= 2 ? in_dims->c & ~1 : 0;
-    const int rows4 = ic_first == 0 && dw_rows4_fits(p, filter_dims, out_dims);
+    const ta_dw_scratch_t layout = ta_dw_scratch_layout(p, in_dims, filter_dims, out_dims);
+    const int rows4 = ic_first == 0 && layout.total > 0 && scratch != NULL && scratch_size >= layout.total;
     if (rows4) { /* groups of four outputs per input channel, then a pair; an odd one below */
         if (dm >= 4) {
-            dw_rows4(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output);
+            dw_rows4(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output, scratch,
+                     &layout);
         }
         if ((dm & 3) >= 2) {
-            dw_rows2(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output);
+            dw_rows2(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output, scratch,
+                     &layout);
         }
     }
     for (int32_t ic = ic_first; ic < in_dims->c; ++ic) {
@@ -540,7 +537,8 @@ static void dw_multiplier(const ta_conv_params_t *p, const ta_dims_t *in_dims, c
 ta_status_t ta_depthwise_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims,
                                    const int8_t *input, const ta_dims_t *filter_dims,
                                    const int8_t *filter, const int32_t *bias, const int32_t *multiplier,
-                                   const int32_t *shift, const ta_dims_t *out_dims, int8_t *output)
+                                   const int32_t *shift, const ta_dims_t *out_dims, int8_t *output,
+                                   void *scratch, int32_t scratch_size)
 {
     if (!ta_depthwise_kernel_args_ok(p, in_dims, input, filter_dims, filter, multiplier, shift, out_dims, output)) {
         return TA_ERR_ARG;
@@ -552,7 +550,8 @@ ta_status_t ta_depthwise_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *i
     } else if (p->depth_multiplier == 1) {
         dw_channels(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output);
     } else {
-        dw_multiplier(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output);
+        dw_multiplier(p, in_dims, input, filter_dims, filter, bias, multiplier, shift, out_dims, output,
+                      (int8_t *)scratch, scratch_size);
     }
     return TA_OK;
 }

@@ -104,3 +104,102 @@ void ta_host_tta_norm_stats(void *norm, float *mu, float *var, int set)
         ta_tta_norm_fold(n);
     }
 }
+
+/* ---- the adaptation loop (ta_tta_adapt_t), for the host session --------------------------- */
+
+size_t ta_host_tta_input_size(void) { return sizeof(ta_tta_input_t); }
+size_t ta_host_tta_adapt_size(void) { return sizeof(ta_tta_adapt_t); }
+
+/* src_mu, src_var, mu, var: `channels` floats each, owned by the caller while the state lives */
+int ta_host_tta_input_open(void *input, unsigned channels, float momentum, float dead_zone, const float *src_mu,
+                           const float *src_var, float *mu, float *var)
+{
+    ta_tta_input_t *n = (ta_tta_input_t *)input;
+    if (n == NULL || src_mu == NULL || src_var == NULL || mu == NULL || var == NULL || channels == 0 ||
+        channels > 0xFFFFu) {
+        return TA_ERR_ARG;
+    }
+    memset(n, 0, sizeof(*n));
+    n->channels = (uint16_t)channels;
+    n->momentum = momentum;
+    n->dead_zone = dead_zone;
+    n->src_mu = src_mu;
+    n->src_var = src_var;
+    n->mu = mu;
+    n->var = var;
+    ta_tta_input_reset(n);
+    return TA_OK;
+}
+
+uint32_t ta_host_tta_adapt_need(void *tta, void *const *norms, void *input, unsigned n_classes)
+{
+    ta_tta_t t = *(const ta_tta_t *)tta;
+    for (unsigned k = 0; k < t.n_exits; ++k) {
+        t.norm[k] = norms != NULL ? (ta_tta_norm_t *)norms[k] : NULL;
+    }
+    return ta_tta_adapt_need(&t, (const ta_tta_input_t *)input, n_classes);
+}
+
+/* norms: one ta_tta_norm_t per exit ("norm" part) or NULL; input: NULL without the "input"
+ * part; u: window, min_source, pause, seed, early; f: narrow, shadow_rate, worse_margin,
+ * widen_margin, narrow_margin; work: ta_host_tta_adapt_need() bytes, 4-aligned */
+int ta_host_tta_adapt_open(void *adapt, void *tta, void *const *norms, void *input, unsigned n_classes,
+                           const uint32_t *u, const float *f, void *work, uint32_t work_size)
+{
+    ta_tta_adapt_t *a = (ta_tta_adapt_t *)adapt;
+    ta_tta_t *t = (ta_tta_t *)tta;
+    if (a == NULL || t == NULL || u == NULL || f == NULL || n_classes > 0xFFFFu) {
+        return TA_ERR_ARG;
+    }
+    memset(a, 0, sizeof(*a));
+    for (unsigned k = 0; k < t->n_exits; ++k) {
+        t->norm[k] = norms != NULL ? (ta_tta_norm_t *)norms[k] : NULL;
+    }
+    a->runner = t;
+    a->input = (ta_tta_input_t *)input;
+    a->norm = norms != NULL;
+    a->n_classes = (uint16_t)n_classes;
+    a->cfg.window = u[0];
+    a->cfg.min_source = u[1];
+    a->cfg.pause = u[2];
+    a->cfg.seed = u[3];
+    a->cfg.early = (uint8_t)(u[4] != 0u);
+    a->cfg.narrow = f[0];
+    a->cfg.shadow_rate = f[1];
+    a->cfg.worse_margin = f[2];
+    a->cfg.widen_margin = f[3];
+    a->cfg.narrow_margin = f[4];
+    a->work = (uint8_t *)work;
+    a->work_size = work_size;
+    return ta_tta_adapt_start(a);
+}
+
+/* out: exit, prediction, macs, macs_skipped, rollbacks, updates, paused; *entropy as infer */
+int ta_host_tta_adapt_step(void *adapt, int32_t *out, float *entropy)
+{
+    ta_tta_adapt_t *a = (ta_tta_adapt_t *)adapt;
+    ta_tta_result_t r;
+    ta_status_t st = ta_tta_adapt_step(a, &r);
+    if (st != TA_OK) {
+        return st;
+    }
+    out[0] = r.exit;
+    out[1] = r.prediction;
+    out[2] = (int32_t)r.macs;
+    out[3] = (int32_t)r.macs_skipped;
+    out[4] = (int32_t)a->rollbacks;
+    out[5] = (int32_t)a->updates;
+    out[6] = (int32_t)a->paused;
+    *entropy = r.entropy;
+    return TA_OK;
+}
+
+void ta_host_tta_adapt_reset(void *adapt) { ta_tta_adapt_reset((ta_tta_adapt_t *)adapt); }
+
+/* the input adaptation alone on an engine's input 0 (tests check it against NumPy) */
+int ta_host_tta_input_apply(void *input, void *engine)
+{
+    ta_tensor_t in;
+    ta_status_t st = ta_engine_input(ta_host_engine(engine), 0, &in);
+    return st != TA_OK ? st : ta_tta_input_apply((ta_tta_input_t *)input, &in);
+}

@@ -30,8 +30,11 @@ adapted run), macs_saved (fraction of the backbone's MACs, adapted run, includin
 runs of the health check), macs_saved_no_adapt, peak_sram_bytes (adaptation step, planned),
 full_model_peak_sram_bytes, rollbacks. With --target qemu: device_instructions_per_sample
 (no adaptation), device_instructions_full_backbone (INFER of the whole backbone),
-device_arena_used_bytes (METRICS), and with --mode norm (the part the device runs itself)
-accuracy_adapted_device, the stream adapted on the device without the host's health checks."""
+device_arena_used_bytes (METRICS), and for the modes the device runs itself (input, norm,
+input+norm: the same C loop with its health check, every answer checked against the host's)
+accuracy_adapted_device, device_rollbacks, device_peak_sram_bytes (measured: the arena's
+high-water mark while adapting plus the adaptation state, ADAPT_STATUS),
+device_arena_used_bytes_adapting, device_adapt_state_bytes."""
 EPILOG = """\
 examples:
   tinyadapt adapt digits.tta --stream x.npy --labels y.npy
@@ -48,8 +51,8 @@ def add_arguments(p) -> None:
     p.add_argument("--labels", "-l", metavar="Y.npy", help="labels, for scoring only")
     p.add_argument("--target", default="host", choices=["host", "qemu"],
                    help="host (default): everything in-process; qemu: also on an emulated board over the "
-                        "protocol (ADAPT_*): the no-adaptation run, checked against the host, and with "
-                        "--mode norm the device adapting by itself")
+                        "protocol (ADAPT_*): the no-adaptation run and, with input / norm / input+norm, "
+                        "the device adapting by itself, both checked against the host")
     p.add_argument("--board", help="board for --target qemu (default qemu-an386)")
     p.add_argument("--mode", default=DEFAULT_MODE, choices=MODES, help=f"adaptation (default {DEFAULT_MODE})")
     p.add_argument("--lr", type=float, default=2e-4, help="entropy minimisation's learning rate")
@@ -77,19 +80,19 @@ def run(args) -> int:
     if args.report and not args.report.endswith((".html", ".png")):
         raise InputError("--report must end in .html or .png")
     parts = parse_mode(args.mode)
+    if not 0 <= args.seed < 2**32:
+        raise InputError(f"--seed must be in [0, 2**32), not {args.seed}")
     live = not args.json and not args.quiet and sys.stderr.isatty()
 
     # no adaptation: the C early-exit runner, exactly the device's path
     runner = pm.open().runner()
     base = [runner.infer(xi) for xi in x]
     base_pred = np.array([r.prediction for r in base])
-    device = {}
-    if args.target == "qemu":
-        device = _on_qemu(pm, x, base, args.board, y, adapt=parts == {"norm"})
-    elif args.board:
+    if args.board and args.target != "qemu":
         raise InputError("--board is for --target qemu")
 
-    sess = Session(pm, AdaptConfig(mode=args.mode, lr=args.lr, seed=args.seed))
+    cfg = AdaptConfig(mode=args.mode, lr=args.lr, seed=args.seed)
+    sess = Session(pm, cfg)
     correct = 0
     for i, xi in enumerate(x):
         st = sess.step(xi)
@@ -110,6 +113,10 @@ def run(args) -> int:
 
         tent_pred = run_tent(pm.backbone_model, x, args.tent_lr)
 
+    device = {}
+    if args.target == "qemu":
+        device = _on_qemu(pm, x, base, args.board, y, cfg, sess.steps if parts and "entropy" not in parts else None)
+
     full, how = full_model_step(pm.backbone_model)
     ours = ours_step(pm, parts)
     acc = (lambda p: None if y is None else round(float((p == y).mean()), 4))
@@ -122,7 +129,7 @@ def run(args) -> int:
         "exit_rate_no_adapt": [round(float(np.mean([r.exit == k for r in base])), 4) for k in range(len(pm.exits))],
         "macs_saved": round(1 - float(np.mean([s.macs for s in sess.steps])) / pm.macs_full, 4),
         "macs_saved_no_adapt": round(1 - float(np.mean([r.macs for r in base])) / pm.macs_full, 4),
-        "peak_sram_bytes": ours, "peak_sram_source": "planned (host); not device-measured",
+        "peak_sram_bytes": ours, "peak_sram_source": "planned (host)",
         "full_model_peak_sram_bytes": full, "full_model_peak_sram_source": how,
         "rollbacks": sess.rollbacks, "updates": sess.updates, **device,
     }
@@ -146,24 +153,40 @@ def run(args) -> int:
         print(f"exit rate {summary['exit_rate']}, MACs saved {summary['macs_saved']:.1%} "
               f"(no adaptation {summary['macs_saved_no_adapt']:.1%}), rollbacks {sess.rollbacks}")
         print(f"adaptation step SRAM {ours:,} B; full-model entropy minimisation {full:,} B ({how.split(' (')[0]})")
+        if "device_peak_sram_bytes" in device:
+            print(f"on the device: accuracy {device.get('accuracy_adapted_device')}, rollbacks "
+                  f"{device['device_rollbacks']}, adaptation step SRAM {device['device_peak_sram_bytes']:,} B (measured)")
     return 0
 
 
-def _on_qemu(pm, x, base, board, y, adapt: bool) -> dict:
-    """Run the stream without adaptation on QEMU (the device must answer like the host), and
-    with --mode norm also adapting on the device (ADAPT_SELECT mode 1)."""
+def _on_qemu(pm, x, base, board, y, cfg, steps) -> dict:
+    """Run the stream without adaptation on QEMU (the device must answer like the host), and,
+    for the modes the device runs (input / norm), adapting on the device with the health check
+    (ADAPT_SELECT mode 1-3): every answer must equal the host session's `steps`."""
     from tinyadapt.errors import DeviceError
     from tinyadapt.session.device import DeviceOptions
     from tinyadapt.tta.device import DeviceRunner
 
     instructions = []
     out = {}
-    if adapt:
-        with DeviceRunner(pm, DeviceOptions(board=board), adapt=True) as dev:
-            pred = np.array([dev.infer(xi)[0].prediction for xi in x])
-            out["device_arena_used_bytes_adapting"] = int(dev.metrics().arena_used)
+    if steps is not None:
+        with DeviceRunner(pm, DeviceOptions(board=board), adapt=cfg.mode, cfg=cfg) as dev:
+            pred = []
+            for i, (xi, h) in enumerate(zip(x, steps)):
+                r, _ = dev.infer(xi)
+                if (r.exit, r.prediction, r.macs, np.float32(r.entropy)) != (h.exit, h.prediction, h.macs,
+                                                                              np.float32(h.entropy)):
+                    raise DeviceError(f"sample {i}: adapting, the device answered exit {r.exit} class "
+                                      f"{r.prediction}, the host session exit {h.exit} class {h.prediction}")
+                pred.append(r.prediction)
+            st = dev.status()
+        out.update({"device_adapted_matches_host": True, "device_rollbacks": st.rollbacks,
+                    "device_arena_used_bytes_adapting": st.arena_used, "device_adapt_state_bytes": st.state_bytes,
+                    "device_peak_sram_bytes": st.arena_used + st.state_bytes,
+                    "device_peak_sram_source": "measured: arena high-water (backbone, heads, adaptation work "
+                                               "area) + adaptation state (ADAPT_STATUS)"})
         if y is not None:
-            out["accuracy_adapted_device"] = round(float((pred == y).mean()), 4)
+            out["accuracy_adapted_device"] = round(float((np.array(pred) == y).mean()), 4)
     with DeviceRunner(pm, DeviceOptions(board=board)) as dev:
         for i, (xi, h) in enumerate(zip(x, base)):
             r, n = dev.infer(xi)

@@ -26,6 +26,7 @@ from dataclasses import replace
 
 from tinyadapt.convert import blob_format as bf
 from tinyadapt.convert.lowering import BlobTensor, Lowered
+from tinyadapt.plan import scratch as kernel_scratch
 
 _CONV = {bf.OPCODES["CONV_2D"], bf.OPCODES["DEPTHWISE_CONV_2D"]}
 _MAX_POOL = bf.OPCODES["MAX_POOL_2D"]
@@ -97,17 +98,26 @@ def fold_pads(tensors: list[BlobTensor], ops: list[Lowered], outputs: list[int])
         reader = out[j]
         inplace = reader.inplace_input
         scratch = reader.inplace_scratch
+        work = reader.scratch_bytes
+        if reader.opcode in _CONV:
+            # The kernels' scratch follows the new padding and the unpadded input.
+            geometry = kernel_scratch.ConvParams.unpack(params)
+            dims = (tuple(tensors[src].shape), tuple(tensors[reader.inputs[1]].shape),
+                    tuple(tensors[reader.outputs[0]].shape))
+            depthwise = reader.opcode == bf.OPCODES["DEPTHWISE_CONV_2D"]
+            work = (kernel_scratch.depthwise if depthwise else kernel_scratch.conv2d)(geometry, *dims)
         if reader.opcode == bf.OPCODES["DEPTHWISE_CONV_2D"] and inplace is not None:
-            # In place keeps one input plane as scratch; the input is now the unpadded map.
+            # In place keeps one input plane (and the fast kernel's copies) as scratch; the
+            # input is now the unpadded map.
             _, h, w, _ = tensors[src].shape
             _, oh, ow, _ = tensors[reader.outputs[0]].shape
-            scratch = h * w
+            scratch = kernel_scratch.depthwise_inplace(geometry, *dims)
             if oh * ow > h * w:
                 inplace, scratch = None, 0
         elif inplace is not None:
             inplace, scratch = None, 0  # a pointwise conv's in-place path needs no padding
         out[j] = replace(reader, inputs=[src] + reader.inputs[1:], params=params, inplace_input=inplace,
-                         inplace_smaller=inplace is not None, inplace_scratch=scratch,
+                         scratch_bytes=work, inplace_smaller=inplace is not None, inplace_scratch=scratch,
                          inplace_optional=reader.inplace_optional and inplace is not None)
         dropped.add(i)
         readers.setdefault(src, []).append((j, 0))

@@ -126,6 +126,17 @@ class StepResult:
 
 
 @dataclass
+class AdaptStatus:
+    rollbacks: int
+    updates: int
+    paused: int              # samples adaptation stays off for
+    samples: int
+    arena_used: int          # high-water mark of the arena since SELECT (backbone, heads, loop work area)
+    state_bytes: int         # adaptation state outside the arena (statistics, the loop's own)
+    mode: int                # ADAPT_SELECT mode
+
+
+@dataclass
 class SaveResult:
     revision: int
     bytes: int
@@ -316,8 +327,9 @@ class DeviceClient:
 
     # -- early-exit test-time adaptation (0x50-0x51) -----------------------------------------
     def adapt_select(self, mode: int = 0) -> tuple[int, int, bool]:
-        """Bind the exit heads that follow the selected RAM-slot blob (mode 1: adapt their
-        normalisation on every sample): (exits, arena bytes, stored heads restored)."""
+        """Bind the exit heads that follow the selected RAM-slot blob (mode bit 0: adapt their
+        normalisation, bit 1: the input's statistics, with the health check): (exits, arena
+        bytes, stored heads restored)."""
         p = self._call(Cmd.ADAPT_SELECT, bytes([mode]))
         self._expect(Cmd.ADAPT_SELECT, p, 8)
         n, restored, arena = struct.unpack("<BB2xI", p)
@@ -344,6 +356,12 @@ class DeviceClient:
         self._expect(Cmd.ADAPT_SAVE, p, 16)
         revision, n, _ = struct.unpack("<IIQ", p)
         return revision, n
+
+    def adapt_status(self) -> AdaptStatus:
+        """The adaptation loop's counters and the measured memory (ADAPT_STATUS)."""
+        p = self._call(Cmd.ADAPT_STATUS)
+        self._expect(Cmd.ADAPT_STATUS, p, 28)
+        return AdaptStatus(*struct.unpack("<6IB3x", p))
 
     # -- training (0x40-0x45) ----------------------------------------------------------------
     def _sample_payload(self, head: bytes, sample: bytes | None) -> bytes:

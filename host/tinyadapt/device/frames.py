@@ -64,6 +64,7 @@ class Cmd(enum.IntEnum):
     ADAPT_INFER = 0x51
     ADAPT_RESET = 0x52
     ADAPT_SAVE = 0x53
+    ADAPT_STATUS = 0x54
 
 
 class Feature(enum.IntFlag):

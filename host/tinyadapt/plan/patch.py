@@ -29,6 +29,7 @@ import numpy as np
 
 from tinyadapt.convert import blob_format as bf
 from tinyadapt.convert.lowering import BlobTensor, Lowered
+from tinyadapt.plan import scratch
 from tinyadapt.plan.memory import MemoryPlan, plan_memory
 
 WINDOW_OPS = {bf.OPCODES[k] for k in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "PAD")}
@@ -407,18 +408,51 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
         # which would land on its input: in place only for an output that keeps none.
         in_place = (op.opcode == bf.OPCODES["DEPTHWISE_CONV_2D"] and op.inplace_input is not None
                     and op.inputs[op.inplace_input] in region_ids and op.outputs[0] not in stream_ids)
-        plane = 0
-        if in_place:
-            k = order.index(op.inputs[op.inplace_input])
-            plane = max(_area(tile_regions[k]) for tile_regions in regions)
+        # The kernels' scratch follows the regions they run on (ta_conv_eval_region): the most
+        # any tile needs, and at least what the full op needs (the firmware's prepare checks that).
+        work_bytes, plane = op.scratch_bytes, 0
+        if op.opcode in _CONV_OPS:
+            work_bytes = max(work_bytes, _region_scratch(tensors, op, order, regions, stream, grid, False))
+            if in_place:
+                plane = _region_scratch(tensors, op, order, regions, stream, grid, True)
         plan_ops.append(Lowered(opcode=op.opcode, inputs=ins, outputs=outs, params=op.params,
-                                scratch_bytes=op.scratch_bytes,
+                                scratch_bytes=work_bytes,
                                 inplace_input=op.inplace_input if in_place else None,
                                 inplace_smaller=in_place, inplace_scratch=plane))
     return PatchPlan(stage=stage, grid=grid, tiles=tiles, region_tensors=order, regions=regions, capacities=caps,
                      macs=macs, base_macs=base_macs, external_inputs=external, stream=stream,
                      strips=strips if stream else 1, work=work, stream_capacities=stream_caps,
                      problem=(plan_tensors, plan_ops, inputs, outputs, region_ids, stream_ids))
+
+
+_CONV_OPS = {bf.OPCODES["CONV_2D"], bf.OPCODES["DEPTHWISE_CONV_2D"]}
+
+
+def _region_scratch(tensors, op, order, regions, stream: bool, bands: int, in_place: bool) -> int:
+    """The most kernel scratch conv/depthwise `op` asks for over the tiles, on the regions the
+    patch executor gives it: its input's region, the rows of its output's region it computes
+    (in stream mode those past the previous band's), padding shifted to the regions' origins."""
+    src, dst = op.inputs[0], op.outputs[0]
+    if src not in order or dst not in order:
+        return 0
+    i, o = order.index(src), order.index(dst)
+    geometry = scratch.ConvParams.unpack(op.params)
+    f_d = tuple(int(d) for d in tensors[op.inputs[1]].shape)
+    c_in, c_out = int(tensors[src].shape[3]), int(tensors[dst].shape[3])
+    depthwise = op.opcode == bf.OPCODES["DEPTHWISE_CONV_2D"]
+    size = scratch.depthwise_inplace if in_place else (scratch.depthwise if depthwise else scratch.conv2d)
+    most = 0
+    for k, tile_regions in enumerate(regions):
+        iy0, iy1, ix0, ix1 = tile_regions[i]
+        oy0, oy1, ox0, ox1 = tile_regions[o]
+        if stream and k % bands != 0:
+            oy0 = max(oy0, regions[k - 1][o][1])
+        if oy0 >= oy1 or iy0 >= iy1 or ox0 >= ox1 or ix0 >= ix1:
+            continue
+        shifted = geometry.shifted(iy0 + geometry.pad_top - oy0 * geometry.stride_h,
+                                   ix0 + geometry.pad_left - ox0 * geometry.stride_w)
+        most = max(most, size(shifted, (1, iy1 - iy0, ix1 - ix0, c_in), f_d, (1, oy1 - oy0, ox1 - ox0, c_out)))
+    return most
 
 
 # Band counts tried for stream plans: a few, and bands of three rows down to one.

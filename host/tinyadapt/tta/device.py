@@ -17,10 +17,15 @@ def _align16(n: int) -> int:
     return (n + 15) & ~15
 
 
-def pack(pm: PreparedModel, momentum: float = 0.05, dead_zone: float = 0.1) -> bytes:
-    """Backbone blob, then (16-aligned) the trailer: header, exit table, head blobs, and each
-    head's normalisation section (firmware/app/ta_tta_commands.c has the layout)."""
-    from tinyadapt.tta.runner import norm_arrays
+def pack(pm: PreparedModel, cfg=None) -> bytes:
+    """Backbone blob, then (16-aligned) the trailer: header, exit table, head blobs, each
+    head's normalisation section and the adaptation loop's section (input statistics, health
+    check settings; firmware/app/ta_tta_commands.c has the layout)."""
+    from tinyadapt.tta.runner import norm_arrays, safety_arrays
+    from tinyadapt.tta.session import AdaptConfig
+
+    cfg = cfg or AdaptConfig()
+    momentum, dead_zone = cfg.momentum, cfg.dead_zone
 
     blob = bytearray(pm.backbone_model.blob)
     blob += bytes(_align16(len(blob)) - len(blob))
@@ -43,22 +48,40 @@ def pack(pm: PreparedModel, momentum: float = 0.05, dead_zone: float = 0.1) -> b
         norm_at = put(norm)
         table += struct.pack("<HHfIIIIII", e["cut_op"], e["cut_tensor"], min(e["threshold"], 3.0e38),
                              e["macs_backbone"], e["macs_head"], head_at, len(hm.blob), norm_at, 0)
-    head = struct.pack("<IIII", MAGIC, n, pm.macs_full, 0) + table
+    u, f = safety_arrays(cfg)
+    src = [np.ascontiguousarray(a, np.float32) for a in (pm.input_mean, pm.input_var)]
+    adapt_at = put(struct.pack("<HH4I", len(src[0]), pm.n_classes, *u[:4].tolist()) +
+                   struct.pack("<7f4I", momentum, dead_zone, *f.tolist(), int(u[4]), 0, 0, 0) +
+                   src[0].tobytes() + src[1].tobytes())
+    head = struct.pack("<IIII", MAGIC, n, pm.macs_full, adapt_at) + table
     head += bytes(base - len(head))
     return bytes(blob + head + body)
 
 
-class DeviceRunner:
-    """The early-exit runner on a device session (session/device.py's open_device)."""
+MODE_BITS = {"norm": 1, "input": 2}
 
-    def __init__(self, pm: PreparedModel, opts=None, adapt: bool = False, momentum: float = 0.05,
-                 dead_zone: float = 0.1):
+
+def select_mode(parts: set[str]) -> int:
+    """ADAPT_SELECT's mode byte for adaptation parts (bit 0 norm, bit 1 input)."""
+    if not parts <= set(MODE_BITS):
+        raise ValueError(f"the device adapts with {' / '.join(MODE_BITS)} only, not {'+'.join(sorted(parts))}")
+    return sum(MODE_BITS[p] for p in parts)
+
+
+class DeviceRunner:
+    """The early-exit runner on a device session (session/device.py's open_device); with
+    `adapt` (a mode such as "input+norm", or True for "norm") the device runs the adaptation
+    loop with its health check, configured by `cfg` (AdaptConfig) like the host session."""
+
+    def __init__(self, pm: PreparedModel, opts=None, adapt: bool | str = False, cfg=None):
         from tinyadapt.session.device import DeviceOptions, open_device
+        from tinyadapt.tta.session import parse_mode
 
         self.pm = pm
-        self.session = open_device(pack(pm, momentum, dead_zone), opts or DeviceOptions())
+        mode = select_mode(parse_mode("norm" if adapt is True else (adapt or "none")))
+        self.session = open_device(pack(pm, cfg), opts or DeviceOptions())
         try:
-            self.n_exits, self.arena_bytes, self.restored = self.session.client.adapt_select(1 if adapt else 0)
+            self.n_exits, self.arena_bytes, self.restored = self.session.client.adapt_select(mode)
         except BaseException:
             self.session.close()
             raise
@@ -73,6 +96,10 @@ class DeviceRunner:
         exit_, pred, h, macs, skipped, instructions = self.session.client.adapt_infer(
             np.ascontiguousarray(x, self.pm.input_dtype).tobytes())
         return ExitResult(exit_, pred, h, macs, skipped), instructions
+
+    def status(self):
+        """(rollbacks, updates, paused, samples, arena_used, state_bytes, mode) from ADAPT_STATUS."""
+        return self.session.client.adapt_status()
 
     def metrics(self):
         return self.session.client.metrics()

@@ -119,3 +119,77 @@ def norm_arrays(pm, k: int) -> list[np.ndarray]:
     """src_mu, src_var, gamma, beta, gamma_scale of head k as float32 (what the device gets)."""
     h, q = pm.source_heads[k], pm.quant[k]
     return [np.ascontiguousarray(a, np.float32) for a in (pm.z_mean[k], pm.z_var[k], h.gamma, h.beta, q.gamma_scale)]
+
+
+class Adapter:
+    """The adaptation loop (ta_tta_adapt_t: "input" and / or "norm" with the health check) over a
+    Runner, on the host target: the device's ADAPT_SELECT mode 1-3 runs the same C code."""
+
+    def __init__(self, runner: Runner, pm, norms: list[HeadNorm] | None, use_input: bool, cfg):
+        lib = _lib()
+        if not getattr(lib, "_adapt_bound", False):
+            lib.ta_host_tta_input_size.restype = ctypes.c_size_t
+            lib.ta_host_tta_adapt_size.restype = ctypes.c_size_t
+            lib.ta_host_tta_input_open.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_float, ctypes.c_float,
+                                                   ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+            lib.ta_host_tta_adapt_need.restype = ctypes.c_uint32
+            lib.ta_host_tta_adapt_need.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint]
+            lib.ta_host_tta_adapt_open.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_uint, ctypes.c_void_p,
+                                                                           ctypes.c_void_p, ctypes.c_void_p,
+                                                                           ctypes.c_uint32]
+            lib.ta_host_tta_adapt_step.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_float)]
+            lib.ta_host_tta_adapt_reset.argtypes = [ctypes.c_void_p]
+            lib.ta_host_tta_input_apply.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+            lib._adapt_bound = True
+        self.runner, self.norms = runner, norms
+        self._input = None
+        if use_input:
+            self._src = [np.ascontiguousarray(pm.input_mean, np.float32), np.ascontiguousarray(pm.input_var, np.float32)]
+            self._stats = np.zeros((2, len(self._src[0])), np.float32)      # the running mu, var
+            self._input = ctypes.create_string_buffer(lib.ta_host_tta_input_size())
+            st = lib.ta_host_tta_input_open(self._input, len(self._src[0]), cfg.momentum, cfg.dead_zone,
+                                            self._src[0].ctypes.data, self._src[1].ctypes.data,
+                                            self._stats[0].ctypes.data, self._stats[1].ctypes.data)
+            if st != 0:
+                raise EngineError(f"input adaptation refused: {status_name(st)}")
+        self._norms = (ctypes.c_void_p * len(norms))(*[ctypes.addressof(n._state) for n in norms]) if norms else None
+        need = lib.ta_host_tta_adapt_need(runner._state, self._norms, self._input, pm.n_classes)
+        self._work = np.zeros(max(4, need) // 4 + 1, np.uint32)
+        u, f = safety_arrays(cfg)
+        self._u, self._f = u, f
+        self._state = ctypes.create_string_buffer(lib.ta_host_tta_adapt_size())
+        st = lib.ta_host_tta_adapt_open(self._state, runner._state, self._norms, self._input, pm.n_classes,
+                                        u.ctypes.data, f.ctypes.data, self._work.ctypes.data, self._work.nbytes)
+        if st != 0:
+            raise EngineError(f"adaptation refused: {status_name(st)}")
+        self.rollbacks = self.updates = self.paused = 0
+
+    def step(self, x: np.ndarray) -> ExitResult:
+        bb = self.runner.backbone
+        bb.write_tensor(bb.info.inputs[0], x)
+        out = np.zeros(7, np.int32)
+        h = ctypes.c_float()
+        st = _lib().ta_host_tta_adapt_step(self._state, out.ctypes.data, ctypes.byref(h))
+        if st != 0:
+            raise EngineError(f"adaptation step failed: {status_name(st)}")
+        self.rollbacks, self.updates, self.paused = int(out[4]), int(out[5]), int(out[6])
+        return ExitResult(int(out[0]), int(out[1]), float(h.value), int(out[2]), int(out[3]))
+
+    def reset(self) -> None:
+        _lib().ta_host_tta_adapt_reset(self._state)
+
+    def normalise_input(self, x: np.ndarray) -> np.ndarray:
+        """The "input" part alone on `x` (updating its statistics): what the backbone would get."""
+        bb = self.runner.backbone
+        bb.write_tensor(bb.info.inputs[0], x)
+        st = _lib().ta_host_tta_input_apply(self._input, bb.state_ptr)
+        if st != 0:
+            raise EngineError(f"input adaptation failed: {status_name(st)}")
+        return bb.tensor(bb.info.inputs[0]).reshape(np.shape(x))
+
+
+def safety_arrays(cfg) -> tuple[np.ndarray, np.ndarray]:
+    """The health check's settings as ta_tta_safety_t holds them (u32 and f32 halves)."""
+    u = np.array([cfg.window, cfg.min_source, cfg.pause, cfg.seed, int(cfg.early_worse)], np.uint32)
+    f = np.array([cfg.narrow, cfg.shadow_rate, cfg.worse_margin, cfg.widen_margin, cfg.narrow_margin], np.float32)
+    return u, f

@@ -1,11 +1,12 @@
 """An adaptation session over a stream, sample by sample, on the host target.
 
-Everything a device would run runs in the C engine: the backbone slices, the exit heads and
-their entropy (engine/ta_tta.c), and the entropy-minimisation step (the trainer of
-engine/ta_train.c, TA_LOSS_ENTROPY with QAS, one trainer per head over the head's TRAIN blob).
-The normalisation re-estimation is a few per-channel statistics kept here in float and folded
-into the int8 affine of each head (its parameters overwritten in place, as the device's
-parameter overlay), or into the input quantization.
+Everything a device would run runs in the C engine. Without entropy minimisation (modes none,
+input, norm, input+norm) the whole loop is engine/ta_tta.c's ta_tta_adapt_t, exactly what the
+device runs for ADAPT_SELECT mode 1-3: the input statistics, the heads' statistics folded into
+their int8 affine (engine overlays), the source comparisons and the health check with its
+rollbacks. With entropy minimisation the step is the trainer of engine/ta_train.c
+(TA_LOSS_ENTROPY with QAS, one trainer per head over the head's TRAIN blob) and the rest of the
+loop (input statistics, health check, probes) is the Python below, host only.
 
 Adaptation parts (a mode joins them with "+"):
   input    per input channel, the stream's running mean / variance are mapped back to the
@@ -47,6 +48,8 @@ class AdaptConfig:
     narrow: float = 0.5          # collapse: prediction-histogram entropy below narrow * log(classes) ...
     probe_ratio: float = 0.5     # ... or shuffled-input entropy below probe_ratio * the source heads'
     shadow_rate: float = 0.3     # share of samples also run through the source model for the check
+    min_source: int = 10         # source comparisons a "worse" verdict needs (5 with entropy)
+    early_worse: bool = False    # judge "worse" as soon as min_source comparisons are in (C loop)
     worse_margin: float = 0.05   # "worse": mean entropy above the source model's by this (nats) ...
     widen_margin: float = 0.1    # ... unless the prediction histogram's entropy widened by this,
     narrow_margin: float = 0.05  # or that histogram entropy narrowed by this
@@ -85,7 +88,9 @@ class Session:
         self.pm, self.cfg = pm, cfg or AdaptConfig()
         self.parts = parse_mode(self.cfg.mode)
         self.om: OpenModel = pm.open()
-        self.shadow = pm.open() if self.parts else None
+        # without entropy minimisation the whole loop is the device's C code (ta_tta_adapt_t)
+        self.in_c = "entropy" not in self.parts
+        self.shadow = pm.open() if self.parts and not self.in_c else None
         self.trainers = pm.trainers() if "entropy" in self.parts else None
         if self.trainers:
             self._slots = [[(L.filter, L.bias) for L in plan.updated_layers] for plan in pm.train_plans()]
@@ -108,6 +113,11 @@ class Session:
         self._probe_source: list[float] = []
         self._shadow: list[tuple[float, float, int, int]] = []
         self.steps: list[Step] = []
+        self.adapter = None
+        if self.in_c:
+            from tinyadapt.tta.runner import Adapter
+
+            self.adapter = Adapter(self.om.runner(), pm, self.norms, "input" in self.parts, self.cfg)
 
     # -- state --------------------------------------------------------------------------------
     def _zone(self, mu, var, src_mu, src_var):
@@ -187,6 +197,12 @@ class Session:
 
     # -- the stream ---------------------------------------------------------------------------
     def step(self, x: np.ndarray) -> Step:
+        if self.adapter is not None:
+            r = self.adapter.step(x)
+            self.rollbacks, self.updates = self.adapter.rollbacks, self.adapter.updates
+            st = Step(r.exit, r.prediction, r.entropy, r.macs)
+            self.steps.append(st)
+            return st
         active = bool(self.parts) and self._paused == 0
         xin = self._normalise_input(x, update=active) if "input" in self.parts and self._paused == 0 else x
         st = self._forward(self.om, xin, adapt=active)
@@ -261,14 +277,16 @@ class Session:
         marg = _marginal(self._recent_pred, self.pm.n_classes)
         mean_h = float(np.mean(self._recent_h))
         worse, d_marg = False, None
-        if len(self._shadow) >= (5 if self.trainers else 10):
+        if len(self._shadow) >= (5 if self.trainers else self.cfg.min_source):
             # Label-free, on the same samples. Entropy alone misleads: under a shift the source
             # model is often confidently wrong (low-contrast digits all become one class).
             sh = np.asarray(self._shadow)
             d_h = sh[:, 0].mean() - sh[:, 1].mean()
             d_marg = _marginal(sh[:, 2], self.pm.n_classes) - _marginal(sh[:, 3], self.pm.n_classes)
-            worse = (d_marg < -self.cfg.narrow_margin and d_h > -self.cfg.worse_margin) or \
-                (d_h > self.cfg.worse_margin and d_marg < self.cfg.widen_margin)
+            # the same answers on every compared sample: adapting cannot have done worse there
+            worse = bool((sh[:, 2] != sh[:, 3]).any()) and (
+                (d_marg < -self.cfg.narrow_margin and d_h > -self.cfg.worse_margin) or
+                (d_h > self.cfg.worse_margin and d_marg < self.cfg.widen_margin))
             self._shadow.clear()
         # collapse: predictions narrow to few classes while the entropy falls, and (when the
         # source model ran on some of the same samples) narrower than the source's: a shift can

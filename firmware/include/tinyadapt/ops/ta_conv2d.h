@@ -96,12 +96,23 @@ static inline int ta_conv_shifts_ok(const int32_t *shift, int32_t n)
  * @param[in]  shift       int32 [C_out] output shifts in [-31, 31]
  * @param[in]  out_dims    {N, OH, OW, C_out} of `output`
  * @param[out] output      int8 [N, OH, OW, C_out]
+ * @param[in]  scratch     ta_conv2d_s8_scratch_size() bytes of working memory (less, or
+ *                         NULL: a path that needs none; same result, slower)
+ * @param[in]  scratch_size bytes available at `scratch`
  * @return TA_OK, or TA_ERR_ARG for a NULL pointer or inconsistent
  *         dims/params (see ta_conv_args_ok; filter C_in must equal input C_in)
  */
 ta_status_t ta_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
                          const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
                          const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
-                         int8_t *output);
+                         int8_t *output, void *scratch, int32_t scratch_size);
+
+/**
+ * Bytes of scratch ta_conv2d_s8 works in for these parameters and dims (as CMSIS-NN's
+ * *_get_buffer_size): what the op's arena plan reserves, so that no kernel buffer lives on
+ * the stack. 0 when the kernel needs none. Layout: tinyadapt/internal/ta_conv_scratch.h.
+ */
+uint32_t ta_conv2d_s8_scratch_size(const ta_conv_params_t *p, const ta_dims_t *in_dims, const ta_dims_t *filter_dims,
+                                   const ta_dims_t *out_dims);
 
 #endif /* TA_CONV2D_H */

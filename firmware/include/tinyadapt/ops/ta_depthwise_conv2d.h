@@ -42,7 +42,12 @@
 ta_status_t ta_depthwise_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims,
                                    const int8_t *input, const ta_dims_t *filter_dims,
                                    const int8_t *filter, const int32_t *bias, const int32_t *multiplier,
-                                   const int32_t *shift, const ta_dims_t *out_dims, int8_t *output);
+                                   const int32_t *shift, const ta_dims_t *out_dims, int8_t *output,
+                                   void *scratch, int32_t scratch_size);
+
+/** Bytes of scratch ta_depthwise_conv2d_s8 works in (see ta_conv2d_s8_scratch_size). */
+uint32_t ta_depthwise_conv2d_s8_scratch_size(const ta_conv_params_t *p, const ta_dims_t *in_dims,
+                                             const ta_dims_t *filter_dims, const ta_dims_t *out_dims);
 
 /**
  * Depthwise convolution with depth multiplier 1 computed in place: `buffer` holds the
@@ -50,7 +55,8 @@ ta_status_t ta_depthwise_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *i
  * bytes. Same arithmetic as ta_depthwise_conv2d_s8.
  *
  * @param[in,out] buffer       input, then output
- * @param[in]     scratch      at least H*W bytes (one channel plane)
+ * @param[in]     scratch      at least H*W bytes (one channel plane); the fast kernel's
+ *                             copies fit when it has ta_depthwise_conv2d_inplace_s8_scratch_size()
  * @param[in]     scratch_size bytes available at `scratch`
  * @return TA_OK, or TA_ERR_ARG for a NULL pointer, depth multiplier != 1, N != 1, an output
  *         larger than the input, too little scratch, or invalid dims/params
@@ -59,5 +65,10 @@ ta_status_t ta_depthwise_conv2d_inplace_s8(const ta_conv_params_t *p, const ta_d
                                            const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
                                            const int32_t *multiplier, const int32_t *shift,
                                            const ta_dims_t *out_dims, int8_t *scratch, int32_t scratch_size);
+
+/** Bytes of scratch ta_depthwise_conv2d_inplace_s8 works in: one channel plane (H * W), and
+ * before it the fast kernel's padded copies and packed taps (tinyadapt/internal/ta_conv_scratch.h). */
+uint32_t ta_depthwise_conv2d_inplace_s8_scratch_size(const ta_conv_params_t *p, const ta_dims_t *in_dims,
+                                                     const ta_dims_t *filter_dims, const ta_dims_t *out_dims);
 
 #endif /* TA_DEPTHWISE_CONV2D_H */

@@ -19,6 +19,7 @@ import numpy as np
 from tinyadapt.convert import blob_format as bf
 from tinyadapt.convert.lowering import Lowered, lowers, pack_i32
 from tinyadapt.convert.quant import activation_range, per_channel_multipliers
+from tinyadapt.plan import scratch
 
 _INT8_ZP = (-128, 127)
 _INT32_MAX = 2**31 - 1
@@ -142,15 +143,20 @@ def _lower(ctx, op, depthwise: bool) -> Lowered:
     act_min, act_max = activation_range(activation, y.scale0, y.zp0)
 
     macs = n * out_h * out_w * out_c * k_h * k_w * (1 if depthwise else in_c)
-    # Depthwise with multiplier 1 can overwrite its input one channel plane at a time
-    # (ta_depthwise_conv2d_inplace_s8), needing one input plane of scratch. A pointwise conv
+    # The kernels' working memory (im2col patches, padded copies) is arena scratch, sized as
+    # the firmware sizes it (plan/scratch.py). Depthwise with multiplier 1 can overwrite its
+    # input one channel plane at a time (ta_depthwise_conv2d_inplace_s8), needing one input
+    # plane of scratch besides the fast kernel's copies. A pointwise conv
     # that narrows the channels (an inverted residual's projection) can overwrite its input
     # a chunk of pixels at a time (ta_op_conv2d.c), for a scratch of one chunk of output.
     pointwise = (not depthwise and k_h == k_w == 1 and stride_h == stride_w == 1
                  and (out_h, out_w) == (in_h, in_w) and out_c <= in_c)
     in_place = (depthwise and depth_multiplier == 1 and n == 1) or pointwise
+    geometry = scratch.ConvParams(stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, depth_multiplier)
+    in_d, f_d, out_d = (n, in_h, in_w, in_c), tuple(int(d) for d in w.shape), (n, out_h, out_w, out_c)
+    kernel_scratch = (scratch.depthwise if depthwise else scratch.conv2d)(geometry, in_d, f_d, out_d)
     if depthwise:
-        in_place_scratch = in_h * in_w
+        in_place_scratch = scratch.depthwise_inplace(geometry, in_d, f_d, out_d)
     else:
         in_place_scratch = min(n * in_h * in_w, max(1, POINTWISE_CHUNK_BYTES // out_c)) * out_c
     return Lowered(
@@ -161,6 +167,7 @@ def _lower(ctx, op, depthwise: bool) -> Lowered:
         params=pack_i32(stride_h, stride_w, dil_h, dil_w, pad_top, pad_left, depth_multiplier,
                         -x.zp0, y.zp0, act_min, act_max),
         macs=macs,
+        scratch_bytes=kernel_scratch,
         inplace_input=0 if in_place else None,
         inplace_smaller=in_place,
         inplace_scratch=in_place_scratch if in_place else 0,
