@@ -55,8 +55,11 @@ def models() -> list[tuple[str, bytes]]:
 
 
 # Issue 13's targets for the real exports, input frame in SRAM: (model stem, at least this many
-# times below TFLM's arena head, at most this many bytes or None).
-TARGETS = [("mnv2_035_128", 4.0, 80 * 1024), ("torch_mnv2_100_224", 8.0, 320 * 1024), ("mnv3s_min_96", 2.0, None)]
+# times below TFLM's arena head, at most this many bytes or None). person_detect's target (2.5x
+# below TFLM) applies to its architecture exported by Keras, int8 and uint8 input: TFLM's arena
+# for the export is measured in the same run (its PADs make it larger than person_detect's).
+TARGETS = [("mnv2_035_128", 4.0, 80 * 1024), ("torch_mnv2_100_224", 8.0, 320 * 1024), ("mnv3s_min_96", 2.0, None),
+           ("person_mnv1_025_96", 2.5, None), ("person_mnv1_025_96_u8", 2.5, None)]
 
 
 def qemu_run(blob: bytes, x: np.ndarray) -> dict:
@@ -120,9 +123,13 @@ def measure(name: str, model_bytes: bytes, max_overhead: float, tight: float, on
                            "input_bytes": sum(base.tensors[t].nbytes for t in ext.external_inputs),
                            "ratio_vs_tflm": round(row["tflm_head_bytes"] / ext.peak_sram_bytes, 2)}
     if on_qemu:
-        x = np.random.default_rng(0).integers(-128, 128, size=base.input_tensors()[0].shape, dtype=np.int8)
-        if base.input_tensors()[0].dtype != np.int8:
-            x = np.random.default_rng(0).standard_normal(base.input_tensors()[0].shape).astype(np.float32)
+        spec = base.input_tensors()[0]
+        rng = np.random.default_rng(0)
+        if np.dtype(spec.dtype) in (np.dtype(np.int8), np.dtype(np.uint8)):
+            info = np.iinfo(spec.dtype)
+            x = rng.integers(info.min, info.max + 1, size=spec.shape, dtype=spec.dtype)
+        else:
+            x = rng.standard_normal(spec.shape).astype(np.float32)
         t0 = time.time()
         lbl = qemu_run(base.blob, x)
         row["qemu_layer_by_layer_instructions"] = lbl["instructions"]
@@ -211,8 +218,9 @@ def print_tables(rows: list[dict], args) -> int:
                   pct(e["estimated_instruction_overhead"]), pct(e.get("qemu_instruction_overhead")),
                   f"{e['qemu_arena_used']:,}" if "qemu_arena_used" in e else "-", same)
     stdout.print(t)
-    t = Table(title="targets for the real exports (input frame in SRAM; ours = the 'smallest' plan above)")
-    for col in ("model", "TFLM arena", "ours", "TFLM / ours", "target", "met"):
+    t = Table(title="targets for the real exports (input frame in SRAM; ours = the 'smallest' plan above; "
+                    f"measured instruction overhead <= {args.max_overhead:.0%} where measured)")
+    for col in ("model", "TFLM arena", "ours", "TFLM / ours", "target", "instr. ovh. measured", "met"):
         t.add_column(col, justify="left" if col in ("model", "target") else "right")
     for stem, ratio, limit in TARGETS:
         r = next((r for r in rows if r["model"].startswith(stem + " ") and "plans" in r), None)
@@ -220,9 +228,11 @@ def print_tables(rows: list[dict], args) -> int:
         if p is None:
             continue
         got = r["tflm_head_bytes"] / p["peak_sram_bytes"]
-        met = got >= ratio and (limit is None or p["peak_sram_bytes"] <= limit)
+        measured = p.get("qemu_instruction_overhead")
+        met = got >= ratio and (limit is None or p["peak_sram_bytes"] <= limit) and \
+            (measured is None or measured <= args.max_overhead)
         t.add_row(stem, f"{r['tflm_head_bytes']:,}", f"{p['peak_sram_bytes']:,}", f"{got:.2f}x",
-                  f">= {ratio:g}x" + (f", <= {limit:,} B" if limit else ""), "yes" if met else "NO")
+                  f">= {ratio:g}x" + (f", <= {limit:,} B" if limit else ""), pct(measured), "yes" if met else "NO")
     stdout.print(t)
     return 0
 

@@ -41,7 +41,7 @@ def test_python_and_c_agree_on_the_format():
         assert c[f"TA_OP_{name}"] == code, name
     assert c["TA_MODEL_FLAG_TRAIN"] == bf.FLAG_TRAIN
     for dtype, code in bf.DTYPES.items():
-        assert c[f"TA_DTYPE_{ {'int8': 'INT8', 'int16': 'INT16', 'int32': 'INT32', 'float32': 'FLOAT32'}[dtype.name]}"] == code
+        assert c[f"TA_DTYPE_{dtype.name.upper()}"] == code
 
 
 def example_blobs() -> list[tuple[str, bytes]]:

@@ -1,4 +1,4 @@
-"""ADD, SUB, MUL, QUANTIZE (float32 -> int8), REQUANTIZE (QUANTIZE int8 -> int8) and
+"""ADD, SUB, MUL, QUANTIZE (float32 -> int8), REQUANTIZE (QUANTIZE int8 or uint8 -> int8) and
 DEQUANTIZE: bit-exact with TFLite Micro and tflite-runtime (BUILTIN_REF).
 
 Seeded randomized sweeps (each case's seed and parameters are in its id and in every
@@ -6,7 +6,8 @@ failure message): ADD/SUB/MUL over random NumPy broadcasts of ranks 0..6 with di
 input ranks, constant operands, the same tensor on both sides, log-uniform scales over
 several decades (MUL including effective scales > 1, i.e. left shifts), zero points and
 fused activations; QUANTIZE over rounding ties and near-ties, saturating values, -0.0;
-REQUANTIZE over scale ratios from 1e-3 to 1e3 (and equal scales); DEQUANTIZE over scales
+REQUANTIZE over scale ratios from 1e-3 to 1e3 (and equal scales), from int8 and from uint8
+(every uint8 value, zero points 0..255, the converter's uint8 input among them); DEQUANTIZE over scales
 spanning the float32 range (subnormal and overflowing results). Then "precision
 witnesses": hand-found cases where computing a multiplier or quotient at another precision
 (float vs double) changes the output, which pin the precision TFLM uses. Then the in-place
@@ -38,9 +39,10 @@ from tinyadapt.convert.quant import activation_range, quantize_multiplier
 from tinyadapt.engine.host import HostEngine, library
 from tinyadapt.errors import EngineError, UnsupportedModelError
 
-N_CASES = {"ADD": 600, "SUB": 600, "MUL": 600, "QUANTIZE": 300, "REQUANTIZE": 300, "DEQUANTIZE": 300}
+N_CASES = {"ADD": 600, "SUB": 600, "MUL": 600, "QUANTIZE": 300, "REQUANTIZE": 300, "DEQUANTIZE": 300,
+           "REQUANTIZE_U8": 100}
 SEEDS = {"ADD": 100_000, "SUB": 200_000, "MUL": 300_000, "QUANTIZE": 400_000, "REQUANTIZE": 500_000,
-         "DEQUANTIZE": 600_000}
+         "DEQUANTIZE": 600_000, "REQUANTIZE_U8": 700_000}
 ACTIVATIONS = ["NONE", "RELU", "RELU6", "RELU_N1_TO_1"]
 TFLITE_MAX_RANK = {"ADD": 6, "SUB": 5, "MUL": 4}  # beyond: tflite-runtime aborts on broadcasting
 F32 = np.float32
@@ -376,7 +378,7 @@ def requantize_case(seed: int) -> dict:
 
 def build_requantize(c) -> bytes:
     b = ModelBuilder()
-    x = b.input(c["shape"], scale=c["in_scale"], zero_point=c["in_zp"])
+    x = b.input(c["shape"], dtype=c["x"].dtype if "x" in c else np.int8, scale=c["in_scale"], zero_point=c["in_zp"])
     y = b.tensor(c["shape"], scale=c["out_scale"], zero_point=c["out_zp"])
     b.op("QUANTIZE", [x], [y])
     b.output(y)
@@ -407,6 +409,32 @@ def test_requantize_multiplier_is_double_like_tflm(in_scale, out_scale, in_zp, o
     as_float = np.clip(_mbqm(q, *quantize_multiplier(float(F32(in_scale) / F32(out_scale)))) + out_zp, -128, 127)
     assert np.array_equal(as_double, tflm) and not np.array_equal(as_float, tflm)
     assert_bit_exact(model, [c["x"]], "REQUANTIZE precision witness")
+
+
+def requantize_u8_case(seed: int) -> dict:
+    """QUANTIZE uint8 -> int8. One case in five is what TFLiteConverter's
+    inference_input_type=tf.uint8 writes: equal scales, zero point + 128."""
+    c = requantize_case(seed)
+    rng = np.random.default_rng(seed + 1)
+    if rng.random() < 0.2:
+        c["out_scale"] = c["in_scale"]
+        c["out_zp"] = int(rng.integers(-128, 128))
+        c["in_zp"] = c["out_zp"] + 128
+    else:
+        c["in_zp"] = int(rng.integers(0, 256))
+    c["x"] = rng.permutation(np.arange(256)).astype(np.uint8).reshape(c["shape"])
+    return c
+
+
+@pytest.mark.parametrize("i", range(N_CASES["REQUANTIZE_U8"]))
+def test_requantize_from_uint8_random(i):
+    c = requantize_u8_case(SEEDS["REQUANTIZE_U8"] + i)
+    m = convert(build_requantize(c))
+    assert [bf.OPCODE_NAMES[op.opcode] for op in m.ops] == ["REQUANTIZE"]
+    assert m.input_tensors()[0].dtype == np.uint8
+    assert_bit_exact(build_requantize(c), [c["x"]],
+                     f"REQUANTIZE uint8 seed={c['seed']} scales=({c['in_scale']:.6g} -> {c['out_scale']:.6g}) "
+                     f"zps=({c['in_zp']} -> {c['out_zp']})")
 
 
 # ------------------------------------------------------------------- DEQUANTIZE
@@ -596,6 +624,16 @@ def _quantize_to(out_dtype, per_channel=False):
     return b.build()
 
 
+def _uint8_output():
+    """uint8 is only a model input: the converter's uint8 output (QUANTIZE int8 -> uint8) is refused."""
+    b = ModelBuilder()
+    x = b.input([2, 2], scale=0.1)
+    y = b.tensor([2, 2], dtype=np.uint8, scale=0.1, zero_point=128, name="y")
+    b.op("QUANTIZE", [x], [y])
+    b.output(y)
+    return b.build()
+
+
 ERROR_CASES = {
     "int16 add": (lambda: _single_binary(dtype=np.int16), "int16"),
     "rank 7": (lambda: _single_binary(a_shape=(1,) * 6 + (2,), b_shape=(2,), out_shape=(1,) * 6 + (2,)),
@@ -610,8 +648,10 @@ ERROR_CASES = {
     "mul huge multiplier": (lambda: _single_binary("MUL", scales=(1e10, 1e10, 1e-10)), "too large"),
     "quantize to int16": (lambda: _quantize_to(np.int16), "QUANTIZE to int16"),
     "quantize per-channel": (lambda: _quantize_to(np.int8, per_channel=True), "per-channel"),
-    "quantize from uint8": (lambda: _const_into("QUANTIZE", np.zeros([2, 2], np.uint8), np.int8),
-                            "QUANTIZE from uint8"),
+    "quantize from uint8, zero point 256": (
+        lambda: build_requantize(dict(shape=[2, 2], in_scale=0.1, out_scale=0.1, in_zp=256, out_zp=0,
+                                      x=np.zeros([2, 2], np.uint8))), "zero point 256, outside uint8"),
+    "uint8 output": (lambda: _uint8_output(), "model output tensor 1 'y' (uint8[2, 2]) is uint8"),
     "quantize from int16": (lambda: _const_into("QUANTIZE", np.zeros([2, 2], np.int16), np.int8),
                             "QUANTIZE from int16"),
     "dequantize from int16": (lambda: _const_into("DEQUANTIZE", np.zeros([2, 2], np.int16), np.float32),
@@ -650,6 +690,7 @@ CORRUPT = [
     ("MUL", 1, -128), ("MUL", 3, -1), ("MUL", 4, 32), ("MUL", 4, -32), ("MUL", 6, -129),
     ("QUANTIZE", 0, 200), ("QUANTIZE", 1, 0x7FC00000), ("QUANTIZE", 1, 0), ("QUANTIZE", 1, -0x40800000),
     ("REQUANTIZE", 0, -129), ("REQUANTIZE", 3, 32), ("REQUANTIZE", 2, -7),
+    ("REQUANTIZE_U8", 0, -1), ("REQUANTIZE_U8", 0, 256), ("REQUANTIZE_U8", 1, 128), ("REQUANTIZE_U8", 3, 32),
     ("DEQUANTIZE", 0, 128), ("DEQUANTIZE", 1, 0x7F800000),
 ]
 
@@ -661,6 +702,9 @@ def _model_for(kind: str) -> bytes:
         return build_quantize([2, 3], 0.1, 3)
     if kind == "REQUANTIZE":
         return build_requantize(dict(shape=[2, 3], in_scale=0.1, out_scale=0.3, in_zp=1, out_zp=2))
+    if kind == "REQUANTIZE_U8":
+        return build_requantize(dict(shape=[2, 3], in_scale=0.1, out_scale=0.3, in_zp=200, out_zp=2,
+                                     x=np.zeros([2, 3], np.uint8)))
     return build_dequantize([2, 3], 0.1, 3)
 
 
@@ -688,7 +732,7 @@ def test_kernels_reject_bad_arguments():
         assert _kernel_call(fn, params, [[2, 3], [3]], [a, b], [1, 1, 1, 1, 1, 2, 3], out) == -1  # rank 7
     assert m.ops[0].params  # keep the ADD model alive for the loop above
     for fn, ctype in (("ta_quantize_f32_s8", np.float32), ("ta_dequantize_s8_f32", np.int8),
-                      ("ta_requantize_s8", np.int8)):
+                      ("ta_requantize_s8", np.int8), ("ta_requantize_u8_s8", np.uint8)):
         f = getattr(lib, fn)
         f.restype = ctypes.c_int
         p = ctypes.create_string_buffer(16)

@@ -80,3 +80,19 @@ def test_checker_catches_overlapping_live_tensors():
     with pytest.raises(AssertionError, match="overlap"):  # in place over an input that is read later
         check_layout(sizes, {0: 0, 1: 0, 2: 64}, ops, [0], [2], 128)
     check_layout(sizes, {0: 0, 1: 64, 2: 0}, ops, [0], [2], 128)  # ADD in place over t0: legal
+
+
+def test_optional_in_place_only_where_it_lowers_the_arena():
+    """Optional in-place ops (pointwise conv: slower in place) stay out of place unless the
+    arena needs them: here only op 2 (at the 1000 + 1000 byte peak) runs in place, not op 0
+    (op 1's 96 + 1000 bytes set the arena either way)."""
+    sizes = [96, 96, 1000, 1000]
+    t = [BlobTensor(name=str(i), dtype=np.dtype(np.int8), shape=(s,), kind=bf.KIND_ACTIVATION)
+         for i, s in enumerate(sizes)]
+    ops = [Lowered(0, [0], [1], b"", inplace_input=0, inplace_optional=True), Lowered(0, [1], [2], b""),
+           Lowered(0, [2], [3], b"", inplace_input=0, inplace_optional=True)]
+    plan = plan_memory(t, ops, [0], [3])
+    assert plan.in_place == {2} and plan.arena_size == 1096
+    # Without the peak op, no optional op is worth its time.
+    plan = plan_memory(t, ops[:2], [0], [2])
+    assert plan.in_place == set() and plan.arena_size == 1096

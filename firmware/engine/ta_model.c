@@ -9,6 +9,7 @@ uint32_t ta_dtype_size(uint8_t dtype)
     case TA_DTYPE_INT16: return 2;
     case TA_DTYPE_INT32: return 4;
     case TA_DTYPE_FLOAT32: return 4;
+    case TA_DTYPE_UINT8: return 1;
     default: return 0;
     }
 }

@@ -11,7 +11,7 @@ its own venv, made once:
 It writes models/exports/<name>.tflite and the table in models/exports/README.md.
 
 Every model goes through TFLiteConverter's full-int8 path (Optimize.DEFAULT, a representative
-dataset, TFLITE_BUILTINS_INT8, int8 input and output) from a concrete function with a fixed
+dataset, TFLITE_BUILTINS_INT8, int8 input (uint8 for the *_u8 variants) and output) from a concrete function with a fixed
 batch-1 signature, so the graphs are exactly what a user gets: explicit PADs before stride-2
 depthwise convs (Keras' "correct_pad"), MEAN as global pooling, HARD_SWISH, squeeze-and-excite
 MULs, and for the PyTorch-layout graphs an NCHW input with a leading TRANSPOSE and symmetric PADs.
@@ -69,14 +69,16 @@ def calibrate_batchnorm(model: tf.keras.Model, x: np.ndarray, seed: int) -> None
                            a.mean(axis=axes).astype(np.float32), a.var(axis=axes).astype(np.float32)])
 
 
-def to_int8_tflite(model: tf.keras.Model, rep: np.ndarray) -> bytes:
+def to_int8_tflite(model: tf.keras.Model, rep: np.ndarray, input_type=tf.int8) -> bytes:
+    """input_type tf.uint8 is what a camera pipeline feeds: the converter then starts the graph
+    with QUANTIZE uint8 -> int8 (same scale, zero point + 128)."""
     spec = tf.TensorSpec((1,) + tuple(model.input_shape[1:]), tf.float32)
     fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
     conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = lambda: ([x[None]] for x in rep)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
+    conv.inference_input_type = input_type
     conv.inference_output_type = tf.int8
     return conv.convert()
 
@@ -173,6 +175,13 @@ def keras_mnv3(large: bool, minimalistic: bool, alpha: float, size: int, top: bo
     return tf.keras.Model(base.input, layers.Dense(10, name="fc")(x), name=base.name + "_gap10")
 
 
+def keras_mnv1(alpha: float, size: int, channels: int, classes: int) -> tf.keras.Model:
+    """TFLM's person_detect architecture (MobileNetV1-0.25, 96x96 grayscale, 2 classes) as Keras
+    builds it: ZeroPadding2D before each stride-2 conv (PADs), GAP as MEAN, a 1x1 conv head."""
+    return tf.keras.applications.MobileNet(input_shape=(size, size, channels), alpha=alpha, weights=None,
+                                           classes=classes)
+
+
 MODELS = {
     "mnv2_035_128": ("Keras MobileNetV2 alpha 0.35, 128x128, 10 classes", lambda: keras_mnv2(0.35, 128)),
     "mnv2_050_96": ("Keras MobileNetV2 alpha 0.5, 96x96, 10 classes", lambda: keras_mnv2(0.5, 96)),
@@ -188,11 +197,16 @@ MODELS = {
                      lambda: torch_edge_mix(64)),
     "torch_mnv2_100_224": ("PyTorch layout MobileNetV2 width 1.0, 224x224, 10 classes",
                            lambda: torch_mobilenetv2(224, 1.0, 10)),
+    "person_mnv1_025_96": ("Keras MobileNetV1 alpha 0.25, 96x96 grayscale, 2 classes (person_detect's architecture)",
+                           lambda: keras_mnv1(0.25, 96, 1, 2)),
+    "person_mnv1_025_96_u8": ("the same, uint8 input (QUANTIZE uint8 -> int8 first, as a camera feeds it)",
+                              lambda: keras_mnv1(0.25, 96, 1, 2), tf.uint8),
 }
 
 
 def export(name: str) -> dict:
-    what, build = MODELS[name]
+    what, build, *rest = MODELS[name]
+    input_type = rest[0] if rest else tf.int8
     tf.keras.utils.set_random_seed(SEED)
     model = build()
     shape = tuple(model.input_shape[1:])
@@ -202,7 +216,7 @@ def export(name: str) -> dict:
     if nchw:
         rep = np.ascontiguousarray(rep.transpose(0, 3, 1, 2))
     calibrate_batchnorm(model, rep, SEED)
-    data = to_int8_tflite(model, rep)
+    data = to_int8_tflite(model, rep, input_type)
     path = os.path.join(HERE, f"{name}.tflite")
     with open(path, "wb") as f:
         f.write(data)
@@ -215,21 +229,32 @@ def export(name: str) -> dict:
             "input": f"{np.dtype(inp['dtype']).name} {list(inp['shape'])}", "ops": ops}
 
 
+def _table_row(r: dict) -> str:
+    ops = ", ".join(f"{k} x{v}" for k, v in sorted(r["ops"].items()))
+    return f"| `{r['name']}.tflite` | {r['what']} | {r['input']} | {r['params']:,} | {r['bytes']:,} | {ops} |"
+
+
 def write_readme(rows: list[dict]) -> None:
+    """The table keeps the rows of models not exported this run (MODELS order)."""
+    path = os.path.join(HERE, "README.md")
+    lines_by_name = {}
+    if os.path.exists(path):
+        for line in open(path).read().splitlines():
+            if line.startswith("| `") and ".tflite`" in line:
+                lines_by_name[line.split("`")[1][:-len(".tflite")]] = line
+    lines_by_name.update({r["name"]: _table_row(r) for r in rows})
     lines = ["# Real exports: what TFLiteConverter makes of Keras and PyTorch-layout models", "",
              "Made by `export.py` (see its docstring for the TensorFlow venv; TensorFlow is not a",
              "dependency of tinyadapt or of its tests). Random weights with recalibrated BatchNorm",
-             "statistics, full-int8 (int8 input and output), batch 1. The tests",
+             "statistics, full-int8 (int8 input, uint8 for `*_u8`, and int8 output), batch 1. The tests",
              "(`tests/test_exports.py`) run each layer by layer bit-exact against TensorFlow Lite Micro,",
              "and patch plans spread over its splits (tiles and streamed row bands) and budgets equal to",
              "layer by layer. Their peak SRAM next to TFLite Micro's arena, patch-based and measured on",
-             "QEMU: `.venv/bin/python benchmarks/patch.py --models mnv2_035_128 torch_mnv2_100_224 mnv3s_min_96`.",
+             "QEMU: `.venv/bin/python benchmarks/patch.py --models mnv2_035_128 torch_mnv2_100_224 mnv3s_min_96 person_mnv1`.",
              "",
              "| file | model | input | params | size (bytes) | ops |", "|---|---|---|---:|---:|---|"]
-    for r in rows:
-        ops = ", ".join(f"{k} x{v}" for k, v in sorted(r["ops"].items()))
-        lines.append(f"| `{r['name']}.tflite` | {r['what']} | {r['input']} | {r['params']:,} | {r['bytes']:,} | {ops} |")
-    with open(os.path.join(HERE, "README.md"), "w") as f:
+    lines += [lines_by_name[n] for n in MODELS if n in lines_by_name]
+    with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
@@ -244,8 +269,7 @@ def main(argv: list[str]) -> int:
         row = export(name)
         print(f"{name}: {row['bytes']:,} bytes, {row['params']:,} params, {row['input']}", flush=True)
         rows.append(row)
-    if not argv:
-        write_readme(rows)
+    write_readme(rows)
     return 0
 
 

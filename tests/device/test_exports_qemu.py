@@ -32,3 +32,27 @@ def test_keras_mobilenetv2_patched_on_the_f746_budget_equals_host():
         outs, _ = dev.run_sample([x])
         assert np.array_equal(outs[0], host)
         assert dev.metrics().arena_used == model.peak_sram_bytes
+
+
+def test_uint8_person_detect_class_export_patched_on_qemu_equals_host():
+    """The MobileNetV1-0.25 96x96 grayscale export with a uint8 input (QUANTIZE uint8 -> int8
+    first) on an emulated Cortex-M4, patched under 2.5x below TFLite Micro's arena: the uint8
+    frame travels as one byte per pixel, is requantized window by window, the outputs equal
+    the host target (which tests/test_exports.py checks against TFLM) and the device's arena
+    high-water mark is the plan's peak."""
+    need_tool("arm-none-eabi-gcc", "qemu-system-arm", "make")
+    from tinyadapt.convert import convert
+    from tinyadapt.engine.host import HostEngine
+    from tinyadapt.reference import tflm_arena_head
+    from tinyadapt.session.device import DeviceOptions, open_device
+
+    path = REPO / "models/exports/person_mnv1_025_96_u8.tflite"
+    budget = int(tflm_arena_head(path.read_bytes()) / 2.5)
+    model = convert(path, budget=budget)
+    assert model.patch is not None and model.peak_sram_bytes <= budget
+    x = np.random.default_rng(6).integers(0, 256, size=model.input_tensors()[0].shape, dtype=np.uint8)
+    host = HostEngine(model.blob).invoke([x])[0]
+    with open_device(model.blob, DeviceOptions(board="qemu-an386", model_name="person_u8", timeout=120.0)) as dev:
+        outs, _ = dev.run_sample([x])
+        assert np.array_equal(outs[0], host)
+        assert dev.metrics().arena_used == model.peak_sram_bytes

@@ -39,7 +39,8 @@ typedef enum {
     TA_DTYPE_INT8 = 1,
     TA_DTYPE_INT16 = 2,
     TA_DTYPE_INT32 = 3,
-    TA_DTYPE_FLOAT32 = 4
+    TA_DTYPE_FLOAT32 = 4,
+    TA_DTYPE_UINT8 = 5 /* only a model input that QUANTIZE (REQUANTIZE) turns into int8 */
 } ta_dtype_t;
 
 typedef enum {

@@ -81,11 +81,13 @@ def convert(source: str | Path | bytes, name: str | None = None, *, budget: int 
         if t.is_const:
             continue
         dtype = None if isinstance(t.dtype, str) else np.dtype(t.dtype)
-        if dtype not in (np.dtype(np.int8), np.dtype(np.float32)):
-            role = "input" if index in graph.inputs else "output"
+        role = "input" if index in graph.inputs else "output"
+        # uint8 only in: a camera frame that QUANTIZE turns into int8 (inference_input_type=tf.uint8).
+        edge = (np.int8, np.float32, np.uint8) if role == "input" else (np.int8, np.float32)
+        if dtype not in [np.dtype(d) for d in edge]:
             raise UnsupportedModelError(
                 f"{label}: model {role} {t.describe()} is {dtype.name if dtype else t.dtype}; "
-                "tinyadapt runs int8 models (int8 or float32 at the edges)")
+                "tinyadapt runs int8 models (int8 or float32 at the edges, or a uint8 input)")
     ops = []
     for op in graph.ops:
         try:

@@ -28,7 +28,8 @@ TRAIN_HEADER_SIZE = 16
 PATCH_MODE_TILES = 0   # tiles compute their whole regions (halos recomputed)
 PATCH_MODE_STREAM = 1  # full-width row bands keep halo rows between tiles (computed once)
 
-DTYPES = {np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3, np.dtype(np.float32): 4}
+DTYPES = {np.dtype(np.int8): 1, np.dtype(np.int16): 2, np.dtype(np.int32): 3, np.dtype(np.float32): 4,
+          np.dtype(np.uint8): 5}  # uint8: a model input that QUANTIZE turns into int8
 DTYPE_NUMPY = {v: k for k, v in DTYPES.items()}
 
 OPCODES = {

@@ -165,15 +165,16 @@ class LowerContext:
         return tensors
 
     def require_per_tensor(self, op: Op, t: Tensor) -> None:
-        """One finite positive scale and an int8 zero point: what an op without per-channel
-        multipliers can requantize with."""
+        """One finite positive scale and a zero point in the tensor's range (int8, or 0..255 for
+        uint8): what an op without per-channel multipliers can requantize with."""
         self.require_quantized(op, t.index)
         self.require(op, not t.per_channel,
                      f"{t.describe()} has per-channel quantization ({len(t.scale)} scales); "
                      f"{op.kind} supports one scale per tensor")
         s = float(t.scale0)
         self.require(op, math.isfinite(s) and s > 0, f"{t.describe()} has scale {s}, which must be finite and positive")
-        self.require(op, -128 <= t.zp0 <= 127, f"{t.describe()} has zero point {t.zp0}, outside int8")
+        lo, hi, name = (0, 255, "uint8") if dtype_name(t) == "uint8" else (-128, 127, "int8")
+        self.require(op, lo <= t.zp0 <= hi, f"{t.describe()} has zero point {t.zp0}, outside {name}")
 
     def require_same_shape(self, op: Op, x: Tensor, y: Tensor) -> None:
         self.require(op, tuple(y.shape) == tuple(x.shape),

@@ -78,8 +78,8 @@ def _read_array(path: str, what: str, key: str) -> np.ndarray:
 
 
 def load_stream_data(path: str, blob_info: BlobInfo) -> np.ndarray:
-    """Samples [N, *input shape] in the model input's dtype; float data for an int8 input is
-    quantized with the input's scale and zero point."""
+    """Samples [N, *input shape] in the model input's dtype; float data for an int8 (or uint8)
+    input is quantized with the input's scale and zero point."""
     if len(blob_info.inputs) != 1:
         raise InputError(f"stream takes models with one input; this one has {len(blob_info.inputs)}")
     t = blob_info.tensors[blob_info.inputs[0]]
@@ -95,18 +95,20 @@ def load_stream_data(path: str, blob_info: BlobInfo) -> np.ndarray:
     x = x.reshape(stacked[0])
     if x.dtype == dtype:
         return np.ascontiguousarray(x)
-    if dtype == np.int8 and np.issubdtype(x.dtype, np.floating):
-        if np.all(np.isfinite(x)) and np.all(x == np.round(x)) and x.min() >= -128 and x.max() <= 127 \
+    integer = dtype in (np.dtype(np.int8), np.dtype(np.uint8))
+    lo, hi = (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)) if integer else (0, 0)
+    if integer and np.issubdtype(x.dtype, np.floating):
+        if np.all(np.isfinite(x)) and np.all(x == np.round(x)) and x.min() >= lo and x.max() <= hi \
                 and Path(path).suffix.lower() in (".csv", ".txt"):
-            return x.astype(np.int8)                # a CSV of int8 values
+            return x.astype(dtype)                  # a CSV of int8 / uint8 values
         if not t.scale:
-            raise InputError(f"{path} holds floats, and the model's int8 input has no quantization scale")
+            raise InputError(f"{path} holds floats, and the model's {dtype.name} input has no quantization scale")
         log.info("quantizing float data with the input's scale %g and zero point %d", t.scale, t.zero_point)
-        return np.clip(np.round(x / t.scale) + t.zero_point, -128, 127).astype(np.int8)
+        return np.clip(np.round(x / t.scale) + t.zero_point, lo, hi).astype(dtype)
     if dtype == np.float32 and np.issubdtype(x.dtype, np.number):
         return x.astype(np.float32)
-    if dtype == np.int8 and np.issubdtype(x.dtype, np.integer) and x.min(initial=0) >= -128 and x.max(initial=0) <= 127:
-        return x.astype(np.int8)
+    if integer and np.issubdtype(x.dtype, np.integer) and x.min(initial=0) >= lo and x.max(initial=0) <= hi:
+        return x.astype(dtype)
     raise InputError(f"{path} has dtype {x.dtype}; the model input takes {dtype.name}")
 
 

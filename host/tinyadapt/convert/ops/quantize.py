@@ -2,8 +2,9 @@
 (firmware/include/tinyadapt/ops/ta_quantize.h, ta_requantize.h, ta_dequantize.h).
 
 TFLite's QUANTIZE covers two engine ops: float32 -> int8 (TA_OP_QUANTIZE, AffineQuantize)
-and int8 -> int8 with a new scale / zero point (TA_OP_REQUANTIZE, Requantize with
-input_scale / output_scale quantized in double, as TFLM's PrepareQuantizeReference).
+and int8 or uint8 -> int8 with a new scale / zero point (TA_OP_REQUANTIZE, Requantize with
+input_scale / output_scale quantized in double, as TFLM's PrepareQuantizeReference; a uint8
+input is what TFLiteConverter's inference_input_type=tf.uint8 puts first).
 Float scales travel in the params struct as the int32 bit pattern of the float32, so the
 device divides / multiplies by exactly the scale TFLM uses.
 """
@@ -39,12 +40,9 @@ def _io(ctx, op):
 def lower_quantize(ctx, op):
     x, y = _io(ctx, op)
     src, dst = dtype_name(x), dtype_name(y)
-    ctx.require(op, dst == "int8",
-                f"QUANTIZE to {dst} ({y.describe()}) is not supported: tinyadapt quantizes "
-                "float32 -> int8 and requantizes int8 -> int8")
-    ctx.require(op, src in ("float32", "int8"),
-                f"QUANTIZE from {src} ({x.describe()}) is not supported: tinyadapt quantizes "
-                "float32 -> int8 and requantizes int8 -> int8")
+    why = "tinyadapt quantizes float32 -> int8 and requantizes int8 or uint8 -> int8"
+    ctx.require(op, dst == "int8", f"QUANTIZE to {dst} ({y.describe()}) is not supported: {why}")
+    ctx.require(op, src in ("float32", "int8", "uint8"), f"QUANTIZE from {src} ({x.describe()}) is not supported: {why}")
     ctx.require_per_tensor(op, y)
     n = int(np.prod(y.shape, dtype=np.int64))
     if src == "float32":
