@@ -55,11 +55,21 @@ def models() -> list[tuple[str, bytes]]:
 
 
 # Issue 13's targets for the real exports, input frame in SRAM: (model stem, at least this many
-# times below TFLM's arena head, at most this many bytes or None). person_detect's target (2.5x
-# below TFLM) applies to its architecture exported by Keras, int8 and uint8 input: TFLM's arena
-# for the export is measured in the same run (its PADs make it larger than person_detect's).
+# times below TFLM's arena head, at most this many bytes or None). person_detect's targets apply to
+# its architecture exported by Keras, int8 and uint8 input: 2.5x below TFLM's arena for the export
+# (measured in the same run; its PADs make it larger than person_detect's 55,296 B), and under the
+# issue's 22,118 B (2.5x below person_detect's arena, which equals the export's layer-by-layer peak
+# once its PADs are folded). Each target is judged on the plan the planner chooses for the target's
+# budget (what `tinyadapt plan --budget B` picks: the cheapest estimated plan that fits), measured.
 TARGETS = [("mnv2_035_128", 4.0, 80 * 1024), ("torch_mnv2_100_224", 8.0, 320 * 1024), ("mnv3s_min_96", 2.0, None),
-           ("person_mnv1_025_96", 2.5, None), ("person_mnv1_025_96_u8", 2.5, None)]
+           ("person_mnv1_025_96", 2.5, 22_118), ("person_mnv1_025_96_u8", 2.5, 22_118)]
+
+
+def target_budget(name: str, tflm_bytes: int) -> int | None:
+    for stem, ratio, limit in TARGETS:
+        if name.startswith(stem + " "):
+            return min(int(tflm_bytes / ratio), limit or tflm_bytes)
+    return None
 
 
 def qemu_run(blob: bytes, x: np.ndarray) -> dict:
@@ -110,6 +120,13 @@ def measure(name: str, model_bytes: bytes, max_overhead: float, tight: float, on
             row["tight_error"] = str(exc).split(": ", 2)[-1]
     else:
         row["tight_layer_by_layer"] = True
+    goal = target_budget(name, row["tflm_head_bytes"])
+    if goal is not None:
+        row["target_budget_bytes"] = goal
+        try:
+            picks["target"] = choose_patch(name, base.peak_sram_bytes, plans, goal)
+        except TinyAdaptError as exc:
+            row["target_error"] = str(exc).split(": ", 2)[-1]
     row["plans"] = {k: _plan_row(base, p) for k, p in picks.items()}
     # MCUNetV2's accounting: the input frame sits outside SRAM (external memory the camera
     # writes) and the stage reads each tile's window from it.
@@ -134,7 +151,13 @@ def measure(name: str, model_bytes: bytes, max_overhead: float, tight: float, on
         lbl = qemu_run(base.blob, x)
         row["qemu_layer_by_layer_instructions"] = lbl["instructions"]
         row["qemu_layer_by_layer_arena_used"] = lbl["arena_used"]
-        runs = [(row["plans"][k], convert(model_bytes, name=name, patch=p.spec)) for k, p in picks.items()]
+        runs, done = [], {}
+        for k, p in picks.items():  # a plan picked twice runs once
+            if p.spec in done:
+                row["plans"][k] = row["plans"][done[p.spec]]
+                continue
+            done[p.spec] = k
+            runs.append((row["plans"][k], convert(model_bytes, name=name, patch=p.spec)))
         if ext is not None:
             runs.append((row["external"], convert(model_bytes, name=name, patch=ext.spec, external_input=True)))
         for target, patched in runs:
@@ -187,17 +210,19 @@ def print_tables(rows: list[dict], args) -> int:
         if "error" in r:
             t.add_row(r["model"], "", "", "", "", "", r["error"].split(" (supported")[0])
             continue
-        for kind in ("smallest", "tight"):
+        for kind in ("smallest", "tight", "target"):
             p = r["plans"].get(kind)
             if p is None:
+                if kind == "target" and "target_budget_bytes" not in r:
+                    continue
                 why = ("fits layer by layer" if r.get("tight_layer_by_layer") else
-                       r.get("tight_error", "no plan")) if kind == "tight" else "no plan"
+                       r.get("tight_error", "no plan")) if kind == "tight" else r.get(f"{kind}_error", "no plan")
                 t.add_row(r["model"], f"{r['tflm_head_bytes']:,}", f"{r['layer_by_layer_bytes']:,}", kind,
                           "", "", why[:60])
                 continue
             same = {True: "identical", False: "DIFFER"}.get(p.get("outputs_identical"), "-")
             t.add_row(r["model"], f"{r['tflm_head_bytes']:,}", f"{r['layer_by_layer_bytes']:,}",
-                      kind + (f" ({r['tight_budget_bytes']:,})" if kind == "tight" else ""),
+                      kind + (f" ({r[kind + '_budget_bytes']:,})" if kind in ("tight", "target") else ""),
                       f"{p['peak_sram_bytes']:,}", f"{r['tflm_head_bytes'] / p['peak_sram_bytes']:.2f}x",
                       f"{p['split_ops']}, {p['tiles']}", pct(p["mac_overhead"]),
                       pct(p["estimated_instruction_overhead"]), pct(p.get("qemu_instruction_overhead")),
@@ -218,14 +243,18 @@ def print_tables(rows: list[dict], args) -> int:
                   pct(e["estimated_instruction_overhead"]), pct(e.get("qemu_instruction_overhead")),
                   f"{e['qemu_arena_used']:,}" if "qemu_arena_used" in e else "-", same)
     stdout.print(t)
-    t = Table(title="targets for the real exports (input frame in SRAM; ours = the 'smallest' plan above; "
+    t = Table(title="targets for the real exports (input frame in SRAM; ours = the 'target' plan above, the one "
+                    "`tinyadapt plan --budget B` chooses for the target's budget B; "
                     f"measured instruction overhead <= {args.max_overhead:.0%} where measured)")
     for col in ("model", "TFLM arena", "ours", "TFLM / ours", "target", "instr. ovh. measured", "met"):
         t.add_column(col, justify="left" if col in ("model", "target") else "right")
     for stem, ratio, limit in TARGETS:
         r = next((r for r in rows if r["model"].startswith(stem + " ") and "plans" in r), None)
-        p = r and r["plans"].get("smallest")
+        p = r and r["plans"].get("target")
         if p is None:
+            if r is not None:
+                t.add_row(stem, f"{r['tflm_head_bytes']:,}", "-", "-", f">= {ratio:g}x", "-",
+                          "NO: " + r.get("target_error", "no plan")[:60])
             continue
         got = r["tflm_head_bytes"] / p["peak_sram_bytes"]
         measured = p.get("qemu_instruction_overhead")
