@@ -65,10 +65,10 @@ TARGETS = [("mnv2_035_128", 4.0, 80 * 1024), ("torch_mnv2_100_224", 8.0, 320 * 1
            ("person_mnv1_025_96", 2.5, 22_118), ("person_mnv1_025_96_u8", 2.5, 22_118)]
 
 
-def target_budget(name: str, tflm_bytes: int) -> int | None:
+def target_of(name: str) -> tuple[float, int | None] | None:
     for stem, ratio, limit in TARGETS:
         if name.startswith(stem + " "):
-            return min(int(tflm_bytes / ratio), limit or tflm_bytes)
+            return ratio, limit
     return None
 
 
@@ -120,9 +120,11 @@ def measure(name: str, model_bytes: bytes, max_overhead: float, tight: float, on
             row["tight_error"] = str(exc).split(": ", 2)[-1]
     else:
         row["tight_layer_by_layer"] = True
-    goal = target_budget(name, row["tflm_head_bytes"])
+    goal = target_of(name)
     if goal is not None:
-        row["target_budget_bytes"] = goal
+        ratio, limit = goal
+        row["target"] = {"ratio": ratio, "limit_bytes": limit}
+        goal = row["target_budget_bytes"] = min(int(row["tflm_head_bytes"] / ratio), limit or row["tflm_head_bytes"])
         try:
             picks["target"] = choose_patch(name, base.peak_sram_bytes, plans, goal)
         except TinyAdaptError as exc:

@@ -156,11 +156,34 @@ def render_patch(data: dict) -> list[str]:
                      n(r["layer_by_layer_bytes"]), *cell(plans.get("smallest"), r["tflm_head_bytes"]),
                      n(r["tight_budget_bytes"]), *cell(tight, r["tflm_head_bytes"]),
                      *cell(e, r["tflm_head_bytes"])])
-    return table(["model", "TFLM arena head", "layer by layer", "smallest (TFLM / it)", "its plan",
-                  "instr. overhead est. / measured", "tight budget", "cheapest under it", "its plan",
-                  "instr. overhead est. / measured", "frame outside SRAM", "its plan",
-                  "instr. overhead est. / measured"], rows,
-                 ["---", "---:", "---:", "---:", "---", "---:", "---:", "---:", "---", "---:", "---:", "---", "---:"])
+    out = table(["model", "TFLM arena head", "layer by layer", "smallest (TFLM / it)", "its plan",
+                 "instr. overhead est. / measured", "tight budget", "cheapest under it", "its plan",
+                 "instr. overhead est. / measured", "frame outside SRAM", "its plan",
+                 "instr. overhead est. / measured"], rows,
+                ["---", "---:", "---:", "---:", "---", "---:", "---:", "---:", "---", "---:", "---:", "---", "---:"])
+    targets = []
+    for r in data["patch"]:
+        goal = r.get("target")
+        if not goal or "plans" not in r:
+            continue
+        want = f">= {goal['ratio']:g}x below TFLM" + (f", <= {n(goal['limit_bytes'])} B" if goal["limit_bytes"] else "")
+        p = r["plans"].get("target")
+        if p is None:
+            targets.append([r["model"], want, n(r["target_budget_bytes"]), "no plan fits", "-", "-", "**no**"])
+            continue
+        measured = p.get("qemu_instruction_overhead")
+        met = (r["tflm_head_bytes"] / p["peak_sram_bytes"] >= goal["ratio"] and measured is not None
+               and measured <= 0.15 and (not goal["limit_bytes"] or p["peak_sram_bytes"] <= goal["limit_bytes"]))
+        targets.append([r["model"], want, n(r["target_budget_bytes"]), *cell(p, r["tflm_head_bytes"]),
+                        "yes" if met else "**no**"])
+    if targets:
+        out += ["", "Issue 13's targets, each judged on the plan `tinyadapt plan --budget B` chooses for the "
+                "target's budget B (the cheapest estimated plan that fits; met = the ratio, the byte limit and "
+                "<= 15 % measured instruction overhead):", ""]
+        out += table(["model", "target", "budget B", "chosen plan's peak (TFLM / it)", "its plan",
+                      "instr. overhead est. / measured", "met"], targets,
+                     ["---", "---", "---:", "---:", "---", "---:", "---"])
+    return out
 
 
 def render_link(data: dict) -> list[str]:
