@@ -29,8 +29,8 @@ ta_status_t ta_conv_prepare(const ta_op_call_t *call, ta_conv_kind_t kind)
                   p->pad_left <= (f_d.w - 1) * p->dilation_w,
               TA_ERR_CORRUPT);
     TA_ENSURE(bias == NULL || ta_nn_is_i32_vector(bias, out_d.c), TA_ERR_SHAPE);
-    TA_ENSURE(ta_nn_is_i32_vector(TA_IN(call, TA_CONV_MULT), out_d.c), TA_ERR_SHAPE);
-    TA_ENSURE(ta_nn_is_i32_vector(TA_IN(call, TA_CONV_SHIFT), out_d.c), TA_ERR_SHAPE);
+    TA_TRY(ta_nn_check_requant_vector(TA_IN(call, TA_CONV_MULT), out_d.c));
+    TA_TRY(ta_nn_check_requant_vector(TA_IN(call, TA_CONV_SHIFT), out_d.c));
     TA_ENSURE(ta_conv_shifts_ok((const int32_t *)call->inputs[TA_CONV_SHIFT].data, out_d.c), TA_ERR_CORRUPT);
     /* The kernel's working memory is planned in the arena (in place, the op checks its own). */
     const int in_place = call->inputs[TA_CONV_INPUT].data != NULL &&

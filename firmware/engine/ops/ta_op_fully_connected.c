@@ -20,8 +20,8 @@ static ta_status_t prepare(const ta_op_call_t *call)
     const int32_t batches = ta_tensor_elems(in) / in_depth;
     TA_ENSURE(ta_tensor_dim_r(out, 0) == out_depth && ta_tensor_elems(out) == batches * out_depth, TA_ERR_SHAPE);
     TA_ENSURE(bias == NULL || ta_nn_is_i32_vector(bias, out_depth), TA_ERR_SHAPE);
-    TA_ENSURE(ta_nn_is_i32_vector(TA_IN(call, IN_MULT), out_depth), TA_ERR_SHAPE);
-    TA_ENSURE(ta_nn_is_i32_vector(TA_IN(call, IN_SHIFT), out_depth), TA_ERR_SHAPE);
+    TA_TRY(ta_nn_check_requant_vector(TA_IN(call, IN_MULT), out_depth));
+    TA_TRY(ta_nn_check_requant_vector(TA_IN(call, IN_SHIFT), out_depth));
     const ta_fc_params_t *p = (const ta_fc_params_t *)call->params;
     TA_ENSURE(ta_nn_valid_input_offset(p->input_offset) && ta_nn_valid_input_offset(p->filter_offset) &&
                   ta_nn_valid_output_offset(p->output_offset) && ta_nn_valid_act_range(p->act_min, p->act_max),

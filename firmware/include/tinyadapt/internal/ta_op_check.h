@@ -36,6 +36,16 @@ static inline int ta_nn_is_i32_vector(const ta_tensor_rec_t *t, int32_t n)
     return t != NULL && t->dtype == TA_DTYPE_INT32 && ta_tensor_elems(t) == n;
 }
 
+/* A per-channel multiplier or shift array: checked once by prepare (ta_nn_check_requant_array),
+ * so it must be a constant of the blob. In the arena, another op could overwrite it between
+ * prepare and eval and hand the kernel an unchecked shift (a corrupt blob did, under the fuzzer). */
+static inline ta_status_t ta_nn_check_requant_vector(const ta_tensor_rec_t *t, int32_t n)
+{
+    TA_ENSURE(ta_nn_is_i32_vector(t, n), TA_ERR_SHAPE);
+    TA_ENSURE(t->kind == TA_TENSOR_CONST, TA_ERR_CORRUPT);
+    return TA_OK;
+}
+
 static inline ta_status_t ta_nn_check_requant_array(const int32_t *multiplier, const int32_t *shift, int32_t n)
 {
     for (int32_t i = 0; i < n; ++i) {
