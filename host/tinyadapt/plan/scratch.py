@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 CONV_PATCH_MAX = 256
 CONV_OC_CHUNK = 32
+CONV_X16_BYTES = 2048
+CONV_X16_BLOCK_MAX = 64
+CONV_X16_DEPTH_MAX = 2048
 DWR_ROW_MAX = 768
 DWR_TAPS_MAX = 128
 DWI_PAD_MAX = 1024
@@ -45,13 +48,26 @@ class ConvParams:
 Dims = tuple[int, int, int, int]  # NHWC (a filter: {C_out, KH, KW, C_in} or {1, KH, KW, C})
 
 
+def _x16_block(pixels: int, depth: int) -> int:
+    """ta_conv_x16_block: pixels of a 1x1 conv's int16-widened input block (0: no scratch)."""
+    if depth > CONV_X16_DEPTH_MAX or pixels < 1:
+        return 0
+    pairs = CONV_X16_BYTES // (4 * ((depth + 3) & ~3))
+    block = min(2 * max(pairs, 1), CONV_X16_BLOCK_MAX)
+    return block if block + 1 < pixels else pixels
+
+
 def conv2d(p: ConvParams, in_d: Dims, f_d: Dims, out_d: Dims) -> int:
-    """ta_conv2d_s8_scratch_size: start values of a chunk of channels + the patches of two pixels."""
+    """ta_conv2d_s8_scratch_size: 1x1: a block of int16-widened input pixels; else start values of a
+    chunk of channels + the patches of two pixels."""
     gemm = (f_d[1] == 1 and f_d[2] == 1 and p.stride_h == 1 and p.stride_w == 1 and p.pad_top == 0
             and p.pad_left == 0 and out_d[1] == in_d[1] and out_d[2] == in_d[2]
             and in_d[0] * in_d[1] * in_d[2] <= 2**31 - 1)
     fs = f_d[1] * f_d[2] * f_d[3]
-    if gemm or fs > CONV_PATCH_MAX:
+    if gemm:
+        block = _x16_block(in_d[0] * in_d[1] * in_d[2], in_d[3])
+        return block * 2 * ((in_d[3] + 3) & ~3) + ((block + 1) & ~1) * 8
+    if fs > CONV_PATCH_MAX:
         return 0
     return 4 * min(out_d[3], CONV_OC_CHUNK) + 2 * fs
 

@@ -36,7 +36,7 @@ typedef struct {
     int32_t total;    /* bytes; 0 when the kernel takes a path without scratch */
 } ta_conv_scratch_t;
 
-/* The 1x1 path (a GEMM straight on the input) needs nothing. */
+/* The 1x1 path: the convolution is a matrix product over pixels. */
 static inline int ta_conv_is_gemm(const ta_conv_params_t *p, const ta_dims_t *in_dims, const ta_dims_t *filter_dims,
                                   const ta_dims_t *out_dims)
 {
@@ -45,12 +45,44 @@ static inline int ta_conv_is_gemm(const ta_conv_params_t *p, const ta_dims_t *in
            (int64_t)in_dims->n * in_dims->h * in_dims->w <= INT32_MAX;
 }
 
+/* ---- CONV_2D 1x1 (GEMM): a block of input pixels widened to int16 ----------------------
+ * The input offset is added once per input byte while widening, not once per multiply, and
+ * every output channel pair then reads the block's pixels two int16 at a time. The block is
+ * as many pixel pairs as fit TA_CONV_X16_BYTES (at least one pair, at most
+ * TA_CONV_X16_BLOCK_MAX pixels; all the layer's pixels if that is at most one more), as each
+ * output channel pair's set-up is paid once per block. Layout: int32 x[block * 2 * C4 / 4]
+ * (C4 = C_in rounded up to 4), then int32 accumulators[4 per pixel pair, an odd last pixel
+ * counting as a pair]. Layers deeper than TA_CONV_X16_DEPTH_MAX (or given too little
+ * scratch) run on the int8 input directly. */
+#define TA_CONV_X16_BYTES 2048
+#define TA_CONV_X16_BLOCK_MAX 64
+#define TA_CONV_X16_DEPTH_MAX 2048
+
+/* Pixels per block; 0 when the 1x1 path runs without scratch. */
+static inline int32_t ta_conv_x16_block(int32_t pixels, int32_t depth)
+{
+    if (depth > TA_CONV_X16_DEPTH_MAX || pixels < 1) {
+        return 0;
+    }
+    const int32_t pixel_bytes = 2 * ((depth + 3) & ~3);
+    const int32_t pairs = TA_CONV_X16_BYTES / (2 * pixel_bytes);
+    int32_t block = 2 * (pairs > 1 ? pairs : 1);
+    block = block < TA_CONV_X16_BLOCK_MAX ? block : TA_CONV_X16_BLOCK_MAX;
+    /* one more pixel rather than a block of one (a 3x3 map: 9 pixels) */
+    return block + 1 < pixels ? block : pixels;
+}
+
 static inline ta_conv_scratch_t ta_conv_scratch_layout(const ta_conv_params_t *p, const ta_dims_t *in_dims,
                                                        const ta_dims_t *filter_dims, const ta_dims_t *out_dims)
 {
     ta_conv_scratch_t s = {0, 0};
     const int64_t fs = (int64_t)filter_dims->h * filter_dims->w * filter_dims->c;
-    if (ta_conv_is_gemm(p, in_dims, filter_dims, out_dims) || fs > TA_CONV_PATCH_MAX) {
+    if (ta_conv_is_gemm(p, in_dims, filter_dims, out_dims)) {
+        const int32_t block = ta_conv_x16_block(in_dims->n * in_dims->h * in_dims->w, in_dims->c);
+        s.total = block * 2 * ((in_dims->c + 3) & ~3) + ((block + 1) & ~1) * 8;
+        return s;
+    }
+    if (fs > TA_CONV_PATCH_MAX) {
         return s;
     }
     const int32_t chunk = out_dims->c < TA_CONV_OC_CHUNK ? out_dims->c : TA_CONV_OC_CHUNK;
