@@ -16,9 +16,9 @@
  *                   blocks of 2 pixels x 2 output channels on the int8 input
  *                   (ta_nn_dot_2x2_raw_s8: SXTB16 + SMLAD, 22 instructions per 16 MACs).
  *   conv_im2col     any other filter of at most TA_CONV_PATCH_MAX taps x C_in (the first
- *                   3x3 layer of a MobileNet has 27): the input patches of two pixels are
- *                   gathered in the op's arena scratch (ta_conv2d_s8_scratch_size), padding
- *                   filled with the zero point, and run through the same 2x2 loop.
+ *                   3x3 layer of a MobileNet has 27): each output pixel's patch is gathered
+ *                   (padding filled with the zero point) and widened like a 1x1 pixel, in
+ *                   the op's arena scratch (ta_conv2d_s8_scratch_size); then the 1x1 loops.
  *   conv_rows       bigger filters (or too little scratch) with dilation_w 1: a pixel's taps in one filter row
  *                   are contiguous in input and filter, one dot product per row.
  *   the rest (bigger filters with dilation_w > 1, a multiplier of INT32_MIN where
@@ -121,7 +121,7 @@ static void conv_1x1_gemm(const ta_conv_params_t *p, int32_t pixels, int32_t dep
  * 1x1 on widened input (conv_1x1_x16). The input of a block of pixels is widened to int16
  * once, input offset included (SXTAB16), in the op's arena scratch; every pair of output
  * channels then runs over the block's pixel pairs with ta_nn_dot_2x2_x16 (16 instructions
- * per 16 multiply-accumulates) and the start value is just the bias.
+ * per 16 multiply-accumulates) and the accumulators start at the bias.
  */
 
 /* count pixels of `depth` int8 from x, widened into dst: pairs as ta_nn_dot_2x2_x16 reads
@@ -443,7 +443,7 @@ static void conv_1x1_x16(const ta_conv_params_t *p, int32_t pixels, int32_t dept
                          const int8_t *input, const int8_t *filter, const int32_t *bias, const int32_t *multiplier,
                          const int32_t *shift, int8_t *output, int32_t *xs, int32_t block)
 {
-    int32_t *accs = xs + (size_t)block * (size_t)((depth + 3) >> 2) * 2u; /* ta_conv_scratch_layout */
+    int32_t *accs = xs + (size_t)block * (size_t)((depth + 3) >> 2) * 2u; /* ta_conv_scratch_layout's acc_at */
     int all_r2 = 1;
     for (int32_t oc = 0; oc < out_c && all_r2; ++oc) {
         const ta_nn_requant_t q = ta_nn_requant_make(multiplier[oc], shift[oc]);
@@ -461,23 +461,6 @@ static void conv_1x1_x16(const ta_conv_params_t *p, int32_t pixels, int32_t dept
         }
     }
 }
-
-/* Outputs (a, oc), (a, oc+1), (b, oc), (b, oc+1) from the 2x2 accumulators. */
-static TA_NN_ALWAYS_INLINE void conv_store4(const int32_t acc[4], const ta_nn_requant_t *qa,
-                                            const ta_nn_requant_t *qb, const ta_nn_act2_t *act, int8_t *out_a,
-                                            int8_t *out_b, const int r2)
-{
-    const int32_t va = ta_nn_finish2(acc[0], qa, acc[1], qb, act, r2);
-    const int32_t vb = ta_nn_finish2(acc[2], qa, acc[3], qb, act, r2);
-    out_a[0] = (int8_t)va;
-    out_a[1] = (int8_t)(va >> 16);
-    out_b[0] = (int8_t)vb;
-    out_b[1] = (int8_t)(vb >> 16);
-}
-
-/* Patch (im2col) path: the patches of two pixels and a chunk of per-channel start values
- * live in the op's arena scratch (layout and limits: tinyadapt/internal/ta_conv_scratch.h). */
-#define CONV_OC_CHUNK TA_CONV_OC_CHUNK
 
 /* The k_h * k_w * C_in input bytes output pixel (oy, ox) reads, in the filter's order;
  * taps outside the input hold the input zero point (x + offset = 0: no contribution, as
@@ -523,40 +506,49 @@ static void conv_patch(const ta_conv_params_t *p, const int8_t *image, int32_t i
 }
 
 /* Any filter of at most TA_CONV_PATCH_MAX taps x channels (the first 3x3 layer of a
- * MobileNet: 27): the patches of two output pixels are gathered side by side, `fs` bytes
- * apart, the same distance as one filter row from the next, so the 1x1 loop (2 pixels x
- * 2 output channels, raw int8, offset folded into the start value) runs on them as is.
- * Every tap is in the patch, padding included, so the start value offset * sum(w) is the
- * same for every pixel: worked out once per chunk of output channels. */
+ * MobileNet: 27): output pixels' patches are gathered (conv_patch, two at a time), widened
+ * into a block as the 1x1 path's pixels (the zero point of padding becomes 0) and run
+ * through the same channel loops. A patch size not a multiple of 4 reads the filter from a
+ * copy with rows padded to whole words when the scratch has one (else the loops' slower
+ * path for the last channels). */
 static TA_NN_NOINLINE void conv_im2col(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
-                        const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
-                        const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims, int8_t *output,
-                        int8_t *scratch, const ta_conv_scratch_t *layout)
+                                       const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                                       const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
+                                       int8_t *output, int8_t *scratch, const ta_conv_scratch_t *layout)
 {
     const int32_t in_h = in_dims->h, in_w = in_dims->w, depth = in_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
     const int32_t out_h = out_dims->h, out_w = out_dims->w, out_c = out_dims->c;
-    const int32_t fs = k_h * k_w * depth;
+    const int32_t fs = k_h * k_w * depth, fs4 = (fs + 3) & ~3;
     const size_t image_bytes = (size_t)in_h * (size_t)in_w * (size_t)depth;
     const int64_t pixels = (int64_t)out_dims->n * out_h * out_w;
-    const ta_nn_act2_t act = ta_nn_act2_make(p->output_offset, p->act_min, p->act_max);
-    /* restrict: as the stack arrays they replace, nothing else reaches these bytes (else every
-     * output byte stored would force the start values to be reloaded). */
-    int32_t *restrict start = (int32_t *)(void *)scratch; /* the arena scratch is word-aligned */
-    int8_t *restrict patch = scratch + layout->patch_at;
-
-    for (int32_t oc0 = 0; oc0 < out_c; oc0 += CONV_OC_CHUNK) {
-        const int32_t n_oc = out_c - oc0 < CONV_OC_CHUNK ? out_c - oc0 : CONV_OC_CHUNK;
-        for (int32_t i = 0; i < n_oc; ++i) {
-            const int32_t oc = oc0 + i;
-            start[i] = ta_nn_mla_wrap(p->input_offset, ta_nn_sum_s8(filter + (size_t)oc * (size_t)fs, fs),
-                                      bias != NULL ? bias[oc] : 0);
+    const int32_t block = ta_conv_x16_block(pixels < INT32_MAX ? (int32_t)pixels : INT32_MAX, fs);
+    int32_t *xs = (int32_t *)(void *)scratch; /* the arena scratch is word-aligned */
+    int32_t *accs = (int32_t *)(void *)(scratch + layout->acc_at);
+    int8_t *patch = scratch + layout->patch_at;
+    const int8_t *w = filter;
+    int32_t w_depth = fs;
+    if (layout->total > layout->w_at) { /* rows padded to whole words */
+        int8_t *copy = scratch + layout->w_at;
+        for (int32_t oc = 0; oc < out_c; ++oc) {
+            memcpy(copy + (size_t)oc * (size_t)fs4, filter + (size_t)oc * (size_t)fs, (size_t)fs);
+            memset(copy + (size_t)oc * (size_t)fs4 + fs, 0, (size_t)(fs4 - fs));
         }
-        int32_t b = 0, oy = 0, ox = 0; /* the next output pixel */
-        for (int64_t px = 0; px < pixels; px += 2) {
-            const int two = px + 1 < pixels;
-            int8_t *out_a = output + (size_t)px * (size_t)out_c, *out_b = out_a + out_c;
-            for (int k = 0; k < (two ? 2 : 1); ++k) {
+        w = copy;
+        w_depth = fs4;
+    }
+    int all_r2 = 1;
+    for (int32_t oc = 0; oc < out_c && all_r2; ++oc) {
+        const ta_nn_requant_t q = ta_nn_requant_make(multiplier[oc], shift[oc]);
+        all_r2 = ta_nn_requant_is_r2(&q);
+    }
+    int32_t b = 0, oy = 0, ox = 0; /* the next output pixel */
+    for (int64_t q0 = 0; q0 < pixels; q0 += block) {
+        const int32_t count = pixels - q0 < block ? (int32_t)(pixels - q0) : block;
+        int32_t *dst = xs;
+        for (int32_t j = 0; j < count; j += 2) {
+            const int32_t two = j + 1 < count ? 2 : 1;
+            for (int32_t k = 0; k < two; ++k) {
                 conv_patch(p, input + (size_t)b * image_bytes, in_h, in_w, depth, k_h, k_w, oy, ox,
                            patch + (size_t)k * (size_t)fs);
                 if (++ox == out_w) {
@@ -567,41 +559,14 @@ static TA_NN_NOINLINE void conv_im2col(const ta_conv_params_t *p, const ta_dims_
                     }
                 }
             }
-            int32_t i = 0;
-            for (; i + 1 < n_oc; i += 2) {
-                const int32_t oc = oc0 + i;
-                const int8_t *w = filter + (size_t)oc * (size_t)fs;
-                const ta_nn_requant_t qa = ta_nn_requant_make(multiplier[oc], shift[oc]);
-                const ta_nn_requant_t qb = ta_nn_requant_make(multiplier[oc + 1], shift[oc + 1]);
-                if (two) {
-                    int32_t acc[4];
-                    acc[0] = acc[2] = start[i];
-                    acc[1] = acc[3] = start[i + 1];
-                    ta_nn_dot_2x2_raw_s8(patch, w, fs, fs, acc);
-                    if (ta_nn_requant_is_r2(&qa) && ta_nn_requant_is_r2(&qb)) {
-                        conv_store4(acc, &qa, &qb, &act, out_a + oc, out_b + oc, 1);
-                    } else {
-                        conv_store4(acc, &qa, &qb, &act, out_a + oc, out_b + oc, 0);
-                    }
-                } else {
-                    int32_t acc[2] = {start[i], start[i + 1]};
-                    ta_nn_dot_1x2_s8(patch, w, w + fs, fs, 0, acc);
-                    const int32_t va = ta_nn_clamp2(ta_nn_requant(acc[0], &qa), ta_nn_requant(acc[1], &qb), &act);
-                    out_a[oc] = (int8_t)va;
-                    out_a[oc + 1] = (int8_t)(va >> 16);
-                }
-            }
-            if (i < n_oc) { /* an odd last channel: its filter row against both patches */
-                const int32_t oc = oc0 + i;
-                const ta_nn_requant_t q = ta_nn_requant_make(multiplier[oc], shift[oc]);
-                int32_t acc[2] = {start[i], start[i]};
-                ta_nn_dot_1x2_s8(filter + (size_t)oc * (size_t)fs, patch, two ? patch + fs : patch, fs, 0, acc);
-                const int32_t v = ta_nn_clamp2(ta_nn_requant(acc[0], &q), ta_nn_requant(acc[1], &q), &act);
-                out_a[oc] = (int8_t)v;
-                if (two) {
-                    out_b[oc] = (int8_t)(v >> 16);
-                }
-            }
+            x16_widen(patch, two, fs, p->input_offset, dst);
+            dst += (size_t)two * (size_t)(fs4 >> 1);
+        }
+        int8_t *out = output + (size_t)q0 * (size_t)out_c;
+        if (all_r2) {
+            x16_channels_r2(p, xs, count, w_depth, out_c, w, bias, multiplier, shift, out, accs);
+        } else {
+            x16_channels_any(p, xs, count, w_depth, out_c, w, bias, multiplier, shift, out, accs);
         }
     }
 }

@@ -25,14 +25,20 @@
 
 /* ---- CONV_2D: im2col --------------------------------------------------------------------
  * Filters of at most TA_CONV_PATCH_MAX taps x channels (beyond that the row kernel, which
- * needs no copy, is as fast) gather the patches of two output pixels; the per-channel start
- * values are kept for a chunk of TA_CONV_OC_CHUNK output channels. Layout:
- * int32 start[min(C_out, chunk)], then int8 patch[2 * KH * KW * C_in]. */
+ * needs no copy, is as fast) gather each output pixel's patch (KH * KW * C_in bytes, the
+ * zero point where it is padding) and widen it as the 1x1 path widens a pixel, so the 1x1
+ * path's loops run on blocks of patches. Layout: the widened block and its accumulators
+ * as below (the patch size FS = KH * KW * C_in standing for C_in), then int8 patch[2 * FS]
+ * rounded up to a word, then, when FS is not a multiple of 4 and C_out * FS4 fits
+ * TA_CONV_WCOPY_MAX, the filter rows copied FS4 bytes apart with zeros after each (FS4 = FS
+ * rounded up to 4: whole words for the dot product). */
 #define TA_CONV_PATCH_MAX 256
-#define TA_CONV_OC_CHUNK 32
+#define TA_CONV_WCOPY_MAX 1024
 
 typedef struct {
-    int32_t patch_at; /* byte offset of the two patches (the start values are at 0) */
+    int32_t acc_at;   /* byte offset of the accumulators (the widened block is at 0) */
+    int32_t patch_at; /* byte offset of the two int8 patches (im2col) */
+    int32_t w_at;     /* byte offset of the filter copy (im2col; total == w_at: none) */
     int32_t total;    /* bytes; 0 when the kernel takes a path without scratch */
 } ta_conv_scratch_t;
 
@@ -75,19 +81,27 @@ static inline int32_t ta_conv_x16_block(int32_t pixels, int32_t depth)
 static inline ta_conv_scratch_t ta_conv_scratch_layout(const ta_conv_params_t *p, const ta_dims_t *in_dims,
                                                        const ta_dims_t *filter_dims, const ta_dims_t *out_dims)
 {
-    ta_conv_scratch_t s = {0, 0};
+    ta_conv_scratch_t s = {0, 0, 0, 0};
     const int64_t fs = (int64_t)filter_dims->h * filter_dims->w * filter_dims->c;
-    if (ta_conv_is_gemm(p, in_dims, filter_dims, out_dims)) {
-        const int32_t block = ta_conv_x16_block(in_dims->n * in_dims->h * in_dims->w, in_dims->c);
-        s.total = block * 2 * ((in_dims->c + 3) & ~3) + ((block + 1) & ~1) * 8;
+    const int gemm = ta_conv_is_gemm(p, in_dims, filter_dims, out_dims);
+    if (!gemm && fs > TA_CONV_PATCH_MAX) {
         return s;
     }
-    if (fs > TA_CONV_PATCH_MAX) {
+    const int32_t depth = gemm ? in_dims->c : (int32_t)fs, depth4 = (depth + 3) & ~3;
+    const int64_t pixels = gemm ? (int64_t)in_dims->n * in_dims->h * in_dims->w
+                                : (int64_t)out_dims->n * out_dims->h * out_dims->w;
+    const int32_t block = ta_conv_x16_block(pixels < INT32_MAX ? (int32_t)pixels : INT32_MAX, depth);
+    if (block == 0) {
         return s;
     }
-    const int32_t chunk = out_dims->c < TA_CONV_OC_CHUNK ? out_dims->c : TA_CONV_OC_CHUNK;
-    s.patch_at = 4 * chunk;
-    s.total = s.patch_at + 2 * (int32_t)fs;
+    s.acc_at = block * 2 * depth4;
+    s.patch_at = s.w_at = s.total = s.acc_at + ((block + 1) & ~1) * 8;
+    if (!gemm) {
+        s.w_at = s.total = s.patch_at + ((2 * depth + 3) & ~3);
+        if ((depth & 3) != 0 && (int64_t)out_dims->c * depth4 <= TA_CONV_WCOPY_MAX) {
+            s.total = s.w_at + out_dims->c * depth4;
+        }
+    }
     return s;
 }
 
