@@ -522,7 +522,7 @@ static TA_NN_NOINLINE void conv_im2col(const ta_conv_params_t *p, const ta_dims_
     const int32_t fs = k_h * k_w * depth, fs4 = (fs + 3) & ~3;
     const size_t image_bytes = (size_t)in_h * (size_t)in_w * (size_t)depth;
     const int64_t pixels = (int64_t)out_dims->n * out_h * out_w;
-    const int32_t block = ta_conv_x16_block(pixels < INT32_MAX ? (int32_t)pixels : INT32_MAX, fs);
+    const int32_t block = layout->block;
     int32_t *xs = (int32_t *)(void *)scratch; /* the arena scratch is word-aligned */
     int32_t *accs = (int32_t *)(void *)(scratch + layout->acc_at);
     int8_t *patch = scratch + layout->patch_at;
@@ -661,11 +661,10 @@ ta_status_t ta_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims, co
     }
     if (ta_conv_is_gemm(p, in_dims, filter_dims, out_dims)) {
         const int32_t pixels = in_dims->n * in_dims->h * in_dims->w;
-        const int32_t block = ta_conv_x16_block(pixels, in_dims->c);
-        const int32_t need = ta_conv_scratch_layout(p, in_dims, filter_dims, out_dims).total;
-        if (block > 0 && scratch != NULL && scratch_size >= need) {
+        const ta_conv_scratch_t x16 = ta_conv_scratch_layout(p, in_dims, filter_dims, out_dims);
+        if (x16.block > 0 && scratch != NULL && scratch_size >= x16.total) {
             conv_1x1_x16(p, pixels, in_dims->c, out_dims->c, input, filter, bias, multiplier, shift, output,
-                         (int32_t *)scratch, block);
+                         (int32_t *)scratch, x16.block);
             return TA_OK;
         }
         conv_1x1_gemm(p, pixels, in_dims->c, out_dims->c, input, filter, bias, multiplier, shift, output);

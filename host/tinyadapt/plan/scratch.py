@@ -48,11 +48,13 @@ class ConvParams:
 Dims = tuple[int, int, int, int]  # NHWC (a filter: {C_out, KH, KW, C_in} or {1, KH, KW, C})
 
 
-def _x16_block(pixels: int, depth: int) -> int:
-    """ta_conv_x16_block: pixels of a 1x1 conv's int16-widened input block (0: no scratch)."""
+def _x16_block(pixels: int, depth: int, map_bytes: int) -> int:
+    """ta_conv_x16_block: pixels of a widened input block (0: no scratch), within an eighth of
+    the op's input and output bytes."""
     if depth > CONV_X16_DEPTH_MAX or pixels < 1:
         return 0
-    pairs = CONV_X16_BYTES // (4 * ((depth + 3) & ~3))
+    budget = min(map_bytes // 8, CONV_X16_BYTES)
+    pairs = budget // (4 * ((depth + 3) & ~3))
     block = min(2 * max(pairs, 1), CONV_X16_BLOCK_MAX)
     return block if block + 1 < pixels else pixels
 
@@ -69,7 +71,8 @@ def conv2d(p: ConvParams, in_d: Dims, f_d: Dims, out_d: Dims) -> int:
     depth = in_d[3] if gemm else fs
     depth4 = (depth + 3) & ~3
     pixels = in_d[0] * in_d[1] * in_d[2] if gemm else out_d[0] * out_d[1] * out_d[2]
-    block = _x16_block(min(pixels, 2**31 - 1), depth)
+    map_bytes = in_d[0] * in_d[1] * in_d[2] * in_d[3] + out_d[0] * out_d[1] * out_d[2] * out_d[3]
+    block = _x16_block(min(pixels, 2**31 - 1), depth, map_bytes)
     if block == 0:
         return 0
     total = block * 2 * depth4 + ((block + 1) & ~1) * 8

@@ -36,6 +36,7 @@
 #define TA_CONV_WCOPY_MAX 1024
 
 typedef struct {
+    int32_t block;    /* pixels per widened block (ta_conv_x16_block) */
     int32_t acc_at;   /* byte offset of the accumulators (the widened block is at 0) */
     int32_t patch_at; /* byte offset of the two int8 patches (im2col) */
     int32_t w_at;     /* byte offset of the filter copy (im2col; total == w_at: none) */
@@ -54,7 +55,8 @@ static inline int ta_conv_is_gemm(const ta_conv_params_t *p, const ta_dims_t *in
 /* ---- CONV_2D 1x1 (GEMM): a block of input pixels widened to int16 ----------------------
  * The input offset is added once per input byte while widening, not once per multiply, and
  * every output channel pair then reads the block's pixels two int16 at a time. The block is
- * as many pixel pairs as fit TA_CONV_X16_BYTES (at least one pair, at most
+ * as many pixel pairs as fit TA_CONV_X16_BYTES and an eighth of the op's input and output
+ * bytes (at least one pair, at most
  * TA_CONV_X16_BLOCK_MAX pixels; all the layer's pixels if that is at most one more), as each
  * output channel pair's set-up is paid once per block. Layout: int32 x[block * 2 * C4 / 4]
  * (C4 = C_in rounded up to 4), then int32 accumulators[4 per pixel pair, an odd last pixel
@@ -64,14 +66,17 @@ static inline int ta_conv_is_gemm(const ta_conv_params_t *p, const ta_dims_t *in
 #define TA_CONV_X16_BLOCK_MAX 64
 #define TA_CONV_X16_DEPTH_MAX 2048
 
-/* Pixels per block; 0 when the 1x1 path runs without scratch. */
-static inline int32_t ta_conv_x16_block(int32_t pixels, int32_t depth)
+/* Pixels per block; 0 when the 1x1 path runs without scratch. map_bytes: the op's input and
+ * output bytes; the block takes at most an eighth of them (and TA_CONV_X16_BYTES), so that
+ * small layers, whose maps set a small arena, keep a small scratch (one pixel pair). */
+static inline int32_t ta_conv_x16_block(int32_t pixels, int32_t depth, int64_t map_bytes)
 {
     if (depth > TA_CONV_X16_DEPTH_MAX || pixels < 1) {
         return 0;
     }
     const int32_t pixel_bytes = 2 * ((depth + 3) & ~3);
-    const int32_t pairs = TA_CONV_X16_BYTES / (2 * pixel_bytes);
+    const int32_t budget = map_bytes / 8 < TA_CONV_X16_BYTES ? (int32_t)(map_bytes / 8) : TA_CONV_X16_BYTES;
+    const int32_t pairs = budget / (2 * pixel_bytes);
     int32_t block = 2 * (pairs > 1 ? pairs : 1);
     block = block < TA_CONV_X16_BLOCK_MAX ? block : TA_CONV_X16_BLOCK_MAX;
     /* one more pixel rather than a block of one (a 3x3 map: 9 pixels) */
@@ -81,7 +86,7 @@ static inline int32_t ta_conv_x16_block(int32_t pixels, int32_t depth)
 static inline ta_conv_scratch_t ta_conv_scratch_layout(const ta_conv_params_t *p, const ta_dims_t *in_dims,
                                                        const ta_dims_t *filter_dims, const ta_dims_t *out_dims)
 {
-    ta_conv_scratch_t s = {0, 0, 0, 0};
+    ta_conv_scratch_t s = {0, 0, 0, 0, 0};
     const int64_t fs = (int64_t)filter_dims->h * filter_dims->w * filter_dims->c;
     const int gemm = ta_conv_is_gemm(p, in_dims, filter_dims, out_dims);
     if (!gemm && fs > TA_CONV_PATCH_MAX) {
@@ -90,10 +95,13 @@ static inline ta_conv_scratch_t ta_conv_scratch_layout(const ta_conv_params_t *p
     const int32_t depth = gemm ? in_dims->c : (int32_t)fs, depth4 = (depth + 3) & ~3;
     const int64_t pixels = gemm ? (int64_t)in_dims->n * in_dims->h * in_dims->w
                                 : (int64_t)out_dims->n * out_dims->h * out_dims->w;
-    const int32_t block = ta_conv_x16_block(pixels < INT32_MAX ? (int32_t)pixels : INT32_MAX, depth);
+    const int64_t map_bytes = (int64_t)in_dims->n * in_dims->h * in_dims->w * in_dims->c +
+                              (int64_t)out_dims->n * out_dims->h * out_dims->w * out_dims->c;
+    const int32_t block = ta_conv_x16_block(pixels < INT32_MAX ? (int32_t)pixels : INT32_MAX, depth, map_bytes);
     if (block == 0) {
         return s;
     }
+    s.block = block;
     s.acc_at = block * 2 * depth4;
     s.patch_at = s.w_at = s.total = s.acc_at + ((block + 1) & ~1) * 8;
     if (!gemm) {
