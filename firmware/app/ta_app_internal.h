@@ -76,7 +76,8 @@ typedef struct ta_app {
     uint8_t tta_restored;      /* ADAPT_SELECT applied stored statistics */
     uint32_t tta_crc;          /* identifies backbone + heads + exit table in the store */
     ta_param_store_t tta_store; /* second half of the NVM region (the first is training's) */
-    float tta_image[TA_TTA_MAX_EXITS * 2 * TA_TTA_MAX_CHANNELS]; /* mu, var of every head */
+    float *tta_stats;          /* in the arena: the input's mu, var then every head's (ADAPT_SAVE's image) */
+    uint32_t tta_stats_len;    /* bytes */
 } ta_app_t;
 
 /* The command set for every code in protocol version 1. */
