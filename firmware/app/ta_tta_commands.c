@@ -21,8 +21,9 @@
  *             |                         |  u32 min_source, u32 pause, u32 seed, f32 momentum,
  *             |                         |  f32 dead_zone, f32 narrow, f32 shadow_rate,
  *             |                         |  f32 worse_margin, f32 widen_margin, f32 narrow_margin,
- *             |                         |  u32 flags (bit 0 early), u32 0 x3, then
- *             |                         |  f32 src_mu[C], src_var[C] (the input's statistics)
+ *             |                         |  u32 flags (bit 0 early, bit 1 probation),
+ *             |                         |  f32 probe_share, u32 0 x2,
+ *             |                         |  then f32 src_mu[C], src_var[C] (the input's statistics)
  *             +-------------------------+
  *
  * App arena: the backbone's arena as SELECT bound it, then (16-aligned) one region the heads
@@ -143,6 +144,8 @@ static ta_status_t adapt_bind(ta_app_t *app, const uint8_t *tr, uint32_t mode, u
     memset(a, 0, sizeof(*a));
     a->n_classes = ta_rd16(p + 2);
     a->cfg.early = (uint8_t)(ta_rd32(p + 48) & 1u);
+    a->cfg.probation = (uint8_t)((ta_rd32(p + 48) >> 1) & 1u);
+    a->cfg.probe_share = ta_rd_f32(p + 52);
     a->cfg.window = ta_rd32(p + 4);
     a->cfg.min_source = ta_rd32(p + 8);
     a->cfg.pause = ta_rd32(p + 12);

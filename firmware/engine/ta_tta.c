@@ -162,6 +162,7 @@ void ta_tta_norm_update(ta_tta_norm_t *n, const int8_t *z, uint32_t positions)
 
 void ta_tta_norm_fold(ta_tta_norm_t *n)
 {
+    n->shifted = 0;
     for (uint32_t c = 0; c < n->channels; ++c) {
         const float sd = sqrt_f(n->src_var[c] + 1e-12f);
         float mu = n->mu[c];
@@ -169,6 +170,8 @@ void ta_tta_norm_fold(ta_tta_norm_t *n)
         if (abs_f(mu - n->src_mu[c]) < n->dead_zone * sd && abs_f(sqrt_f(var + 1e-12f) / sd - 1.0f) < n->dead_zone) {
             mu = n->src_mu[c];
             var = n->src_var[c];
+        } else {
+            n->shifted++;
         }
         const float ratio = sqrt_f((n->src_var[c] + 1e-6f) / (var + 1e-6f));
         const float g = n->gamma[c] * ratio;
@@ -308,6 +311,7 @@ uint32_t ta_tta_head_base(const ta_engine_t *backbone, uint16_t cut_op, uint32_t
 
 void ta_tta_input_reset(ta_tta_input_t *n)
 {
+    n->shifted = 0;
     for (uint32_t c = 0; c < n->channels; ++c) {
         n->mu[c] = n->src_mu[c];
         n->var[c] = n->src_var[c];
@@ -315,13 +319,15 @@ void ta_tta_input_reset(ta_tta_input_t *n)
 }
 
 /* the statistics to use: the source's where the stream's stay inside the dead zone */
-static void zone(float *mu, float *var, float src_mu, float src_var, float dead_zone)
+static int zone(float *mu, float *var, float src_mu, float src_var, float dead_zone)
 {
     const float sd = sqrt_f(src_var + 1e-12f);
     if (abs_f(*mu - src_mu) < dead_zone * sd && abs_f(sqrt_f(*var + 1e-12f) / sd - 1.0f) < dead_zone) {
         *mu = src_mu;
         *var = src_var;
+        return 0;
     }
+    return 1;
 }
 
 static float in_value(const ta_tensor_t *in, uint32_t i)
@@ -357,10 +363,11 @@ ta_status_t ta_tta_input_apply(ta_tta_input_t *n, ta_tensor_t *in)
         n->mu[c] = mu;
         n->var[c] = (1.0f - a) * n->var[c] + a * (q / (float)positions);
     }
+    n->shifted = 0;
     for (uint32_t c = 0; c < m; ++c) {
         float mu = n->mu[c];
         float var = n->var[c];
-        zone(&mu, &var, n->src_mu[c], n->src_var[c], n->dead_zone);
+        n->shifted = (uint16_t)(n->shifted + zone(&mu, &var, n->src_mu[c], n->src_var[c], n->dead_zone));
         const float ratio = sqrt_f((n->src_var[c] + 1e-8f) / (var + 1e-8f));
         for (uint32_t p = 0; p < positions; ++p) {
             const uint32_t i = p * m + c;
@@ -512,6 +519,7 @@ void ta_tta_adapt_reset(ta_tta_adapt_t *a)
     a->has_d = 0;
     a->paused = a->fails = 0;
     a->has_prev = 0;
+    a->trusted = a->suspect = 0;
 }
 
 ta_status_t ta_tta_adapt_start(ta_tta_adapt_t *a)
@@ -558,6 +566,7 @@ static float marginal(const uint16_t *hist, uint32_t classes, uint32_t n)
 
 static void pause_adapting(ta_tta_adapt_t *a)
 {
+    a->trusted = a->suspect = 0; /* probation again when adapting resumes */
     a->paused = a->pause_len;
     a->pause_len = a->pause_len <= 0x7FFFFFFFu ? 2u * a->pause_len : 0xFFFFFFFFu;
 }
@@ -578,6 +587,32 @@ static int source_verdict(ta_tta_adapt_t *a)
     clear_shadow(a);
     return changed && ((a->d_marg < -a->cfg.narrow_margin && d_h > -a->cfg.worse_margin) ||
                        (d_h > a->cfg.worse_margin && a->d_marg < a->cfg.widen_margin));
+}
+
+/* Positive evidence on the comparisons so far: the models answered differently somewhere and
+ * the adapted one is more confident, or spreads its answers wider, than the source. */
+static int approve(const ta_tta_adapt_t *a)
+{
+    const float d_h = a->sum_h_adapted / (float)a->n_shadow - a->sum_h_source / (float)a->n_shadow;
+    const float d_marg = marginal(a->hist_adapted, a->n_classes, a->n_shadow) -
+                         marginal(a->hist_source, a->n_classes, a->n_shadow);
+    return a->n_disagree > 0u && ((d_h < -a->cfg.worse_margin && d_marg > -a->cfg.narrow_margin) ||
+                                  (d_marg > a->cfg.widen_margin && d_h < a->cfg.worse_margin));
+}
+
+/* the share of the statistics the loop adapts that are off the source's */
+static float state_shifted(const ta_tta_adapt_t *a)
+{
+    uint32_t off = 0, all = 0;
+    if (a->input != NULL) {
+        off += a->input->shifted;
+        all += a->input->channels;
+    }
+    for (uint8_t k = 0; a->norm && k < a->runner->n_exits; ++k) {
+        off += a->runner->norm[k]->shifted;
+        all += a->runner->norm[k]->channels;
+    }
+    return all > 0u ? (float)off / (float)all : 0.0f;
 }
 
 static void rollback_to_source(ta_tta_adapt_t *a)
@@ -637,7 +672,12 @@ ta_status_t ta_tta_adapt_step(ta_tta_adapt_t *a, ta_tta_result_t *out)
     const int active = parts && a->paused == 0;
     /* drawn before the sample runs (the same one draw per active sample as after it): the
      * snapshot is only taken for samples the source model will see */
-    const int shadow = active && ta_tta_rand(&a->rng) < a->cfg.shadow_rate;
+    /* on probation, every sample while the statistics are off the source's (decided on the
+     * state the previous sample left: the same on host and device) */
+    const float frac = state_shifted(a);
+    const int probing = active && a->cfg.probation && !a->trusted && frac > 0.0f &&
+                        (a->suspect || frac >= a->cfg.probe_share);
+    const int shadow = (active && ta_tta_rand(&a->rng) < a->cfg.shadow_rate) || probing;
     ta_tensor_t snap;
     if (shadow) {
         /* the raw sample up to the snapshot boundary (QUANTIZE reads the input, writes another
@@ -682,6 +722,17 @@ ta_status_t ta_tta_adapt_step(ta_tta_adapt_t *a, ta_tta_result_t *out)
         a->hist_source[src.prediction]++;
         a->n_shadow++;
         a->n_disagree += src.prediction != out->prediction ? 1u : 0u;
+        a->suspect |= (uint8_t)(src.prediction != out->prediction);
+        if (probing) {
+            /* the source model answers until the adapted one has shown it does better */
+            const uint32_t macs = out->macs;
+            *out = src;
+            out->macs = macs;
+            out->macs_skipped = t->macs_full > macs ? t->macs_full - macs : 0u;
+            if (a->n_shadow >= a->cfg.min_source && approve(a)) {
+                a->trusted = 1;
+            }
+        }
         if (a->cfg.early && a->n_shadow >= a->cfg.min_source) {
             /* the verdict as soon as the comparisons suffice: a shorter window of damage */
             if (source_verdict(a)) {

@@ -172,6 +172,13 @@ def test_float_input_adapts_like_the_host(tmp_path):
             assert _same(dev.infer(xi)[0], host.step(xi)), i
         st = dev.status()
     assert (st.rollbacks, st.updates) == (host.rollbacks, host.updates)
+    # the memory target, measured by the device: the adaptation step (arena high-water
+    # mark + adaptation state) within 1/6 of full-model entropy minimisation in our engine,
+    # and the arena exactly as the host lays it out
+    from tinyadapt.tta.memory import full_model_step, ours_step
+
+    assert 6 * (st.arena_used + st.state_bytes) <= full_model_step(pm.backbone_model)[0]
+    assert st.arena_used == ours_step(pm, {"input", "norm"})
 
 
 def test_adapted_heads_persist_and_reset(prepared, tmp_path):
@@ -190,7 +197,7 @@ def test_adapted_heads_persist_and_reset(prepared, tmp_path):
     source = [key(pm.open().runner().infer(xi)) for xi in x[-10:]]
     from tinyadapt.tta.session import AdaptConfig
 
-    quiet = AdaptConfig(mode="norm", shadow_rate=0.0, window=60000)   # no health-check action
+    quiet = AdaptConfig(mode="norm", shadow_rate=0.0, window=60000, probation=False)  # no safety action
     with DeviceRunner(pm, opts, adapt=True, cfg=quiet) as dev:
         assert not dev.restored
         for xi in x:
@@ -229,7 +236,7 @@ def test_input_statistics_persist_across_reboot(prepared, tmp_path):
     opts = DeviceOptions(nvm=str(tmp_path / "nvm.bin"))
     s = make_stream("digits", "contrast", length=60, shift_at=0.0)
     x = to_model_input(s.x.reshape((len(s.x),) + tuple(pm.input_shape)), pm.input_dtype, pm.input_scale, pm.input_zp)
-    quiet = AdaptConfig(mode="input+norm", shadow_rate=0.0, window=60000)   # no health-check action
+    quiet = AdaptConfig(mode="input+norm", shadow_rate=0.0, window=60000, probation=False)  # no safety action
     host = Session(pm, quiet)
     with DeviceRunner(pm, opts, adapt="input+norm", cfg=quiet) as dev:
         for xi in x[:40]:

@@ -51,6 +51,7 @@ typedef struct {
     float momentum;  /* EMA weight of one sample */
     float dead_zone; /* mean within dead_zone source stds and std within dead_zone relative */
     const float *src_mu, *src_var, *gamma, *beta, *gamma_scale; /* M each */
+    uint16_t shifted; /* channels the last fold took off the source's statistics */
     float *mu, *var;  /* M each: the running statistics (what ADAPT_SAVE persists) */
     int8_t *gamma_q;  /* M: the folded affine the overlays hold */
     int32_t *beta_q;  /* M */
@@ -135,6 +136,7 @@ typedef struct {
     float momentum, dead_zone;
     const float *src_mu, *src_var; /* channels each */
     float *mu, *var;               /* channels each, the caller's storage (any width) */
+    uint16_t shifted;              /* channels the last apply took off the source's */
 } ta_tta_input_t;
 
 /** Statistics back to the source's. */
@@ -155,6 +157,13 @@ typedef struct {
     float narrow_margin;  /* or the histogram narrowed by this */
     uint8_t early;        /* 1: "worse" judged as soon as min_source comparisons are in, not
                            * only at the window's check */
+    uint8_t probation;    /* 1: while the adapted statistics are unproven (since the start and
+                           * every rollback) and off the source's, on probe_share of the
+                           * channels or after a comparison that disagreed, the source model
+                           * runs on every sample and answers, until the comparisons show the
+                           * adapted model more confident without narrowing, or wider without
+                           * growing uncertain */
+    float probe_share;
 } ta_tta_safety_t;
 
 /*
@@ -190,6 +199,8 @@ typedef struct {
     float d_marg;          /* the last source verdict's histogram-entropy difference ... */
     uint8_t has_d;         /* ... taken in this window */
     uint8_t has_prev;
+    uint8_t trusted;       /* probation passed since the last rollback */
+    uint8_t suspect;       /* a comparison disagreed since then: on probation */
     uint16_t *hist, *hist_adapted, *hist_source; /* n_classes each, in work */
 } ta_tta_adapt_t;
 

@@ -146,8 +146,8 @@ uint32_t ta_host_tta_adapt_need(void *tta, void *const *norms, void *input, unsi
 }
 
 /* norms: one ta_tta_norm_t per exit ("norm" part) or NULL; input: NULL without the "input"
- * part; u: window, min_source, pause, seed, early; f: narrow, shadow_rate, worse_margin,
- * widen_margin, narrow_margin; work: ta_host_tta_adapt_need() bytes, 4-aligned */
+ * part; u: window, min_source, pause, seed, flags (bit 0 early, bit 1 probation); f: narrow, shadow_rate, worse_margin,
+ * widen_margin, narrow_margin, probe_share; work: ta_host_tta_adapt_need() bytes, 4-aligned */
 int ta_host_tta_adapt_open(void *adapt, void *tta, void *const *norms, void *input, unsigned n_classes,
                            const uint32_t *u, const float *f, void *work, uint32_t work_size)
 {
@@ -168,12 +168,14 @@ int ta_host_tta_adapt_open(void *adapt, void *tta, void *const *norms, void *inp
     a->cfg.min_source = u[1];
     a->cfg.pause = u[2];
     a->cfg.seed = u[3];
-    a->cfg.early = (uint8_t)(u[4] != 0u);
+    a->cfg.early = (uint8_t)(u[4] & 1u);
+    a->cfg.probation = (uint8_t)((u[4] >> 1) & 1u);
     a->cfg.narrow = f[0];
     a->cfg.shadow_rate = f[1];
     a->cfg.worse_margin = f[2];
     a->cfg.widen_margin = f[3];
     a->cfg.narrow_margin = f[4];
+    a->cfg.probe_share = f[5];
     a->work = (uint8_t *)work;
     a->work_size = work_size;
     return ta_tta_adapt_start(a);

@@ -202,6 +202,8 @@ class Adapter:
 
 def safety_arrays(cfg) -> tuple[np.ndarray, np.ndarray]:
     """The health check's settings as ta_tta_safety_t holds them (u32 and f32 halves)."""
-    u = np.array([cfg.window, cfg.min_source, cfg.pause, cfg.seed, int(cfg.early_worse)], np.uint32)
-    f = np.array([cfg.narrow, cfg.shadow_rate, cfg.worse_margin, cfg.widen_margin, cfg.narrow_margin], np.float32)
+    u = np.array([cfg.window, cfg.min_source, cfg.pause, cfg.seed, int(cfg.early_worse) | int(cfg.probation) << 1],
+                 np.uint32)
+    f = np.array([cfg.narrow, cfg.shadow_rate, cfg.worse_margin, cfg.widen_margin, cfg.narrow_margin,
+                  cfg.probe_share], np.float32)
     return u, f
