@@ -119,6 +119,11 @@ void ta_app_profile_hook(void *ctx, uint16_t op_index, uint16_t opcode, int afte
 /* Run the selected model once; *count gets the counter units it took. */
 TA_CHECK_RESULT ta_status_t ta_app_invoke(ta_app_t *app, int profile, uint64_t *count);
 
+/* PROFILE_READ and TRAIN_PROFILE_READ: entries [first, first + count) of the last profiled run,
+ * 8 bytes each (opcode, 0, count), 12 with the update share appended. */
+TA_CHECK_RESULT ta_status_t ta_app_profile_read(const ta_app_t *app, const ta_request_t *req,
+                                                ta_response_t *resp, int with_update);
+
 /* High-water marks in bytes (scans the painted areas). */
 uint32_t ta_app_arena_used(const ta_app_t *app);
 uint32_t ta_app_stack_used(const ta_app_t *app);

@@ -183,23 +183,31 @@ static ta_status_t cmd_output_read(void *ctx, const ta_request_t *req, ta_respon
     return TA_OK;
 }
 
-static ta_status_t cmd_profile_read(void *ctx, const ta_request_t *req, ta_response_t *resp)
+ta_status_t ta_app_profile_read(const ta_app_t *app, const ta_request_t *req, ta_response_t *resp,
+                                int with_update)
 {
-    ta_app_t *app = APP(ctx);
+    const uint32_t width = with_update ? 12u : 8u;
     TA_ENSURE(req->len == 4, TA_ERR_ARG);
     const uint16_t first = ta_rd16(req->payload);
     const uint16_t count = ta_rd16(req->payload + 2);
     TA_ENSURE((uint32_t)first + count <= app->n_profiled, TA_ERR_ARG);
-    TA_ENSURE(8u * count <= resp->cap, TA_ERR_OVERFLOW);
+    TA_ENSURE(width * count <= resp->cap, TA_ERR_OVERFLOW);
     uint8_t *p = resp->payload;
-    for (uint16_t i = 0; i < count; ++i, p += 8) {
+    for (uint16_t i = 0; i < count; ++i, p += width) {
         const ta_profile_entry_t *e = &app->profile[first + i];
         ta_wr16(p, e->opcode);
         ta_wr16(p + 2, 0);
         ta_wr32(p + 4, e->count);
+        if (with_update)
+            ta_wr32(p + 8, e->update);
     }
-    resp->len = (uint16_t)(8u * count);
+    resp->len = (uint16_t)(width * count);
     return TA_OK;
+}
+
+static ta_status_t cmd_profile_read(void *ctx, const ta_request_t *req, ta_response_t *resp)
+{
+    return ta_app_profile_read(APP(ctx), req, resp, 0);
 }
 
 static ta_status_t cmd_infer(void *ctx, const ta_request_t *req, ta_response_t *resp)

@@ -295,22 +295,7 @@ static ta_status_t cmd_params_read(void *ctx, const ta_request_t *req, ta_respon
 /* The per-op profile of the last profiled TRAIN_STEP with each op's update share. */
 static ta_status_t cmd_train_profile_read(void *ctx, const ta_request_t *req, ta_response_t *resp)
 {
-    ta_app_t *app = APP(ctx);
-    TA_ENSURE(req->len == 4, TA_ERR_ARG);
-    const uint16_t first = ta_rd16(req->payload);
-    const uint16_t count = ta_rd16(req->payload + 2);
-    TA_ENSURE((uint32_t)first + count <= app->n_profiled, TA_ERR_ARG);
-    TA_ENSURE(12u * count <= resp->cap, TA_ERR_OVERFLOW);
-    uint8_t *p = resp->payload;
-    for (uint16_t i = 0; i < count; ++i, p += 12) {
-        const ta_profile_entry_t *e = &app->profile[first + i];
-        ta_wr16(p, e->opcode);
-        ta_wr16(p + 2, 0);
-        ta_wr32(p + 4, e->count);
-        ta_wr32(p + 8, e->update);
-    }
-    resp->len = (uint16_t)(12u * count);
-    return TA_OK;
+    return ta_app_profile_read(APP(ctx), req, resp, 1);
 }
 
 static const ta_command_t k_train[] = {

@@ -34,20 +34,24 @@ int ta_host_tta_open(void *tta, void *backbone, void *const *heads, unsigned n_e
     return ta_tta_check(t);
 }
 
-/* out: exit, prediction, macs, macs_skipped; *entropy the answering head's entropy */
+/* out[0..3]: exit, prediction, macs, macs_skipped; *entropy the answering head's entropy */
+static void write_result(const ta_tta_result_t *r, int32_t *out, float *entropy)
+{
+    out[0] = r->exit;
+    out[1] = r->prediction;
+    out[2] = (int32_t)r->macs;
+    out[3] = (int32_t)r->macs_skipped;
+    *entropy = r->entropy;
+}
+
 int ta_host_tta_infer(void *tta, int32_t *out, float *entropy)
 {
     ta_tta_result_t r;
     ta_status_t st = ta_tta_infer((ta_tta_t *)tta, &r);
-    if (st != TA_OK) {
-        return st;
+    if (st == TA_OK) {
+        write_result(&r, out, entropy);
     }
-    out[0] = r.exit;
-    out[1] = r.prediction;
-    out[2] = (int32_t)r.macs;
-    out[3] = (int32_t)r.macs_skipped;
-    *entropy = r.entropy;
-    return TA_OK;
+    return st;
 }
 
 /* ---- normalisation adaptation (ta_tta_norm_t), for the host session ---------------------- */
@@ -190,14 +194,10 @@ int ta_host_tta_adapt_step(void *adapt, int32_t *out, float *entropy)
     if (st != TA_OK) {
         return st;
     }
-    out[0] = r.exit;
-    out[1] = r.prediction;
-    out[2] = (int32_t)r.macs;
-    out[3] = (int32_t)r.macs_skipped;
+    write_result(&r, out, entropy);
     out[4] = (int32_t)a->rollbacks;
     out[5] = (int32_t)a->updates;
     out[6] = (int32_t)a->paused;
-    *entropy = r.entropy;
     return TA_OK;
 }
 

@@ -37,6 +37,11 @@ _TRAIN_STEP = struct.Struct("<fiIQ")
 _EVAL = struct.Struct("<fiQ")
 _SAVE = struct.Struct("<IIQ")
 _TRAIN_INFO = struct.Struct("<13I")
+_INVOKE = struct.Struct("<QI")
+_REVISION = struct.Struct("<I")
+_ADAPT_SELECT = struct.Struct("<BB2xI")
+_ADAPT_INFER = struct.Struct("<B3xifIIQ")
+_ADAPT_STATUS = struct.Struct("<6IB3x")
 LOSS_KINDS = {"cross_entropy": 0, "entropy": 1}
 
 # A slow INVOKE must not look like a dead device: its timeout grows with the slowest one seen.
@@ -219,6 +224,24 @@ class DeviceClient:
         if len(payload) < size or (exact and len(payload) != size):
             raise ProtocolError(f"{cmd.name} response of {len(payload)} bytes, expected {size}")
 
+    def _fixed(self, cmd: Cmd, layout: struct.Struct, payload: bytes = b"", *, timed: bool = False,
+               timeout: float | None = None) -> tuple:
+        """A command whose answer is exactly one `layout` record, unpacked."""
+        p = self._timed_call(cmd, payload) if timed else self._call(cmd, payload, timeout=timeout)
+        self._expect(cmd, p, layout.size)
+        return layout.unpack(p)
+
+    def _read_entries(self, cmd: Cmd, entry: struct.Struct, first: int, count: int) -> list[tuple]:
+        """PROFILE_READ-shaped commands: records [first, first + count), as many per request as fit."""
+        per = self.max_payload // entry.size
+        out: list[tuple] = []
+        while len(out) < count:
+            n = min(per, count - len(out))
+            p = self._call(cmd, struct.pack("<HH", first + len(out), n))
+            self._expect(cmd, p, n * entry.size)
+            out += [entry.unpack_from(p, k * entry.size) for k in range(n)]
+        return out
+
     # -- commands --------------------------------------------------------------------------
     def hello(self, timeout: float | None = None) -> DeviceInfo:
         """HELLO; the first one may wait for the device to boot (it paints its arena and stack),
@@ -284,9 +307,7 @@ class DeviceClient:
             self._call(Cmd.INPUT_WRITE, struct.pack("<B3xI", index, offset + off) + data[off:off + step])
 
     def invoke(self, profile: bool = False) -> InvokeResult:
-        p = self._timed_call(Cmd.INVOKE, struct.pack("<B", 1 if profile else 0))
-        self._expect(Cmd.INVOKE, p, 12)
-        instructions, n_prof = struct.unpack("<QI", p)
+        instructions, n_prof = self._fixed(Cmd.INVOKE, _INVOKE, struct.pack("<B", 1 if profile else 0), timed=True)
         result = InvokeResult(instructions, n_prof)
         if profile and n_prof:
             result.profile = self.profile_read(0, n_prof)
@@ -303,31 +324,15 @@ class DeviceClient:
         return bytes(out)
 
     def profile_read(self, first: int, count: int) -> list[OpProfile]:
-        per = self.max_payload // _PROFILE_ENTRY.size
-        out: list[OpProfile] = []
-        while len(out) < count:
-            n = min(per, count - len(out))
-            start = first + len(out)
-            p = self._call(Cmd.PROFILE_READ, struct.pack("<HH", start, n))
-            self._expect(Cmd.PROFILE_READ, p, n * _PROFILE_ENTRY.size)
-            for k in range(n):
-                opcode, _pad, instr = _PROFILE_ENTRY.unpack_from(p, k * _PROFILE_ENTRY.size)
-                out.append(OpProfile(start + k, opcode, instr))
-        return out
+        return [OpProfile(first + k, opcode, instr)
+                for k, (opcode, _pad, instr) in enumerate(self._read_entries(Cmd.PROFILE_READ, _PROFILE_ENTRY,
+                                                                             first, count))]
 
     def train_profile_read(self, first: int, count: int) -> list[tuple[int, int, int, int]]:
         """The last profiled TRAIN_STEP, per op: (index, opcode, instructions, of which update)."""
-        per = self.max_payload // _TRAIN_PROFILE_ENTRY.size
-        out: list[tuple[int, int, int, int]] = []
-        while len(out) < count:
-            n = min(per, count - len(out))
-            start = first + len(out)
-            p = self._call(Cmd.TRAIN_PROFILE_READ, struct.pack("<HH", start, n))
-            self._expect(Cmd.TRAIN_PROFILE_READ, p, n * _TRAIN_PROFILE_ENTRY.size)
-            for k in range(n):
-                opcode, _pad, instr, update = _TRAIN_PROFILE_ENTRY.unpack_from(p, k * _TRAIN_PROFILE_ENTRY.size)
-                out.append((start + k, opcode, instr, update))
-        return out
+        return [(first + k, opcode, instr, update)
+                for k, (opcode, _pad, instr, update) in enumerate(
+                    self._read_entries(Cmd.TRAIN_PROFILE_READ, _TRAIN_PROFILE_ENTRY, first, count))]
 
     def infer(self, data: bytes) -> tuple[int, bytes]:
         """One INFER: input 0 in, (instructions, output 0) back."""
@@ -337,18 +342,14 @@ class DeviceClient:
         return instructions, p[8:]
 
     def metrics(self) -> Metrics:
-        p = self._call(Cmd.METRICS)
-        self._expect(Cmd.METRICS, p, _METRICS.size)
-        return Metrics(*_METRICS.unpack(p))
+        return Metrics(*self._fixed(Cmd.METRICS, _METRICS))
 
     # -- early-exit test-time adaptation (0x50-0x51) -----------------------------------------
     def adapt_select(self, mode: int = 0) -> tuple[int, int, bool]:
         """Bind the exit heads that follow the selected RAM-slot blob (mode bit 0: adapt their
         normalisation, bit 1: the input's statistics, with the health check): (exits, arena
         bytes, stored heads restored)."""
-        p = self._call(Cmd.ADAPT_SELECT, bytes([mode]))
-        self._expect(Cmd.ADAPT_SELECT, p, 8)
-        n, restored, arena = struct.unpack("<BB2xI", p)
+        n, restored, arena = self._fixed(Cmd.ADAPT_SELECT, _ADAPT_SELECT, bytes([mode]))
         return n, arena, bool(restored)
 
     def adapt_infer(self, sample: bytes) -> tuple[int, int, float, int, int, int]:
@@ -356,28 +357,20 @@ class DeviceClient:
         if len(sample) > self.max_payload:
             self.input_write(0, sample)
             sample = b""
-        p = self._timed_call(Cmd.ADAPT_INFER, sample)
-        self._expect(Cmd.ADAPT_INFER, p, 28)
-        return struct.unpack("<B3xifIIQ", p)
+        return self._fixed(Cmd.ADAPT_INFER, _ADAPT_INFER, sample, timed=True)
 
     def adapt_reset(self, persist: bool = False) -> int:
         """Back to the source heads; with persist also for the next boot (revision of that)."""
-        p = self._call(Cmd.ADAPT_RESET, bytes([1 if persist else 0]))
-        self._expect(Cmd.ADAPT_RESET, p, 4)
-        return struct.unpack("<I", p)[0]
+        return self._fixed(Cmd.ADAPT_RESET, _REVISION, bytes([1 if persist else 0]))[0]
 
     def adapt_save(self) -> tuple[int, int]:
         """Persist the adapted heads atomically (TTA tag of the store): (revision, bytes)."""
-        p = self._call(Cmd.ADAPT_SAVE)
-        self._expect(Cmd.ADAPT_SAVE, p, 16)
-        revision, n, _ = struct.unpack("<IIQ", p)
+        revision, n, _ = self._fixed(Cmd.ADAPT_SAVE, _SAVE)
         return revision, n
 
     def adapt_status(self) -> AdaptStatus:
         """The adaptation loop's counters and the measured memory (ADAPT_STATUS)."""
-        p = self._call(Cmd.ADAPT_STATUS)
-        self._expect(Cmd.ADAPT_STATUS, p, 28)
-        return AdaptStatus(*struct.unpack("<6IB3x", p))
+        return AdaptStatus(*self._fixed(Cmd.ADAPT_STATUS, _ADAPT_STATUS))
 
     # -- training (0x40-0x45) ----------------------------------------------------------------
     def _sample_payload(self, head: bytes, sample: bytes | None) -> bytes:
@@ -396,33 +389,25 @@ class DeviceClient:
         if loss not in LOSS_KINDS:
             raise ProtocolError(f"unknown loss '{loss}' (known: {', '.join(LOSS_KINDS)})")
         head = struct.pack("<BB2xif", LOSS_KINDS[loss], 1 if profile else 0, int(label), float(lr))
-        p = self._timed_call(Cmd.TRAIN_STEP, self._sample_payload(head, sample))
-        self._expect(Cmd.TRAIN_STEP, p, _TRAIN_STEP.size)
-        return StepResult(*_TRAIN_STEP.unpack(p))
+        return StepResult(*self._fixed(Cmd.TRAIN_STEP, _TRAIN_STEP, self._sample_payload(head, sample), timed=True))
 
     def eval(self, label: int = -1, sample: bytes | None = None) -> StepResult:
-        p = self._timed_call(Cmd.EVAL, self._sample_payload(struct.pack("<i", int(label)), sample))
-        self._expect(Cmd.EVAL, p, _EVAL.size)
-        loss, pred, count = _EVAL.unpack(p)
+        loss, pred, count = self._fixed(Cmd.EVAL, _EVAL, self._sample_payload(struct.pack("<i", int(label)), sample),
+                                        timed=True)
         return StepResult(loss, pred, 0, count)
 
     def save(self) -> SaveResult:
-        p = self._call(Cmd.SAVE, timeout=max(self.link.timeout, 10.0))
-        self._expect(Cmd.SAVE, p, _SAVE.size)
-        return SaveResult(*_SAVE.unpack(p))
+        return SaveResult(*self._fixed(Cmd.SAVE, _SAVE, timeout=max(self.link.timeout, 10.0)))
 
     def reset_to_base(self, persist: bool = False) -> int:
         """Base parameters back in RAM; with `persist` also in the store (the next boot starts
         from them). The revision of that record, or 0."""
-        p = self._call(Cmd.RESET_TO_BASE, struct.pack("<B", 1 if persist else 0), timeout=max(self.link.timeout, 10.0))
-        self._expect(Cmd.RESET_TO_BASE, p, 4)
-        return struct.unpack("<I", p)[0]
+        return self._fixed(Cmd.RESET_TO_BASE, _REVISION, struct.pack("<B", 1 if persist else 0),
+                           timeout=max(self.link.timeout, 10.0))[0]
 
     def train_info(self) -> TrainInfo:
-        p = self._call(Cmd.TRAIN_INFO)
-        self._expect(Cmd.TRAIN_INFO, p, _TRAIN_INFO.size)
         (flags, param_bytes, layers, rev, sbytes, scrc, mcrc, rstatus, steps, used, size, cap,
-         image) = _TRAIN_INFO.unpack(p)
+         image) = self._fixed(Cmd.TRAIN_INFO, _TRAIN_INFO)
         return TrainInfo(bool(flags & 1), bool(flags & 2), bool(flags & 4), bool(flags & 8), param_bytes, layers, rev,
                          sbytes, scrc, mcrc, struct.unpack("<i", struct.pack("<I", rstatus))[0], steps, used, size, cap,
                          image)
