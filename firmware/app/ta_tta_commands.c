@@ -26,17 +26,20 @@
  *             |                         |  then f32 src_mu[C], src_var[C] (the input's statistics)
  *             +-------------------------+
  *
- * App arena: the backbone's arena as SELECT bound it, then (16-aligned) one region the heads
- * share, since they run one after the other, then (16-aligned, while adapting) the adaptation
- * loop's work area (the input's running statistics, the raw sample, the last good
- * statistics, the health check's histograms); METRICS' high-water mark and
- * ADAPT_STATUS cover all three.
+ * App arena: the backbone's arena as SELECT bound it; each head's arena inside it where the
+ * backbone's plan leaves room at the head's cut (only the cut tensor is live there,
+ * ta_tta_head_base), else above it; then (16-aligned) the per-channel state, sized to this
+ * model: the running statistics in one run of floats (the input's mu, var, then each head's)
+ * and the heads' folded affines; then (16-aligned, while adapting) the adaptation loop's
+ * work area (the sample's snapshot for the source comparisons, the last good statistics, the
+ * health check's histograms). METRICS' high-water mark and ADAPT_STATUS cover all of it.
  *
- * Persistence: ADAPT_SAVE writes every head's running statistics (mu, var per channel; the
- * int8 affine follows from them) atomically to the second half of the NVM region with the
- * TTA tag; ADAPT_SELECT restores them when the record is this prepared model's (the CRC of
- * the backbone, the heads and the exit table); ADAPT_RESET with the persist flag leaves a
- * tombstone, so the next boot starts from the source heads.
+ * Persistence: ADAPT_SAVE writes the run of running statistics (the heads' int8 affines
+ * follow from them) atomically to the second half of the NVM region with the TTA statistics
+ * tag (TA_PARAM_TAG_TTA_STATS); ADAPT_SELECT restores them when the record is this prepared
+ * model's (the CRC of the backbone, the heads and the exit table, and the length). A record
+ * of the first format (TA_PARAM_TAG_TTA, heads only) is refused. ADAPT_RESET with the
+ * persist flag leaves a tombstone, so the next boot starts from the source.
  */
 #include <stddef.h>
 #include <string.h>
@@ -415,8 +418,9 @@ static ta_status_t cmd_adapt_save(void *ctx, const ta_request_t *req, ta_respons
 
 /* The adaptation loop's counters and its memory. Response: u32 rollbacks, u32 updates,
  * u32 paused (samples left), u32 samples, u32 arena_used (high-water mark of the whole arena
- * since SELECT: backbone, heads and the loop's work area), u32 state_bytes (the adaptation
- * state outside the arena: the adapting heads' and the input's statistics, the loop's own),
+ * since SELECT: backbone, heads, statistics and the loop's work area), u32 state_bytes (the
+ * adaptation state outside the arena: the adapting heads' and the input's structures, the
+ * loop's own; their per-channel arrays are in the arena),
  * u8 mode, u8 pad[3]. */
 static ta_status_t cmd_adapt_status(void *ctx, const ta_request_t *req, ta_response_t *resp)
 {
