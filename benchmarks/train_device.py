@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "host"))
 
-from tinyadapt.cli.plan_args import board_budget  # noqa: E402
+from tinyadapt.cli.plan_args import board_budget, budget_bytes  # noqa: E402
 from tinyadapt.convert import convert  # noqa: E402
 from tinyadapt.device.backends.qemu import QemuBackend  # noqa: E402
 from tinyadapt.device.boards import emulation_host, load_board  # noqa: E402
@@ -121,11 +121,15 @@ def main(argv=None) -> int:
     ap.add_argument("--bias-depth", type=int, default=None, help="sparse scheme: biases of the last N layers")
     ap.add_argument("--layer", action="append", default=[], metavar="I:R",
                     help="sparse scheme: weights of layer I at channel ratio R (repeatable)")
+    ap.add_argument("--budget", type=budget_bytes, default=None, metavar="BYTES",
+                    help="plan the sparse scheme under this SRAM budget instead of the board's "
+                         "(e.g. 128KiB); the image is still linked for --board")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     model = Path(args.model) if args.model else (MNV2 if MNV2.is_file() else DIGITS)
     try:
         board = load_board(args.board)
+        budget = args.budget if args.budget is not None else board_budget(board.name)
         cm = convert(model)
         n = len(weight_layers(cm))
         notes = []
@@ -133,13 +137,13 @@ def main(argv=None) -> int:
             weights = {int(i): float(r) for i, r in (s.split(":") for s in args.layer)}
             scheme = UpdateScheme(bias_depth=args.bias_depth or 0, weights=weights)
             # planned under the board's budget like plan-update's choice (patch-based forward start)
-            sparse_plan, sparse_name = build_training(cm, scheme, budget=board_budget(board.name)), "sparse (given scheme)"
+            sparse_plan, sparse_name = build_training(cm, scheme, budget=budget), "sparse (given scheme)"
         else:
             try:        # the scheme `tinyadapt train --board B` would choose
-                sparse_plan, _ = plan_update(cm, board_budget(board.name))
+                sparse_plan, _ = plan_update(cm, budget)
                 sparse_name = "sparse (plan-update)"
             except TinyAdaptError as exc:
-                notes.append(f"plan-update for {board.name}: {exc}; the default scheme is measured instead")
+                notes.append(f"plan-update under {budget:,} B: {exc}; the default scheme is measured instead")
                 sparse_plan, sparse_name = build_training(cm, default_scheme(n)), "sparse (default scheme)"
         plans = {sparse_name: sparse_plan, "full backprop": build_training(cm, UpdateScheme.full(n))}
         rng = np.random.default_rng(0)
@@ -153,13 +157,14 @@ def main(argv=None) -> int:
     sparse, full = rows[sparse_name], rows["full backprop"]
     ratios = {"sram_full_over_sparse": round(full["peak_sram_bytes"] / sparse["peak_sram_bytes"], 2),
               "instructions_full_over_sparse": round(full["instructions_per_step"] / sparse["instructions_per_step"], 2)}
-    out = {"model": str(model), "board": args.board, "steps": args.steps, "schemes": rows, **ratios, "notes": notes}
+    out = {"model": str(model), "board": args.board, "budget": budget, "steps": args.steps, "schemes": rows, **ratios, "notes": notes}
     out["instructions_bound_full_over_sparse_forward"] = round(
         full["instructions_per_step"] / sparse["profile"]["forward_instructions"], 2)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
-    print(f"{model.name}: training step on QEMU (-icount), budget of {args.board}, {args.steps} steps each")
+    print(f"{model.name}: training step on QEMU (-icount), image for {args.board}, sparse scheme planned under "
+          f"{budget:,} B, {args.steps} steps each")
     print(f"{'scheme':26} {'ran on':18} {'peak SRAM (dev)':>16} {'arena hw':>10} {'param RAM':>10} "
           f"{'plan peak':>10} {'instr/step':>14} {'MACs/step':>12}")
     for name, r in rows.items():
