@@ -300,6 +300,29 @@ def test_probation_answers_with_the_source_until_proven(digits_tta):
     assert [st.prediction for st in free.steps] != [r.prediction for r in source]   # adapting changes answers
 
 
+@pytest.mark.parametrize("which", ["digits", "imu"])
+def test_heads_run_where_the_backbone_plan_leaves_room(which, digits_tta, imu_tta):
+    # ta_tta_head_base against an independent reading of the blob's plan: a head's arena never
+    # overlaps a backbone activation written before its cut and read after it; on both shipped
+    # models both heads fit inside the backbone's arena
+    from tinyadapt.convert import blob_format as bf
+
+    pm = digits_tta if which == "digits" else imu_tta
+    m = pm.backbone_model
+    arenas = [h.peak_sram_bytes for h in pm.head_models]
+    bases = pm.open().runner().head_bases(arenas)
+    for e, base, size in zip(pm.exits, bases, arenas):
+        cut = e["cut_op"]
+        live = {t for i, op in enumerate(m.ops) if i >= cut for t in op.inputs
+                if t >= 0 and m.tensors[t].kind == bf.KIND_ACTIVATION and
+                not any(t in o.outputs for o in m.ops[cut:i])}
+        assert e["cut_tensor"] in live
+        for t in live:
+            r = m.tensors[t]
+            assert r.offset + r.nbytes <= base or base + size <= r.offset, (t, base)
+        assert base % 16 == 0 and base + size <= m.peak_sram_bytes
+
+
 def test_bad_modes():
     assert parse_mode("none") == set() and parse_mode("input+norm") == {"input", "norm"}
     for bad in ("norm+entropy", "magic", "input+"):
