@@ -124,6 +124,12 @@ TA_CHECK_RESULT ta_status_t ta_app_invoke(ta_app_t *app, int profile, uint64_t *
 TA_CHECK_RESULT ta_status_t ta_app_profile_read(const ta_app_t *app, const ta_request_t *req,
                                                 ta_response_t *resp, int with_update);
 
+/* SAVE and ADAPT_SAVE: one atomic record in `store`, timed. Response: u32 revision, u32 bytes,
+ * u64 instructions (counter units) the save took. */
+TA_CHECK_RESULT ta_status_t ta_app_store_save(ta_app_t *app, ta_param_store_t *store, uint16_t tag,
+                                              uint32_t model_crc, const uint8_t *data, uint32_t len,
+                                              ta_response_t *resp);
+
 /* High-water marks in bytes (scans the painted areas). */
 uint32_t ta_app_arena_used(const ta_app_t *app);
 uint32_t ta_app_stack_used(const ta_app_t *app);

@@ -403,17 +403,8 @@ static ta_status_t cmd_adapt_save(void *ctx, const ta_request_t *req, ta_respons
     TA_ENSURE(app->tta_ready, TA_ERR_STATE);
     TA_ENSURE(app->tta_stats_len > 0u, TA_ERR_UNSUPPORTED);
     TA_TRY(store_open(app));
-    ta_param_record_t rec;
-    const uint64_t t0 = ta_app_counter(app);
-    const ta_status_t st = ta_param_store_save(&app->tta_store, TA_PARAM_TAG_TTA_STATS, app->tta_crc,
-                                               (const uint8_t *)app->tta_stats, app->tta_stats_len, &rec);
-    const uint64_t t1 = ta_app_counter(app);
-    TA_TRY(st);
-    ta_wr32(resp->payload, rec.revision);
-    ta_wr32(resp->payload + 4, rec.len);
-    ta_wr64(resp->payload + 8, ta_app_counter_units(app, t1 - t0));
-    resp->len = 16;
-    return TA_OK;
+    return ta_app_store_save(app, &app->tta_store, TA_PARAM_TAG_TTA_STATS, app->tta_crc,
+                             (const uint8_t *)app->tta_stats, app->tta_stats_len, resp);
 }
 
 /* The adaptation loop's counters and its memory. Response: u32 rollbacks, u32 updates,
