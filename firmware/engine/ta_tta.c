@@ -210,9 +210,7 @@ ta_status_t ta_tta_norm_bind(ta_tta_norm_t *n, ta_engine_t *head)
     n->overlays[g_first ? 0 : 1].data = n->gamma_q;
     n->overlays[g_first ? 1 : 0].tensor = n->beta_tensor;
     n->overlays[g_first ? 1 : 0].data = n->beta_q;
-    head->overlays = n->overlays;
-    head->n_overlays = 2;
-    return TA_OK;
+    return ta_engine_set_overlays(head, n->overlays, 2);
 }
 
 /* ops [first, cut_0) onwards: first > 0 when a snapshot of the sample at op `first` was
