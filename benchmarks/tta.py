@@ -16,7 +16,7 @@ For each shipped data set (digits, BasicMotions): tta-prepare on the source trai
     answer checked against the host session), with the adaptation step's SRAM measured by
     the device (ADAPT_STATUS: arena high-water mark + adaptation state).
 
-    .venv/bin/python benchmarks/tta.py [--modes input+norm,entropy] [--qemu] [--json]
+    .venv/bin/python benchmarks/tta.py [--modes input+norm,entropy] [--qemu] [--json] [--no-probation]
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ from tinyadapt.tta.prepare import prepare, write  # noqa: E402
 from tinyadapt.tta.session import DEFAULT_MODE, AdaptConfig, parse_mode, run_stream  # noqa: E402
 from tinyadapt.tta.streams import SHIFTS, make_stream  # noqa: E402
 from tinyadapt.tta.tent import run_tent  # noqa: E402
+
+
+PROBATION = True   # the C loop's probation (AdaptConfig.probation); --no-probation turns it off
 
 
 def _x(pm, x):
@@ -64,7 +67,7 @@ def on_qemu(pm, x, y, streams, log) -> dict:
     # the default mode adapting on the device, every answer checked against the host session
     for stream in streams:
         xs = _x(pm, stream.x)
-        cfg = AdaptConfig()
+        cfg = AdaptConfig(probation=PROBATION)
         sess = run_stream(pm, xs, cfg)
         with DeviceRunner(pm, opts, adapt=cfg.mode, cfg=cfg) as dev:
             got = [dev.infer(xi)[0] for xi in xs]
@@ -111,17 +114,19 @@ def bench(name: str, modes: list[str], folder: Path, log, qemu: bool = False, se
     for shift in SHIFTS[name]:
         s = make_stream(name, shift)
         xs = _x(pm, s.x)
-        base = np.array([runner.infer(xi).prediction for xi in xs])
-        row = {"stream": s.name, "samples": len(xs), "no_adapt": float((base == s.y).mean())}
+        base_r = [runner.infer(xi) for xi in xs]
+        base = np.array([r.prediction for r in base_r])
+        row = {"stream": s.name, "samples": len(xs), "no_adapt": float((base == s.y).mean()),
+               "no_adapt macs_saved": 1 - float(np.mean([r.macs for r in base_r])) / pm.macs_full}
         for mode in modes:
-            sess = run_stream(pm, xs, AdaptConfig(mode=mode))
+            sess = run_stream(pm, xs, AdaptConfig(mode=mode, probation=PROBATION))
             pred = np.array([st.prediction for st in sess.steps])
             row[mode] = float((pred == s.y).mean())
             row[f"{mode} rollbacks"] = sess.rollbacks
             row[f"{mode} macs_saved"] = 1 - float(np.mean([st.macs for st in sess.steps])) / pm.macs_full
         if seeds > 1:
             # the health check's verdicts depend on which samples it compares with the source
-            accs = [float(np.mean([st.prediction for st in run_stream(pm, xs, AdaptConfig(seed=k)).steps] == s.y))
+            accs = [float(np.mean([st.prediction for st in run_stream(pm, xs, AdaptConfig(seed=k, probation=PROBATION)).steps] == s.y))
                     for k in range(seeds)]
             row[f"{DEFAULT_MODE} over seeds"] = {"min": min(accs), "mean": float(np.mean(accs)), "max": max(accs)}
         row["tent_float"] = float((run_tent(bb, xs, 1e-3) == s.y).mean())
@@ -130,6 +135,8 @@ def bench(name: str, modes: list[str], folder: Path, log, qemu: bool = False, se
             "  ".join(f"{m} {100 * row[m]:5.1f} ({100 * (row[m] - row['no_adapt']):+5.1f}, "
                       f"{row[f'{m} rollbacks']} rb)" for m in modes) +
             f"  TENT float {100 * row['tent_float']:5.1f}" +
+            "  MACs saved: no adaptation " + f"{100 * row['no_adapt macs_saved']:.1f} %, " +
+            ", ".join(f"{m} {100 * row[f'{m} macs_saved']:.1f} %" for m in modes) +
             (f"  {DEFAULT_MODE} over {seeds} seeds: min {100 * row[f'{DEFAULT_MODE} over seeds']['min']:.1f} "
              f"mean {100 * row[f'{DEFAULT_MODE} over seeds']['mean']:.1f} max "
              f"{100 * row[f'{DEFAULT_MODE} over seeds']['max']:.1f}" if seeds > 1 else ""))
@@ -152,9 +159,13 @@ def main() -> int:
     ap.add_argument("--datasets", default="digits,basicmotions")
     ap.add_argument("--qemu", action="store_true", help="also measure on QEMU (builds the firmware)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-probation", action="store_true",
+                    help="run the C loop without probation (the previous default), for comparison")
     ap.add_argument("--seeds", type=int, default=1,
                     help="also run the default mode with this many seeds of the source-comparison sampling")
     a = ap.parse_args()
+    global PROBATION
+    PROBATION = not a.no_probation
     modes = a.modes.split(",")
     out = {}
     with tempfile.TemporaryDirectory() as tmp:

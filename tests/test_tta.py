@@ -281,6 +281,48 @@ def test_health_check_rolls_back_and_pauses(digits_tta):
     assert quiet.rollbacks == 0 and quiet.updates > 0
 
 
+def test_probation_answers_with_the_source_until_proven(digits_tta):
+    # probation: with the adapted statistics off the source's and no approval possible (too
+    # few comparisons ever), every answer is the source model's, exit and entropy included,
+    # while the statistics go on adapting in the background and both runs count their MACs
+    pm = digits_tta
+    s = streams.make_stream("digits", "contrast", length=60, shift_at=0.0)
+    x = _model_x(pm, s.x)
+    source = [pm.open().runner().infer(xi) for xi in x]
+    cfg = dict(min_source=1000, narrow=0.0, window=30)
+    held = run_stream(pm, x, AdaptConfig(probe_share=0.0, **cfg))
+    assert held.updates > 0 and held.rollbacks == 0
+    same = [st.macs > r.macs and (st.exit, st.prediction, np.float32(st.entropy)) ==
+            (r.exit, r.prediction, np.float32(r.entropy)) for st, r in zip(held.steps, source)]
+    first = same.index(True)             # once the statistics have moved (a few samples in) ...
+    assert first <= 10 and all(same[first:]), same   # ... every sample runs both, the source answering
+    free = run_stream(pm, x, AdaptConfig(probation=False, **cfg))
+    assert [st.prediction for st in free.steps] != [r.prediction for r in source]   # adapting changes answers
+
+
+@pytest.mark.parametrize("which", ["digits", "imu"])
+def test_heads_run_where_the_backbone_plan_leaves_room(which, digits_tta, imu_tta):
+    # ta_tta_head_base against an independent reading of the blob's plan: a head's arena never
+    # overlaps a backbone activation written before its cut and read after it; on both shipped
+    # models both heads fit inside the backbone's arena
+    from tinyadapt.convert import blob_format as bf
+
+    pm = digits_tta if which == "digits" else imu_tta
+    m = pm.backbone_model
+    arenas = [h.peak_sram_bytes for h in pm.head_models]
+    bases = pm.open().runner().head_bases(arenas)
+    for e, base, size in zip(pm.exits, bases, arenas):
+        cut = e["cut_op"]
+        live = {t for i, op in enumerate(m.ops) if i >= cut for t in op.inputs
+                if t >= 0 and m.tensors[t].kind == bf.KIND_ACTIVATION and
+                not any(t in o.outputs for o in m.ops[cut:i])}
+        assert e["cut_tensor"] in live
+        for t in live:
+            r = m.tensors[t]
+            assert r.offset + r.nbytes <= base or base + size <= r.offset, (t, base)
+        assert base % 16 == 0 and base + size <= m.peak_sram_bytes
+
+
 def test_bad_modes():
     assert parse_mode("none") == set() and parse_mode("input+norm") == {"input", "norm"}
     for bad in ("norm+entropy", "magic", "input+"):
@@ -327,7 +369,10 @@ def test_tent_reference_matches_the_int8_model():
     assert agree >= 0.95
 
 
-def test_adaptation_step_memory(digits_tta):
+def test_adaptation_step_memory(digits_tta, imu_tta):
+    # the target on both models: at most 1/6 of full-model entropy minimisation (the
+    # device measures the same layout: tests/device/test_tta_device.py)
+    assert ours_step(imu_tta, {"input", "norm"}) * 6 <= full_model_step(imu_tta.backbone_model)[0]
     full, how = full_model_step(digits_tta.backbone_model)
     estimate = estimate_full_training(digits_tta.backbone_model)
     assert full == estimate if how.startswith("estimated") else (how == "planned" and abs(full - estimate) <= 0.15 * full)

@@ -76,7 +76,8 @@ typedef struct ta_app {
     uint8_t tta_restored;      /* ADAPT_SELECT applied stored statistics */
     uint32_t tta_crc;          /* identifies backbone + heads + exit table in the store */
     ta_param_store_t tta_store; /* second half of the NVM region (the first is training's) */
-    float tta_image[TA_TTA_MAX_EXITS * 2 * TA_TTA_MAX_CHANNELS]; /* mu, var of every head */
+    float *tta_stats;          /* in the arena: the input's mu, var then every head's (ADAPT_SAVE's image) */
+    uint32_t tta_stats_len;    /* bytes */
 } ta_app_t;
 
 /* The command set for every code in protocol version 1. */
@@ -122,6 +123,12 @@ TA_CHECK_RESULT ta_status_t ta_app_invoke(ta_app_t *app, int profile, uint64_t *
  * 8 bytes each (opcode, 0, count), 12 with the update share appended. */
 TA_CHECK_RESULT ta_status_t ta_app_profile_read(const ta_app_t *app, const ta_request_t *req,
                                                 ta_response_t *resp, int with_update);
+
+/* SAVE and ADAPT_SAVE: one atomic record in `store`, timed. Response: u32 revision, u32 bytes,
+ * u64 instructions (counter units) the save took. */
+TA_CHECK_RESULT ta_status_t ta_app_store_save(ta_app_t *app, ta_param_store_t *store, uint16_t tag,
+                                              uint32_t model_crc, const uint8_t *data, uint32_t len,
+                                              ta_response_t *resp);
 
 /* High-water marks in bytes (scans the painted areas). */
 uint32_t ta_app_arena_used(const ta_app_t *app);

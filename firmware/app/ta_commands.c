@@ -205,6 +205,21 @@ ta_status_t ta_app_profile_read(const ta_app_t *app, const ta_request_t *req, ta
     return TA_OK;
 }
 
+ta_status_t ta_app_store_save(ta_app_t *app, ta_param_store_t *store, uint16_t tag, uint32_t model_crc,
+                              const uint8_t *data, uint32_t len, ta_response_t *resp)
+{
+    ta_param_record_t rec;
+    const uint64_t t0 = ta_app_counter(app);
+    const ta_status_t st = ta_param_store_save(store, tag, model_crc, data, len, &rec);
+    const uint64_t t1 = ta_app_counter(app);
+    TA_TRY(st);
+    ta_wr32(resp->payload, rec.revision);
+    ta_wr32(resp->payload + 4, rec.len);
+    ta_wr64(resp->payload + 8, ta_app_counter_units(app, t1 - t0));
+    resp->len = 16;
+    return TA_OK;
+}
+
 static ta_status_t cmd_profile_read(void *ctx, const ta_request_t *req, ta_response_t *resp)
 {
     return ta_app_profile_read(APP(ctx), req, resp, 0);

@@ -209,17 +209,7 @@ static ta_status_t cmd_save(void *ctx, const ta_request_t *req, ta_response_t *r
     size_t len;
     TA_TRY(ta_train_params(&app->trainer, &data, &len));
     TA_ENSURE(len <= ta_param_store_capacity(&app->train_store), TA_ERR_OVERFLOW);
-    ta_param_record_t rec;
-    const uint64_t t0 = ta_app_counter(app);
-    const ta_status_t st = ta_param_store_save(&app->train_store, TA_PARAM_TAG_TRAIN, model_crc(app), data,
-                                               (uint32_t)len, &rec);
-    const uint64_t t1 = ta_app_counter(app);
-    TA_TRY(st);
-    ta_wr32(resp->payload, rec.revision);
-    ta_wr32(resp->payload + 4, rec.len);
-    ta_wr64(resp->payload + 8, ta_app_counter_units(app, t1 - t0));
-    resp->len = 16;
-    return TA_OK;
+    return ta_app_store_save(app, &app->train_store, TA_PARAM_TAG_TRAIN, model_crc(app), data, (uint32_t)len, resp);
 }
 
 static ta_status_t cmd_reset_to_base(void *ctx, const ta_request_t *req, ta_response_t *resp)

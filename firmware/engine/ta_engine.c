@@ -49,6 +49,49 @@ static void *tensor_data(const ta_engine_t *e, const ta_tensor_rec_t *t)
     return e->arena + t->offset;
 }
 
+static int is_weight_op(uint16_t opcode)
+{
+    return opcode == TA_OP_CONV_2D || opcode == TA_OP_DEPTHWISE_CONV_2D || opcode == TA_OP_FULLY_CONNECTED ||
+           opcode == TA_OP_CONV_2D_BACKWARD || opcode == TA_OP_DEPTHWISE_CONV_2D_BACKWARD ||
+           opcode == TA_OP_FULLY_CONNECTED_BACKWARD;
+}
+
+static int is_overlaid(const ta_engine_overlay_t *overlays, uint16_t n, int16_t tensor)
+{
+    for (uint16_t k = 0; k < n; ++k) {
+        if (overlays[k].tensor == tensor) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A blob may name one tensor as a conv's bias and as another op's kept-channel list or shift
+ * array: prepare saw the blob's bytes there, training would then rewrite them under it (the
+ * loader fuzzer found this). So overlaid tensors feed filter and bias inputs only. */
+ta_status_t ta_engine_set_overlays(ta_engine_t *engine, const ta_engine_overlay_t *overlays, uint16_t n)
+{
+    TA_ENSURE(engine != NULL && engine->model != NULL && (overlays != NULL || n == 0), TA_ERR_ARG);
+    const ta_model_t *m = engine->model;
+    for (uint16_t k = 0; k < n; ++k) {
+        TA_ENSURE(overlays[k].tensor < m->header->n_tensors && overlays[k].data != NULL, TA_ERR_ARG);
+        TA_ENSURE(m->tensors[overlays[k].tensor].kind == TA_TENSOR_CONST, TA_ERR_CORRUPT);
+        TA_ENSURE(k == 0 || overlays[k - 1].tensor <= overlays[k].tensor, TA_ERR_ARG);
+        TA_ENSURE(k == 0 || overlays[k - 1].tensor != overlays[k].tensor, TA_ERR_CORRUPT); /* two roles, one tensor */
+    }
+    for (uint16_t i = 0; i < m->header->n_ops && n > 0; ++i) {
+        const ta_op_rec_t *op = &m->ops[i];
+        const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
+        for (int k = 0; k < op->n_inputs + op->n_outputs; ++k) {
+            const int weight_input = is_weight_op(op->opcode) && (k == 1 || k == 2);
+            TA_ENSURE(weight_input || !is_overlaid(overlays, n, io[k]), TA_ERR_CORRUPT);
+        }
+    }
+    engine->overlays = overlays;
+    engine->n_overlays = n;
+    return TA_OK;
+}
+
 void ta_engine_resolve(const ta_engine_t *e, int16_t index, ta_tensor_t *out)
 {
     if (index == TA_NO_TENSOR) {

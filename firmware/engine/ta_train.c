@@ -576,8 +576,7 @@ ta_status_t ta_train_init(ta_trainer_t *t, ta_engine_t *engine, uint8_t *param_r
     for (uint16_t k = 0; k < t->n_slots; ++k) {
         slot_reset(t, &t->slots[k]);
     }
-    engine->overlays = t->overlays;
-    engine->n_overlays = t->n_overlays;
+    TA_TRY(ta_engine_set_overlays(engine, t->overlays, t->n_overlays));
     engine->rows = t->rows;
     engine->n_rows = t->n_rows;
     t->ready = 1;

@@ -128,6 +128,17 @@ static int32_t round_clamp(float v, float lo, float hi)
     return (int32_t)(v >= 0.0f ? v + 0.5f : v - 0.5f);
 }
 
+uint32_t ta_tta_norm_need(uint32_t channels) { return 12u * channels + ((channels + 3u) & ~3u); }
+
+void ta_tta_norm_carve(ta_tta_norm_t *n, void *mem)
+{
+    float *f = (float *)mem;
+    n->mu = f;
+    n->var = f + n->channels;
+    n->beta_q = (int32_t *)(void *)(f + 2u * n->channels);
+    n->gamma_q = (int8_t *)(void *)(n->beta_q + n->channels);
+}
+
 void ta_tta_norm_update(ta_tta_norm_t *n, const int8_t *z, uint32_t positions)
 {
     const uint32_t m = n->channels;
@@ -151,6 +162,7 @@ void ta_tta_norm_update(ta_tta_norm_t *n, const int8_t *z, uint32_t positions)
 
 void ta_tta_norm_fold(ta_tta_norm_t *n)
 {
+    n->shifted = 0;
     for (uint32_t c = 0; c < n->channels; ++c) {
         const float sd = sqrt_f(n->src_var[c] + 1e-12f);
         float mu = n->mu[c];
@@ -158,6 +170,8 @@ void ta_tta_norm_fold(ta_tta_norm_t *n)
         if (abs_f(mu - n->src_mu[c]) < n->dead_zone * sd && abs_f(sqrt_f(var + 1e-12f) / sd - 1.0f) < n->dead_zone) {
             mu = n->src_mu[c];
             var = n->src_var[c];
+        } else {
+            n->shifted++;
         }
         const float ratio = sqrt_f((n->src_var[c] + 1e-6f) / (var + 1e-6f));
         const float g = n->gamma[c] * ratio;
@@ -178,9 +192,10 @@ void ta_tta_norm_reset(ta_tta_norm_t *n)
 
 ta_status_t ta_tta_norm_bind(ta_tta_norm_t *n, ta_engine_t *head)
 {
-    TA_ENSURE(n != NULL && head != NULL && n->channels > 0 && n->channels <= TA_TTA_MAX_CHANNELS, TA_ERR_ARG);
+    TA_ENSURE(n != NULL && head != NULL && n->channels > 0, TA_ERR_ARG);
     TA_ENSURE(n->src_mu != NULL && n->src_var != NULL && n->gamma != NULL && n->beta != NULL &&
               n->gamma_scale != NULL && n->z_scale > 0.0f, TA_ERR_ARG);
+    TA_ENSURE(n->mu != NULL && n->var != NULL && n->gamma_q != NULL && n->beta_q != NULL, TA_ERR_ARG);
     ta_tensor_t z, g, b;
     TA_TRY(ta_engine_tensor(head, n->z_tensor, &z));
     TA_TRY(ta_engine_tensor(head, n->gamma_tensor, &g));
@@ -195,18 +210,18 @@ ta_status_t ta_tta_norm_bind(ta_tta_norm_t *n, ta_engine_t *head)
     n->overlays[g_first ? 0 : 1].data = n->gamma_q;
     n->overlays[g_first ? 1 : 0].tensor = n->beta_tensor;
     n->overlays[g_first ? 1 : 0].data = n->beta_q;
-    head->overlays = n->overlays;
-    head->n_overlays = 2;
-    return TA_OK;
+    return ta_engine_set_overlays(head, n->overlays, 2);
 }
 
-ta_status_t ta_tta_infer(ta_tta_t *t, ta_tta_result_t *out)
+/* ops [first, cut_0) onwards: first > 0 when a snapshot of the sample at op `first` was
+ * written back (the source comparisons); the MACs count the whole path all the same */
+static ta_status_t infer_from(ta_tta_t *t, uint16_t first, ta_tta_result_t *out)
 {
     if (out == NULL) {
         return TA_ERR_ARG;
     }
     TA_TRY(ta_tta_check(t));
-    uint16_t first = 0;
+    TA_ENSURE(first < t->exits[0].cut_op, TA_ERR_ARG);
     uint32_t macs = 0;
     for (uint8_t k = 0; k < t->n_exits; ++k) {
         const ta_tta_exit_t *x = &t->exits[k];
@@ -228,10 +243,73 @@ ta_status_t ta_tta_infer(ta_tta_t *t, ta_tta_result_t *out)
     return TA_ERR_STATE; /* unreachable: the last exit always answers */
 }
 
+ta_status_t ta_tta_infer(ta_tta_t *t, ta_tta_result_t *out) { return infer_from(t, 0, out); }
+
+/* ---- arena placement from the blob's plan ------------------------------------------------ */
+
+static const int16_t *op_io(const ta_model_t *m, uint16_t i) { return (const int16_t *)(const void *)(m->data + m->ops[i].io_offset); }
+
+/* 1 when activation tensor `x` is written before op boundary `b` (or is a model input) and
+ * read at or after it: its bytes must survive the boundary */
+static int live_at(const ta_model_t *m, uint16_t b, uint16_t x)
+{
+    for (uint16_t i = b; i < m->n_forward_ops; ++i) {
+        const int16_t *io = op_io(m, i);
+        for (uint8_t j = 0; j < m->ops[i].n_inputs; ++j) {
+            if (io[j] == (int16_t)x) {
+                return 1;
+            }
+        }
+        for (uint8_t j = 0; j < m->ops[i].n_outputs; ++j) {
+            if (io[m->ops[i].n_inputs + j] == (int16_t)x) {
+                return 0; /* rewritten before anything after b reads it */
+            }
+        }
+    }
+    return 0;
+}
+
+uint32_t ta_tta_head_base(const ta_engine_t *backbone, uint16_t cut_op, uint32_t head_arena)
+{
+    const ta_model_t *m = backbone->model;
+    const uint32_t beside = (m->header->arena_size + TA_ARENA_ALIGN - 1u) & ~(TA_ARENA_ALIGN - 1u);
+    if (m->patch != NULL) {
+        return beside; /* patch buffers are not tensors of their own: keep clear of the arena */
+    }
+    /* candidates: 0 and the aligned end of every live tensor; the lowest one clear of all */
+    uint32_t best = beside;
+    for (int32_t c = -1; c < (int32_t)m->header->n_tensors; ++c) {
+        uint32_t base = 0;
+        if (c >= 0) {
+            const ta_tensor_rec_t *r = &m->tensors[c];
+            if (r->kind != TA_TENSOR_ACTIVATION || !live_at(m, cut_op, (uint16_t)c)) {
+                continue;
+            }
+            base = (r->offset + r->size + TA_ARENA_ALIGN - 1u) & ~(TA_ARENA_ALIGN - 1u);
+        }
+        if (base >= best) {
+            continue;
+        }
+        int clear = 1;
+        for (uint16_t x = 0; x < m->header->n_tensors && clear; ++x) {
+            const ta_tensor_rec_t *r = &m->tensors[x];
+            if (r->kind == TA_TENSOR_ACTIVATION && r->size > 0u && r->offset < base + head_arena &&
+                base < r->offset + r->size && live_at(m, cut_op, x)) {
+                clear = 0;
+            }
+        }
+        if (clear) {
+            best = base;
+        }
+    }
+    return best;
+}
+
 /* ---- input normalisation ----------------------------------------------------------------- */
 
 void ta_tta_input_reset(ta_tta_input_t *n)
 {
+    n->shifted = 0;
     for (uint32_t c = 0; c < n->channels; ++c) {
         n->mu[c] = n->src_mu[c];
         n->var[c] = n->src_var[c];
@@ -239,13 +317,15 @@ void ta_tta_input_reset(ta_tta_input_t *n)
 }
 
 /* the statistics to use: the source's where the stream's stay inside the dead zone */
-static void zone(float *mu, float *var, float src_mu, float src_var, float dead_zone)
+static int zone(float *mu, float *var, float src_mu, float src_var, float dead_zone)
 {
     const float sd = sqrt_f(src_var + 1e-12f);
     if (abs_f(*mu - src_mu) < dead_zone * sd && abs_f(sqrt_f(*var + 1e-12f) / sd - 1.0f) < dead_zone) {
         *mu = src_mu;
         *var = src_var;
+        return 0;
     }
+    return 1;
 }
 
 static float in_value(const ta_tensor_t *in, uint32_t i)
@@ -281,10 +361,11 @@ ta_status_t ta_tta_input_apply(ta_tta_input_t *n, ta_tensor_t *in)
         n->mu[c] = mu;
         n->var[c] = (1.0f - a) * n->var[c] + a * (q / (float)positions);
     }
+    n->shifted = 0;
     for (uint32_t c = 0; c < m; ++c) {
         float mu = n->mu[c];
         float var = n->var[c];
-        zone(&mu, &var, n->src_mu[c], n->src_var[c], n->dead_zone);
+        n->shifted = (uint16_t)(n->shifted + zone(&mu, &var, n->src_mu[c], n->src_var[c], n->dead_zone));
         const float ratio = sqrt_f((n->src_var[c] + 1e-8f) / (var + 1e-8f));
         for (uint32_t p = 0; p < positions; ++p) {
             const uint32_t i = p * m + c;
@@ -312,14 +393,38 @@ float ta_tta_rand(uint32_t *state)
     return (float)(x >> 8) * (1.0f / 16777216.0f);
 }
 
-static uint32_t raw_bytes(const ta_tta_t *t)
+/* Where the source comparisons restart the sample: op 0 (a copy of the input) or, past
+ * leading QUANTIZE / RESHAPE ops (no MACs to run twice), a boundary whose only live
+ * activation is smaller, e.g. the int8 tensor a float input is quantized into. */
+static void pick_snapshot(const ta_tta_t *t, uint16_t *op, uint16_t *tensor, uint32_t *bytes)
 {
+    const ta_model_t *m = t->backbone->model;
     ta_tensor_t in;
-    if (ta_engine_input(t->backbone, 0, &in) != TA_OK) {
-        return 0;
+    *op = 0;
+    *tensor = m->inputs[0];
+    *bytes = ta_engine_input(t->backbone, 0, &in) == TA_OK ? in.rec->size : 0u;
+    for (uint16_t b = 1; b < t->exits[0].cut_op && b <= m->n_forward_ops; ++b) {
+        const uint16_t code = m->ops[b - 1u].opcode;
+        if (code != TA_OP_QUANTIZE && code != TA_OP_RESHAPE) {
+            break;
+        }
+        uint32_t n_live = 0;
+        uint16_t live = 0;
+        for (uint16_t x = 0; x < m->header->n_tensors; ++x) {
+            if (m->tensors[x].kind == TA_TENSOR_ACTIVATION && live_at(m, b, x)) {
+                n_live++;
+                live = x;
+            }
+        }
+        if (n_live == 1u && m->tensors[live].size < *bytes) {
+            *op = b;
+            *tensor = live;
+            *bytes = m->tensors[live].size;
+        }
     }
-    return (in.rec->size + 3u) & ~3u;
 }
+
+static uint32_t snap_room(uint32_t bytes) { return (bytes + 3u) & ~3u; }
 
 static uint32_t state_floats(const ta_tta_t *runner, const ta_tta_input_t *input)
 {
@@ -332,13 +437,16 @@ static uint32_t state_floats(const ta_tta_t *runner, const ta_tta_input_t *input
 
 uint32_t ta_tta_adapt_need(const ta_tta_t *runner, const ta_tta_input_t *input, uint32_t n_classes)
 {
-    return raw_bytes(runner) + 4u * state_floats(runner, input) + ((3u * 2u * n_classes + 3u) & ~3u);
+    uint16_t op = 0, tensor = 0;
+    uint32_t bytes = 0;
+    pick_snapshot(runner, &op, &tensor, &bytes);
+    return snap_room(bytes) + 4u * state_floats(runner, input) + ((3u * 2u * n_classes + 3u) & ~3u);
 }
 
-/* The good state lives after the raw sample in `work`: input mu, var, then every head's. */
+/* The good state lives after the snapshot in `work`: input mu, var, then every head's. */
 static void state_io(ta_tta_adapt_t *a, int restore)
 {
-    float *p = (float *)(void *)(a->work + raw_bytes(a->runner));
+    float *p = (float *)(void *)(a->work + snap_room(a->snap_bytes));
     if (a->input != NULL) {
         for (uint32_t c = 0; c < a->input->channels; ++c, p += 2) {
             if (restore) {
@@ -409,6 +517,7 @@ void ta_tta_adapt_reset(ta_tta_adapt_t *a)
     a->has_d = 0;
     a->paused = a->fails = 0;
     a->has_prev = 0;
+    a->trusted = a->suspect = 0;
 }
 
 ta_status_t ta_tta_adapt_start(ta_tta_adapt_t *a)
@@ -429,7 +538,8 @@ ta_status_t ta_tta_adapt_start(ta_tta_adapt_t *a)
     }
     TA_ENSURE(((uintptr_t)a->work & 3u) == 0 &&
               a->work_size >= ta_tta_adapt_need(a->runner, a->input, a->n_classes), TA_ERR_ARENA);
-    a->hist = (uint16_t *)(void *)(a->work + raw_bytes(a->runner) + 4u * state_floats(a->runner, a->input));
+    pick_snapshot(a->runner, &a->snap_op, &a->snap_tensor, &a->snap_bytes);
+    a->hist = (uint16_t *)(void *)(a->work + snap_room(a->snap_bytes) + 4u * state_floats(a->runner, a->input));
     a->hist_adapted = a->hist + a->n_classes;
     a->hist_source = a->hist_adapted + a->n_classes;
     a->rng = a->cfg.seed != 0u ? a->cfg.seed : 0x9E3779B9u;
@@ -454,6 +564,7 @@ static float marginal(const uint16_t *hist, uint32_t classes, uint32_t n)
 
 static void pause_adapting(ta_tta_adapt_t *a)
 {
+    a->trusted = a->suspect = 0; /* probation again when adapting resumes */
     a->paused = a->pause_len;
     a->pause_len = a->pause_len <= 0x7FFFFFFFu ? 2u * a->pause_len : 0xFFFFFFFFu;
 }
@@ -474,6 +585,32 @@ static int source_verdict(ta_tta_adapt_t *a)
     clear_shadow(a);
     return changed && ((a->d_marg < -a->cfg.narrow_margin && d_h > -a->cfg.worse_margin) ||
                        (d_h > a->cfg.worse_margin && a->d_marg < a->cfg.widen_margin));
+}
+
+/* Positive evidence on the comparisons so far: the models answered differently somewhere and
+ * the adapted one is more confident, or spreads its answers wider, than the source. */
+static int approve(const ta_tta_adapt_t *a)
+{
+    const float d_h = a->sum_h_adapted / (float)a->n_shadow - a->sum_h_source / (float)a->n_shadow;
+    const float d_marg = marginal(a->hist_adapted, a->n_classes, a->n_shadow) -
+                         marginal(a->hist_source, a->n_classes, a->n_shadow);
+    return a->n_disagree > 0u && ((d_h < -a->cfg.worse_margin && d_marg > -a->cfg.narrow_margin) ||
+                                  (d_marg > a->cfg.widen_margin && d_h < a->cfg.worse_margin));
+}
+
+/* the share of the statistics the loop adapts that are off the source's */
+static float state_shifted(const ta_tta_adapt_t *a)
+{
+    uint32_t off = 0, all = 0;
+    if (a->input != NULL) {
+        off += a->input->shifted;
+        all += a->input->channels;
+    }
+    for (uint8_t k = 0; a->norm && k < a->runner->n_exits; ++k) {
+        off += a->runner->norm[k]->shifted;
+        all += a->runner->norm[k]->channels;
+    }
+    return all > 0u ? (float)off / (float)all : 0.0f;
 }
 
 static void rollback_to_source(ta_tta_adapt_t *a)
@@ -531,8 +668,22 @@ ta_status_t ta_tta_adapt_step(ta_tta_adapt_t *a, ta_tta_result_t *out)
     TA_TRY(ta_engine_input(t->backbone, 0, &in));
     const int parts = a->input != NULL || a->norm;
     const int active = parts && a->paused == 0;
-    if (active) {
-        memcpy(a->work, in.data, in.rec->size); /* the raw sample, for the source model */
+    /* drawn before the sample runs (the same one draw per active sample as after it): the
+     * snapshot is only taken for samples the source model will see */
+    /* on probation, every sample while the statistics are off the source's (decided on the
+     * state the previous sample left: the same on host and device) */
+    const float frac = state_shifted(a);
+    const int probing = active && a->cfg.probation && !a->trusted && frac > 0.0f &&
+                        (a->suspect || frac >= a->cfg.probe_share);
+    const int shadow = (active && ta_tta_rand(&a->rng) < a->cfg.shadow_rate) || probing;
+    ta_tensor_t snap;
+    if (shadow) {
+        /* the raw sample up to the snapshot boundary (QUANTIZE reads the input, writes another
+         * tensor): the source model restarts from there */
+        TA_TRY(ta_engine_invoke_ops(t->backbone, 0, a->snap_op));
+        TA_TRY(ta_engine_tensor(t->backbone, a->snap_tensor, &snap));
+        TA_ENSURE(snap.data != NULL && snap.rec->size == a->snap_bytes, TA_ERR_STATE);
+        memcpy(a->work, snap.data, a->snap_bytes);
     }
     if (a->input != NULL && a->paused == 0) {
         TA_TRY(ta_tta_input_apply(a->input, &in));
@@ -545,17 +696,17 @@ ta_status_t ta_tta_adapt_step(ta_tta_adapt_t *a, ta_tta_result_t *out)
     if (active && a->norm) {
         a->updates += out->exit + 1u; /* every head the sample traversed */
     }
-    if (active && ta_tta_rand(&a->rng) < a->cfg.shadow_rate) {
+    if (shadow) {
         /* the same sample through the source model (source heads: overlays off, raw input):
          * evidence for "is adapting still better than not adapting" */
-        memcpy(in.data, a->work, in.rec->size);
+        memcpy(snap.data, a->work, a->snap_bytes);
         uint16_t saved[TA_TTA_MAX_EXITS];
         for (uint8_t k = 0; k < t->n_exits; ++k) {
             saved[k] = t->heads[k]->n_overlays;
             t->heads[k]->n_overlays = 0;
         }
         ta_tta_result_t src;
-        st = ta_tta_infer(t, &src);
+        st = infer_from(t, a->snap_op, &src);
         for (uint8_t k = 0; k < t->n_exits; ++k) {
             t->heads[k]->n_overlays = saved[k];
         }
@@ -569,6 +720,17 @@ ta_status_t ta_tta_adapt_step(ta_tta_adapt_t *a, ta_tta_result_t *out)
         a->hist_source[src.prediction]++;
         a->n_shadow++;
         a->n_disagree += src.prediction != out->prediction ? 1u : 0u;
+        a->suspect |= (uint8_t)(src.prediction != out->prediction);
+        if (probing) {
+            /* the source model answers until the adapted one has shown it does better */
+            const uint32_t macs = out->macs;
+            *out = src;
+            out->macs = macs;
+            out->macs_skipped = t->macs_full > macs ? t->macs_full - macs : 0u;
+            if (a->n_shadow >= a->cfg.min_source && approve(a)) {
+                a->trusted = 1;
+            }
+        }
         if (a->cfg.early && a->n_shadow >= a->cfg.min_source) {
             /* the verdict as soon as the comparisons suffice: a shorter window of damage */
             if (source_verdict(a)) {

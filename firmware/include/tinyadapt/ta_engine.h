@@ -90,6 +90,14 @@ TA_CHECK_RESULT ta_status_t ta_engine_tensor(const ta_engine_t *engine, uint16_t
 TA_CHECK_RESULT ta_status_t ta_engine_input(const ta_engine_t *engine, uint16_t i, ta_tensor_t *out);
 TA_CHECK_RESULT ta_status_t ta_engine_output(const ta_engine_t *engine, uint16_t i, ta_tensor_t *out);
 
+/** Read the constants listed in `overlays` (sorted by tensor, n of them) from RAM instead of
+ *  the blob (NULL, 0 to remove). The RAM changes while the engine runs, so an overlaid tensor
+ *  may only be a filter or bias of a convolution, depthwise or fully connected op (forward or
+ *  backward): every other input is checked once by prepare and trusted after.
+ *  @return TA_ERR_CORRUPT when the blob uses an overlaid tensor anywhere else */
+TA_CHECK_RESULT ta_status_t ta_engine_set_overlays(ta_engine_t *engine, const ta_engine_overlay_t *overlays,
+                                                   uint16_t n);
+
 /** Install a per-op hook (NULL to remove). */
 void ta_engine_set_hook(ta_engine_t *engine, ta_op_hook_fn hook, void *ctx);
 

@@ -37,7 +37,9 @@
 
 /* What a record holds (ta_param_record_t.tag). */
 #define TA_PARAM_TAG_TRAIN 1u /* the trainer's updatable parameters (ta_train_params) */
-#define TA_PARAM_TAG_TTA 2u   /* test-time adaptation heads */
+#define TA_PARAM_TAG_TTA 2u   /* test-time adaptation heads, interleaved (no longer written or read) */
+#define TA_PARAM_TAG_TTA_STATS 3u /* test-time adaptation: the input's and every head's running
+                                   * statistics (mu[], var[] each); a tag-2 image is refused */
 
 typedef struct {
     const ta_nvm_t *nvm;

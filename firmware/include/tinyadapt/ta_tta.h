@@ -23,7 +23,6 @@
 #include "tinyadapt/ta_status.h"
 
 #define TA_TTA_MAX_EXITS 4
-#define TA_TTA_MAX_CHANNELS 64 /* head width the normalisation adaptation supports */
 
 typedef struct {
     uint16_t cut_op;        /* backbone ops [previous exit's cut_op, cut_op) run before this exit */
@@ -39,6 +38,8 @@ typedef struct {
  * (the 1x1 depthwise after the conv), through engine overlays, so the blob stays untouched:
  *   gamma' = gamma * sqrt(src_var / var),  beta' = beta + gamma * (src_mu - mu * sqrt(src_var / var))
  * Channels whose statistics stay within the dead zone of the source's keep the source's.
+ * The per-channel arrays are the caller's (ta_tta_norm_need bytes for M channels), so the
+ * state is sized to the model and can live in the arena next to the loop's work area.
  */
 typedef struct {
     uint16_t channels;     /* M */
@@ -50,12 +51,17 @@ typedef struct {
     float momentum;  /* EMA weight of one sample */
     float dead_zone; /* mean within dead_zone source stds and std within dead_zone relative */
     const float *src_mu, *src_var, *gamma, *beta, *gamma_scale; /* M each */
-    float mu[TA_TTA_MAX_CHANNELS];
-    float var[TA_TTA_MAX_CHANNELS];
-    int8_t gamma_q[TA_TTA_MAX_CHANNELS];
-    int32_t beta_q[TA_TTA_MAX_CHANNELS];
+    uint16_t shifted; /* channels the last fold took off the source's statistics */
+    float *mu, *var;  /* M each: the running statistics (what ADAPT_SAVE persists) */
+    int8_t *gamma_q;  /* M: the folded affine the overlays hold */
+    int32_t *beta_q;  /* M */
     ta_engine_overlay_t overlays[2];
 } ta_tta_norm_t;
+
+/** Bytes of caller storage ta_tta_norm_carve lays out for `channels` (4-aligned). */
+uint32_t ta_tta_norm_need(uint32_t channels);
+/** Point mu, var, beta_q, gamma_q (in that order) into `mem` (4-aligned, ta_tta_norm_need bytes). */
+void ta_tta_norm_carve(ta_tta_norm_t *n, void *mem);
 
 /** Fold the current statistics into gamma_q / beta_q (what the overlays hold). */
 void ta_tta_norm_fold(ta_tta_norm_t *n);
@@ -64,7 +70,7 @@ void ta_tta_norm_reset(ta_tta_norm_t *n);
 /** One sample's z ([positions, channels] int8) into the running statistics. */
 void ta_tta_norm_update(ta_tta_norm_t *n, const int8_t *z, uint32_t positions);
 /**
- * Set up `n` (filled by the caller up to src arrays) for `head`: checks the tensors, resets to
+ * Set up `n` (filled by the caller up to src arrays and its storage) for `head`: checks the tensors, resets to
  * the source statistics, installs the overlays. @return TA_OK, TA_ERR_ARG, TA_ERR_SHAPE
  */
 TA_CHECK_RESULT ta_status_t ta_tta_norm_bind(ta_tta_norm_t *n, ta_engine_t *head);
@@ -95,6 +101,15 @@ typedef struct {
  */
 TA_CHECK_RESULT ta_status_t ta_tta_check(const ta_tta_t *t);
 
+/**
+ * The lowest TA_ARENA_ALIGN-aligned offset, in the backbone's arena, at which a head arena of
+ * `head_arena` bytes can start without touching a backbone tensor live across op boundary
+ * `cut_op` (written before it and read at or after it), from the blob's own plan. The head
+ * then runs inside the backbone's arena where the bytes fit, instead of beside it: only the
+ * cut tensor has to survive the head. The result may reach past the backbone's arena.
+ */
+uint32_t ta_tta_head_base(const ta_engine_t *backbone, uint16_t cut_op, uint32_t head_arena);
+
 /** Run one sample whose input is already written into the backbone's input tensor. */
 TA_CHECK_RESULT ta_status_t ta_tta_infer(ta_tta_t *t, ta_tta_result_t *out);
 
@@ -121,6 +136,7 @@ typedef struct {
     float momentum, dead_zone;
     const float *src_mu, *src_var; /* channels each */
     float *mu, *var;               /* channels each, the caller's storage (any width) */
+    uint16_t shifted;              /* channels the last apply took off the source's */
 } ta_tta_input_t;
 
 /** Statistics back to the source's. */
@@ -141,6 +157,13 @@ typedef struct {
     float narrow_margin;  /* or the histogram narrowed by this */
     uint8_t early;        /* 1: "worse" judged as soon as min_source comparisons are in, not
                            * only at the window's check */
+    uint8_t probation;    /* 1: while the adapted statistics are unproven (since the start and
+                           * every rollback) and off the source's, on probe_share of the
+                           * channels or after a comparison that disagreed, the source model
+                           * runs on every sample and answers, until the comparisons show the
+                           * adapted model more confident without narrowing, or wider without
+                           * growing uncertain */
+    float probe_share;
 } ta_tta_safety_t;
 
 /*
@@ -160,10 +183,15 @@ typedef struct {
     uint8_t norm;          /* "norm" part (runner->norm[k] set for every exit) */
     uint16_t n_classes;
     ta_tta_safety_t cfg;
-    /* caller-provided, ta_tta_adapt_need() bytes: the raw sample, the last good statistics,
+    /* caller-provided, ta_tta_adapt_need() bytes: the sample's snapshot, the last good statistics,
      * the health check's three prediction histograms (sized by n_classes) */
     uint8_t *work;
     uint32_t work_size;
+    /* The source comparisons rerun the sample from op snap_op on, from a copy of its only live
+     * tensor there (snap_tensor, snap_bytes, at the start of work): for a float input behind
+     * a QUANTIZE, the int8 tensor, a quarter of the raw sample (ta_tta_adapt_start picks it) */
+    uint16_t snap_op, snap_tensor;
+    uint32_t snap_bytes;
     uint32_t rng;
     uint32_t paused, pause_len, rollbacks, updates, fails, samples;
     uint32_t n_recent, n_shadow, n_disagree; /* n_disagree: compared samples the models answered differently */
@@ -171,6 +199,8 @@ typedef struct {
     float d_marg;          /* the last source verdict's histogram-entropy difference ... */
     uint8_t has_d;         /* ... taken in this window */
     uint8_t has_prev;
+    uint8_t trusted;       /* probation passed since the last rollback */
+    uint8_t suspect;       /* a comparison disagreed since then: on probation */
     uint16_t *hist, *hist_adapted, *hist_source; /* n_classes each, in work */
 } ta_tta_adapt_t;
 

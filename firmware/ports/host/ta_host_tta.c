@@ -56,10 +56,14 @@ int ta_host_tta_infer(void *tta, int32_t *out, float *entropy)
 
 /* ---- normalisation adaptation (ta_tta_norm_t), for the host session ---------------------- */
 
-size_t ta_host_tta_norm_size(void) { return sizeof(ta_tta_norm_t); }
+/* the structure, then its per-channel storage (ta_tta_norm_carve) */
+static size_t norm_struct(void) { return (sizeof(ta_tta_norm_t) + 15u) & ~(size_t)15u; }
 
-/* f: z_scale, momentum, dead_zone; arrays: src_mu, src_var, gamma, beta, gamma_scale (M each,
- * owned by the caller while the norm lives). Installs the overlays on `head`. */
+size_t ta_host_tta_norm_size(unsigned channels) { return norm_struct() + ta_tta_norm_need(channels); }
+
+/* norm: ta_host_tta_norm_size(channels) bytes, 16-aligned; f: z_scale, momentum, dead_zone;
+ * arrays: src_mu, src_var, gamma, beta, gamma_scale (M each, owned by the caller while the
+ * norm lives). Installs the overlays on `head`. */
 int ta_host_tta_norm_open(void *norm, void *head, unsigned channels, unsigned z_tensor, unsigned gamma_tensor,
                           unsigned beta_tensor, const float *f, int32_t z_zero_point, const float *const *arrays)
 {
@@ -81,6 +85,7 @@ int ta_host_tta_norm_open(void *norm, void *head, unsigned channels, unsigned z_
     n->gamma = arrays[2];
     n->beta = arrays[3];
     n->gamma_scale = arrays[4];
+    ta_tta_norm_carve(n, (uint8_t *)norm + norm_struct());
     return ta_tta_norm_bind(n, ta_host_engine(head));
 }
 
@@ -145,8 +150,8 @@ uint32_t ta_host_tta_adapt_need(void *tta, void *const *norms, void *input, unsi
 }
 
 /* norms: one ta_tta_norm_t per exit ("norm" part) or NULL; input: NULL without the "input"
- * part; u: window, min_source, pause, seed, early; f: narrow, shadow_rate, worse_margin,
- * widen_margin, narrow_margin; work: ta_host_tta_adapt_need() bytes, 4-aligned */
+ * part; u: window, min_source, pause, seed, flags (bit 0 early, bit 1 probation); f: narrow, shadow_rate, worse_margin,
+ * widen_margin, narrow_margin, probe_share; work: ta_host_tta_adapt_need() bytes, 4-aligned */
 int ta_host_tta_adapt_open(void *adapt, void *tta, void *const *norms, void *input, unsigned n_classes,
                            const uint32_t *u, const float *f, void *work, uint32_t work_size)
 {
@@ -167,12 +172,14 @@ int ta_host_tta_adapt_open(void *adapt, void *tta, void *const *norms, void *inp
     a->cfg.min_source = u[1];
     a->cfg.pause = u[2];
     a->cfg.seed = u[3];
-    a->cfg.early = (uint8_t)(u[4] != 0u);
+    a->cfg.early = (uint8_t)(u[4] & 1u);
+    a->cfg.probation = (uint8_t)((u[4] >> 1) & 1u);
     a->cfg.narrow = f[0];
     a->cfg.shadow_rate = f[1];
     a->cfg.worse_margin = f[2];
     a->cfg.widen_margin = f[3];
     a->cfg.narrow_margin = f[4];
+    a->cfg.probe_share = f[5];
     a->work = (uint8_t *)work;
     a->work_size = work_size;
     return ta_tta_adapt_start(a);
@@ -202,4 +209,11 @@ int ta_host_tta_input_apply(void *input, void *engine)
     ta_tensor_t in;
     ta_status_t st = ta_engine_input(ta_host_engine(engine), 0, &in);
     return st != TA_OK ? st : ta_tta_input_apply((ta_tta_input_t *)input, &in);
+}
+
+/* where exit k's head runs in the backbone's arena on the device (ta_tta_head_base) */
+uint32_t ta_host_tta_head_base(void *tta, unsigned k, uint32_t head_arena)
+{
+    const ta_tta_t *t = (const ta_tta_t *)tta;
+    return ta_tta_head_base(t->backbone, t->exits[k].cut_op, head_arena);
 }

@@ -61,6 +61,8 @@ def add_arguments(p) -> None:
     p.add_argument("--report", metavar="R.html", help="write a report (.html or .png)")
     p.add_argument("--save-heads", metavar="FILE", help="write the adapted heads' parameter image")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-probation", action="store_true",
+                   help="let unproven adapted statistics answer at once (docs/TTA.md, Safety)")
     p.add_argument("--json", action="store_true", help="print a JSON summary (schema 1)")
 
 
@@ -91,7 +93,7 @@ def run(args) -> int:
     if args.board and args.target != "qemu":
         raise InputError("--board is for --target qemu")
 
-    cfg = AdaptConfig(mode=args.mode, lr=args.lr, seed=args.seed)
+    cfg = AdaptConfig(mode=args.mode, lr=args.lr, seed=args.seed, probation=not args.no_probation)
     sess = Session(pm, cfg)
     correct = 0
     for i, xi in enumerate(x):

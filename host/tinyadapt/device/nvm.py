@@ -24,7 +24,8 @@ VERSION = 1
 HEADER = struct.Struct("<IHHIIIII")      # magic, version, tag, revision, model_crc, len, 0, 0 (+ u32 crc)
 HEADER_SIZE = 32
 TAG_TRAIN = 1
-TAG_TTA = 2
+TAG_TTA = 2          # TTA heads only (the first image format): no longer written, refused
+TAG_TTA_STATS = 3    # TTA: the input's and every head's running statistics
 DEFAULT_DIR = Path(".tinyadapt") / "nvm"
 
 
@@ -100,4 +101,4 @@ def newest(slots: list[Slot]) -> Slot | None:
     return b if 0 < d < 0x80000000 else a
 
 
-__all__ = ["Slot", "nvm_file", "read_slot", "read_store", "newest", "TAG_TRAIN", "TAG_TTA"]
+__all__ = ["Slot", "nvm_file", "read_slot", "read_store", "newest", "TAG_TRAIN", "TAG_TTA", "TAG_TTA_STATS"]

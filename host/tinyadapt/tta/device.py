@@ -51,7 +51,7 @@ def pack(pm: PreparedModel, cfg=None) -> bytes:
     u, f = safety_arrays(cfg)
     src = [np.ascontiguousarray(a, np.float32) for a in (pm.input_mean, pm.input_var)]
     adapt_at = put(struct.pack("<HH4I", len(src[0]), pm.n_classes, *u[:4].tolist()) +
-                   struct.pack("<7f4I", momentum, dead_zone, *f.tolist(), int(u[4]), 0, 0, 0) +
+                   struct.pack("<7fIf2I", momentum, dead_zone, *f[:5].tolist(), int(u[4]), float(f[5]), 0, 0) +
                    src[0].tobytes() + src[1].tobytes())
     head = struct.pack("<IIII", MAGIC, n, pm.macs_full, adapt_at) + table
     head += bytes(base - len(head))

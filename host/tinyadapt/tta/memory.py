@@ -1,8 +1,9 @@
 """SRAM of one adaptation step, ours next to full-model entropy minimisation, both in our engine.
 
-Ours: the backbone's arena (planned by plan/memory.py) plus, for the head the step touches,
-either its arena and the per-channel statistics ("input"/"norm": no backward pass), or its
-training step as train-core's planner lays it out (arena + parameter RAM, "entropy").
+Ours: the backbone's arena (planned by plan/memory.py) plus, for "input"/"norm" (no backward
+pass), the device's layout of heads, statistics and the loop's work area (ours_step), or for
+"entropy" the largest head's training step as train-core's planner lays it out (arena +
+parameter RAM).
 
 Full model: train-core's planner for the whole backbone with every weight and bias updated
 (UpdateScheme.full). When the planner cannot build it (an op without a backward kernel yet,
@@ -45,13 +46,30 @@ def full_model_step(m: ConvertedModel) -> tuple[int, str]:
         return estimate_full_training(m), f"estimated ({exc})"
 
 
+def _a16(n: int) -> int:
+    return (n + 15) & ~15
+
+
 def ours_step(pm, parts: set[str]) -> int:
-    """Peak SRAM of our adaptation step for a prepared model and adaptation parts."""
+    """Peak SRAM of our adaptation step for a prepared model and adaptation parts.
+
+    "input" / "norm": the device's arena layout (firmware/app/ta_tta_commands.c), from the same
+    C code: the backbone's arena with each head placed where the backbone's plan leaves room
+    at its cut (ta_tta_head_base), then the per-channel statistics and folded affines, then the
+    loop's work area (ta_tta_adapt_need: the sample's snapshot, the last good state, the
+    histograms). The adaptation state structures outside the arena are not counted here.
+    "entropy": the backbone's arena beside the largest head's training step."""
     bb = pm.backbone_model.peak_sram_bytes
-    stats_in = 2 * 4 * len(pm.input_mean) if "input" in parts else 0
     if "entropy" in parts:
-        heads = [p.peak_sram_bytes for p in pm.train_plans()]
-    else:
-        heads = [h.peak_sram_bytes + (2 * 4 * len(mu) if "norm" in parts else 0)
-                 for h, mu in zip(pm.head_models, pm.z_mean)]
-    return bb + max(heads) + stats_in
+        stats_in = 2 * 4 * len(pm.input_mean) if "input" in parts else 0
+        return bb + max(p.peak_sram_bytes for p in pm.train_plans()) + stats_in
+    from tinyadapt.tta.session import AdaptConfig, Session
+
+    arenas = [h.peak_sram_bytes for h in pm.head_models]
+    bases = pm.open().runner().head_bases(arenas)
+    end = max([bb] + [b + a for b, a in zip(bases, arenas)])
+    m, c = sum(len(mu) for mu in pm.z_mean), len(pm.input_mean)
+    state = 8 * c + 8 * m + 4 * m + ((m + 3) & ~3)
+    mode = "+".join(p for p in ("input", "norm") if p in parts)
+    work = Session(pm, AdaptConfig(mode=mode)).adapter.need if mode else 0
+    return _a16(_a16(end) + state) + work if mode else _a16(end) + state

@@ -74,6 +74,14 @@ class Runner:
             raise EngineError(f"early-exit inference failed: {status_name(st)}")
         return ExitResult(int(out[0]), int(out[1]), float(h.value), int(out[2]), int(out[3]))
 
+    def head_bases(self, head_arenas: list[int]) -> list[int]:
+        """Where each head's arena starts in the backbone's on the device (ta_tta_head_base):
+        inside it where the backbone's plan leaves room at the cut."""
+        lib = _lib()
+        lib.ta_host_tta_head_base.restype = ctypes.c_uint32
+        lib.ta_host_tta_head_base.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint32]
+        return [int(lib.ta_host_tta_head_base(self._state, k, a)) for k, a in enumerate(head_arenas)]
+
 
 class HeadNorm:
     """The normalisation adaptation of one head (ta_tta_norm_t) on a host engine: the running
@@ -83,6 +91,7 @@ class HeadNorm:
         lib = _lib()
         if not getattr(lib, "_norm_bound", False):
             lib.ta_host_tta_norm_size.restype = ctypes.c_size_t
+            lib.ta_host_tta_norm_size.argtypes = [ctypes.c_uint]
             lib.ta_host_tta_norm_open.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_uint] * 4 + [
                 ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p]
             lib.ta_host_tta_norm_update.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint]
@@ -94,7 +103,9 @@ class HeadNorm:
         q = pm.quant[k]
         self._f = np.array([q.z[0], momentum, dead_zone], np.float32)
         self._ptrs = (ctypes.c_void_p * 5)(*[a.ctypes.data for a in self.arrays])
-        self._state = ctypes.create_string_buffer(lib.ta_host_tta_norm_size())
+        # the structure and its per-channel storage (sized to this head), 8-aligned
+        self._mem = np.zeros(lib.ta_host_tta_norm_size(self.m) // 8 + 1, np.uint64)
+        self._state = ctypes.c_void_p(self._mem.ctypes.data)
         s = pm.slots[k]
         st = lib.ta_host_tta_norm_open(self._state, head.state_ptr, self.m, s.z, s.gamma, s.beta, self._f.ctypes.data,
                                        int(q.z[1]), self._ptrs)
@@ -152,8 +163,9 @@ class Adapter:
                                             self._stats[0].ctypes.data, self._stats[1].ctypes.data)
             if st != 0:
                 raise EngineError(f"input adaptation refused: {status_name(st)}")
-        self._norms = (ctypes.c_void_p * len(norms))(*[ctypes.addressof(n._state) for n in norms]) if norms else None
+        self._norms = (ctypes.c_void_p * len(norms))(*[n._state.value for n in norms]) if norms else None
         need = lib.ta_host_tta_adapt_need(runner._state, self._norms, self._input, pm.n_classes)
+        self.need = int(need)   # the device's work area for this loop
         self._work = np.zeros(max(4, need) // 4 + 1, np.uint32)
         u, f = safety_arrays(cfg)
         self._u, self._f = u, f
@@ -190,6 +202,8 @@ class Adapter:
 
 def safety_arrays(cfg) -> tuple[np.ndarray, np.ndarray]:
     """The health check's settings as ta_tta_safety_t holds them (u32 and f32 halves)."""
-    u = np.array([cfg.window, cfg.min_source, cfg.pause, cfg.seed, int(cfg.early_worse)], np.uint32)
-    f = np.array([cfg.narrow, cfg.shadow_rate, cfg.worse_margin, cfg.widen_margin, cfg.narrow_margin], np.float32)
+    u = np.array([cfg.window, cfg.min_source, cfg.pause, cfg.seed, int(cfg.early_worse) | int(cfg.probation) << 1],
+                 np.uint32)
+    f = np.array([cfg.narrow, cfg.shadow_rate, cfg.worse_margin, cfg.widen_margin, cfg.narrow_margin,
+                  cfg.probe_share], np.float32)
     return u, f

@@ -50,6 +50,9 @@ class AdaptConfig:
     shadow_rate: float = 0.3     # share of samples also run through the source model for the check
     min_source: int = 10         # source comparisons a "worse" verdict needs (5 with entropy)
     early_worse: bool = False    # judge "worse" as soon as min_source comparisons are in (C loop)
+    probation: bool = True       # the source model answers while the adapted statistics are unproven
+                                 # and off the source's (C loop; docs/TTA.md, "Safety")
+    probe_share: float = 0.25    # ... on this share of the channels, or after a comparison disagreed
     worse_margin: float = 0.05   # "worse": mean entropy above the source model's by this (nats) ...
     widen_margin: float = 0.1    # ... unless the prediction histogram's entropy widened by this,
     narrow_margin: float = 0.05  # or that histogram entropy narrowed by this
