@@ -177,8 +177,10 @@ def update_table(table: dict, rows: list[dict]) -> dict:
             "tolerance": TOLERANCE, "models": dict(sorted(models.items()))}
 
 
-def print_tables(rows: list[dict]) -> None:
-    print(f"Instructions per inference on QEMU {MACHINE} (Cortex-M4F), -icount shift=7, measured in this run "
+def print_tables(rows: list[dict], board_name: str = "qemu-an386") -> None:
+    from tinyadapt.device.boards import load_board
+    board = load_board(board_name)
+    print(f"Instructions per inference on QEMU {board.qemu_machine} ({board.core}), -icount shift=7, measured in this run "
           "(unprofiled invoke; stack = the device's high-water mark)")
     print(f"{'model':<24}{'MACs':>12}{'ref instr':>13}{'ref/MAC':>9}{'dsp instr':>13}{'dsp/MAC':>9}"
           f"{'ref/dsp':>9}{'CMSIS-NN':>13}{'vs CMSIS':>9}  outputs")
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                    "layers": QUOTED_LAYERS,
                                                                    "source": "../shared/ENVIRONMENT.md"}}, indent=1))
     else:
-        print_tables(rows)
+        print_tables(rows, args.board)
         for line in notes:
             print(line)
     for line in bad:
