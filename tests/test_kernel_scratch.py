@@ -76,8 +76,8 @@ def test_planner_and_firmware_agree_on_every_convolution(model):
             assert planned == kernel, (model.source, i, planned, kernel)
         elif op.opcode == DEPTHWISE:
             assert planned == kernel + inplace, (model.source, i, planned, kernel, inplace)
-        else:  # pointwise in place: a chunk of outputs only (the 1x1 kernel runs without its block)
-            assert planned >= dims[2][3], (model.source, i, planned, kernel)
+        else:  # pointwise in place: the 1x1 kernel needs nothing, the chunk of outputs is the scratch
+            assert kernel == 0 and planned >= dims[2][3]
         checked += 1
     assert checked > 0
 
@@ -140,17 +140,3 @@ def test_random_geometries_agree():
         assert scratch.depthwise(p, in_d, dw_f, out_dw) == c_size("depthwise", p, in_d, dw_f, out_dw), (p, in_d, dw_f)
         assert scratch.depthwise_inplace(p, in_d, dw_f, out_dw) == c_size("inplace", p, in_d, dw_f, out_dw), \
             (p, in_d, dw_f)
-
-
-def test_pointwise_widened_block_sizes_agree():
-    """The 1x1 kernel's widened input block (ta_conv_x16_block): shallow and deep inputs, maps
-    of one pixel up to thousands, just past the block and beyond TA_CONV_X16_DEPTH_MAX."""
-    rng = np.random.default_rng(11)
-    p = scratch.ConvParams(1, 1, 1, 1, 0, 0, 1)
-    depths = [1, 3, 4, 8, 13, 112, 336, 1024, 2048, 2049, 4000] + [int(c) for c in rng.integers(1, 1200, 40)]
-    for c in depths:
-        for h, w in ((1, 1), (1, 2), (3, 3), (1, 9), (1, 65), (4, 4), (48, 48)):
-            in_d, f_d, out_d = (1, h, w, c), (16, 1, 1, c), (1, h, w, 16)
-            size = scratch.conv2d(p, in_d, f_d, out_d)
-            assert size == c_size("conv", p, in_d, f_d, out_d), (c, h, w)
-            assert (size == 0) == (c > scratch.CONV_X16_DEPTH_MAX), (c, h, w, size)

@@ -346,10 +346,6 @@ static void check_conv(long case_no)
     in_d.w = rint_in(1, 9);
     in_d.c = chance(50) ? rint_in(1, 24) : 4 * rint_in(1, 8);
     f_d.n = rint_in(1, 12);
-    if (gemm && chance(25)) { /* deep 1x1: widened blocks of a few pixels, several per map */
-        in_d.c = chance(50) ? 4 * rint_in(9, 60) : rint_in(33, 240);
-        f_d.n = rint_in(1, 20);
-    }
     f_d.h = gemm ? 1 : rint_in(1, 5);
     f_d.w = gemm ? 1 : rint_in(1, 5);
     f_d.c = in_d.c;

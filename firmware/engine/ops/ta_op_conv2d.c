@@ -13,7 +13,7 @@ static int runs_in_place(const ta_op_call_t *call)
 
 /* Only a 1x1, stride-1, unpadded conv maps output pixel k to input pixel k alone, and only with
  * C_out <= C_in does output pixel k end before input pixel k + 1 starts; the scratch holds at
- * least one output pixel (after the kernel's own scratch, when the plan has it). */
+ * least one output pixel. (The kernel itself needs no scratch for a 1x1 conv: the GEMM path.) */
 static ta_status_t check_in_place(const ta_op_call_t *call)
 {
     const ta_dims_t in_d = ta_tensor_nhwc(TA_IN(call, TA_CONV_INPUT));
@@ -46,18 +46,9 @@ static ta_status_t eval_in_place(const ta_op_call_t *call)
     const ta_dims_t f_d = ta_tensor_nhwc(TA_IN(call, TA_CONV_FILTER));
     const ta_dims_t out_d = ta_tensor_nhwc(TA_OUT(call, 0));
     const int64_t pixels = (int64_t)in_d.n * in_d.h * in_d.w;
-    /* In place is planned only where it lowers the peak, so the planner gives just the chunk
-     * and the kernel runs without its own scratch; given room for both (the kernel's, for
-     * the whole map and so for any chunk of it, first), the kernel takes its faster path. */
-    const ta_conv_params_t *p = (const ta_conv_params_t *)call->params;
-    uint32_t kernel = ta_conv2d_s8_scratch_size(p, &in_d, &f_d, &out_d);
-    if (call->scratch_size < kernel || call->scratch_size - kernel < (uint32_t)out_d.c) {
-        kernel = 0;
-    }
-    void *kernel_scratch = kernel > 0 ? call->scratch : NULL;
-    const int64_t chunk = (int64_t)((call->scratch_size - kernel) / (uint32_t)out_d.c);
+    const int64_t chunk = (int64_t)(call->scratch_size / (uint32_t)out_d.c);
     int8_t *data = (int8_t *)call->outputs[0].data;
-    int8_t *scratch = (int8_t *)call->scratch + kernel;
+    int8_t *scratch = (int8_t *)call->scratch;
     for (int64_t q = 0; q < pixels; q += chunk) {
         const int32_t k = (int32_t)(pixels - q < chunk ? pixels - q : chunk);
         const ta_dims_t in_k = {1, 1, k, in_d.c};
@@ -66,8 +57,7 @@ static ta_status_t eval_in_place(const ta_op_call_t *call)
                             (const int8_t *)call->inputs[TA_CONV_FILTER].data,
                             (const int32_t *)call->inputs[TA_CONV_BIAS].data,
                             (const int32_t *)call->inputs[TA_CONV_MULT].data,
-                            (const int32_t *)call->inputs[TA_CONV_SHIFT].data, &out_k, scratch, kernel_scratch,
-                            (int32_t)kernel));
+                            (const int32_t *)call->inputs[TA_CONV_SHIFT].data, &out_k, scratch, NULL, 0));
         memcpy(data + q * out_d.c, scratch, (size_t)k * (size_t)out_d.c);
     }
     return TA_OK;

@@ -4,21 +4,14 @@
  * which stays the specification.
  *
  * Dispatch (each path's preconditions are checked here, at the call):
- *   conv_1x1_x16    1x1 filter, stride 1, no padding, output the input's size: the
+ *   conv_1x1_gemm   1x1 filter, stride 1, no padding, output the input's size: the
  *                   convolution is a matrix product over pixels [P, C_in] x [C_in, C_out].
- *                   A block of pixels is widened to int16 once (input offset included) in
- *                   the op's arena scratch (ta_conv_x16_block); then 2 pixels x 2 output
- *                   channels per step, the filter read as raw int8 (x16_accumulate: 15
- *                   instructions per 16 MACs), and the outputs of the block in a loop of
- *                   their own (requantization + offset in 3 instructions, activation on 4
- *                   bytes at once).
- *   conv_1x1_gemm   the same without scratch (an in-place pointwise conv, a deep layer):
- *                   blocks of 2 pixels x 2 output channels on the int8 input
+ *                   Blocks of 2 pixels x 2 output channels share every loaded word
  *                   (ta_nn_dot_2x2_raw_s8: SXTB16 + SMLAD, 22 instructions per 16 MACs).
  *   conv_im2col     any other filter of at most TA_CONV_PATCH_MAX taps x C_in (the first
- *                   3x3 layer of a MobileNet has 27): each output pixel's patch is gathered
- *                   (padding filled with the zero point) and widened like a 1x1 pixel, in
- *                   the op's arena scratch (ta_conv2d_s8_scratch_size); then the 1x1 loops.
+ *                   3x3 layer of a MobileNet has 27): the input patches of two pixels are
+ *                   gathered in the op's arena scratch (ta_conv2d_s8_scratch_size), padding
+ *                   filled with the zero point, and run through the same 2x2 loop.
  *   conv_rows       bigger filters (or too little scratch) with dilation_w 1: a pixel's taps in one filter row
  *                   are contiguous in input and filter, one dot product per row.
  *   the rest (bigger filters with dilation_w > 1, a multiplier of INT32_MIN where
@@ -117,350 +110,22 @@ static void conv_1x1_gemm(const ta_conv_params_t *p, int32_t pixels, int32_t dep
     }
 }
 
-/*
- * 1x1 on widened input (conv_1x1_x16). The input of a block of pixels is widened to int16
- * once, input offset included (SXTAB16), in the op's arena scratch; every pair of output
- * channels then runs over the block's pixel pairs with ta_nn_dot_2x2_x16 (16 instructions
- * per 16 multiply-accumulates) and the accumulators start at the bias.
- */
-
-/* count pixels of `depth` int8 from x, widened into dst: pairs as ta_nn_dot_2x2_x16 reads
- * them, a last odd pixel as {x02, x13} per group of 4 channels. A last group short of 4
- * channels is padded with zeros, so whatever the filter holds there adds nothing. */
-static void x16_widen(const int8_t *x, int32_t count, int32_t depth, int32_t offset, int32_t *dst)
+/* Outputs (a, oc), (a, oc+1), (b, oc), (b, oc+1) from the 2x2 accumulators. */
+static TA_NN_ALWAYS_INLINE void conv_store4(const int32_t acc[4], const ta_nn_requant_t *qa,
+                                            const ta_nn_requant_t *qb, const ta_nn_act2_t *act, int8_t *out_a,
+                                            int8_t *out_b, const int r2)
 {
-    const int32_t off2 = ta_nn_dup16(offset), groups = depth >> 2, rem = depth & 3;
-    for (; count > 0; count -= 2, x += 2 * (size_t)depth) {
-        const int8_t *xa = x, *xb = x + depth;
-        const int two = count > 1;
-        if (two) {
-            for (int32_t g = groups; g > 0; --g, xa += 4, xb += 4, dst += 4) {
-                const int32_t u = ta_nn_read_s8x4(xa), v = ta_nn_read_s8x4(xb);
-                dst[0] = ta_nn_sxtab16(off2, u);
-                dst[1] = ta_nn_sxtab16_ror8(off2, u);
-                dst[2] = ta_nn_sxtab16(off2, v);
-                dst[3] = ta_nn_sxtab16_ror8(off2, v);
-            }
-        } else {
-            for (int32_t g = groups; g > 0; --g, xa += 4, dst += 2) {
-                const int32_t u = ta_nn_read_s8x4(xa);
-                dst[0] = ta_nn_sxtab16(off2, u);
-                dst[1] = ta_nn_sxtab16_ror8(off2, u);
-            }
-        }
-        if (rem > 0) {
-            for (int k = 0; k < (two ? 2 : 1); ++k) {
-                const int8_t *t = k == 0 ? xa : xb;
-                const int32_t t0 = t[0] + offset, t1 = rem > 1 ? t[1] + offset : 0, t2 = rem > 2 ? t[2] + offset : 0;
-                dst[0] = ta_nn_pack16(t0, t2);
-                dst[1] = ta_nn_pack16(t1, 0);
-                dst += 2;
-            }
-        }
-    }
+    const int32_t va = ta_nn_finish2(acc[0], qa, acc[1], qb, act, r2);
+    const int32_t vb = ta_nn_finish2(acc[2], qa, acc[3], qb, act, r2);
+    out_a[0] = (int8_t)va;
+    out_a[1] = (int8_t)(va >> 16);
+    out_b[0] = (int8_t)vb;
+    out_b[1] = (int8_t)(vb >> 16);
 }
 
-/* Filter bytes w[0..rem) (rem 1..3) split as SXTB16 splits a word: {w0, w2}, {w1, w3}. */
-static inline void x16_tail_weights(const int8_t *w, int32_t rem, int32_t *w02, int32_t *w13)
-{
-    *w02 = ta_nn_pack16(w[0], rem > 2 ? w[2] : 0);
-    *w13 = ta_nn_pack16(rem > 1 ? w[1] : 0, 0);
-}
-
-/* One widened pixel ({x02, x13} per group) x two filter rows d bytes apart. */
-static inline const int32_t *x16_dot_1x2(const int32_t *x, const int8_t *w, int32_t d, int32_t groups,
-                                         int32_t acc[2])
-{
-    int32_t a0 = acc[0], a1 = acc[1];
-    for (int32_t k = groups; k > 0; --k, x += 2, w += 4) {
-        const int32_t x02 = x[0], x13 = x[1];
-        const int32_t wa = ta_nn_read_s8x4(w), wb = ta_nn_read_s8x4(w + d);
-        a0 = ta_nn_smlad(x13, ta_nn_sxtb16_ror8(wa), ta_nn_smlad(x02, ta_nn_sxtb16(wa), a0));
-        a1 = ta_nn_smlad(x13, ta_nn_sxtb16_ror8(wb), ta_nn_smlad(x02, ta_nn_sxtb16(wb), a1));
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    return x;
-}
-
-/* An output: requantized, offset added; saturated to int8, which the activation bounds
- * (within int8) then clamp as the reference clamps the unsaturated value. */
-static TA_NN_ALWAYS_INLINE int32_t x16_out(int32_t acc, const ta_nn_requant_t *q, int32_t offset, const int r2)
-{
-    const int32_t v = r2 ? ta_nn_requant_r2_off(acc, q->m2, q->p2, offset) : ta_nn_add_wrap(ta_nn_requant(acc, q), offset);
-    return ta_nn_ssat8(v);
-}
-
-/* The outputs of one output channel pair at two pixels, from their accumulators
- * {(a, oc), (a, ob), (b, oc), (b, ob)}; two_ch 0: only oc is stored. Any requantization. */
-static TA_NN_ALWAYS_INLINE void x16_store4(const int32_t *acc, const ta_nn_requant_t *qa, const ta_nn_requant_t *qb,
-                                           int32_t off, int32_t lo, int32_t hi, int8_t *out_a, int8_t *out_b,
-                                           const int two_ch)
-{
-    const int32_t s0 = x16_out(acc[0], qa, off, 0), s2 = x16_out(acc[2], qa, off, 0);
-    out_a[0] = (int8_t)(s0 < lo ? lo : (s0 > hi ? hi : s0));
-    out_b[0] = (int8_t)(s2 < lo ? lo : (s2 > hi ? hi : s2));
-    if (two_ch) {
-        const int32_t s1 = x16_out(acc[1], qb, off, 0), s3 = x16_out(acc[3], qb, off, 0);
-        out_a[1] = (int8_t)(s1 < lo ? lo : (s1 > hi ? hi : s1));
-        out_b[1] = (int8_t)(s3 < lo ? lo : (s3 > hi ? hi : s3));
-    }
-}
-
-/* The ta_nn_requant_r2 constants of a channel pair, the output offset and the packed
- * activation bounds: what the output loop keeps in registers. */
-typedef struct {
-    int32_t m2a, p2a, m2b, p2b, off, lo4, hi4;
-} x16_rq_t;
-
-/* Outputs of `pairs` pixel pairs (accumulators as x16_store4's, 16 bytes a pair) for a
- * channel pair whose channels both take ta_nn_requant_r2; a loop of its own, so that its
- * constants stay in registers. two_ch 0: channel oc only; full: no clamp beyond int8. */
-static TA_NN_ALWAYS_INLINE void x16_emit_r2(const int32_t *a, int32_t pairs, int8_t *out, int32_t out_c,
-                                            const x16_rq_t *c, const int two_ch, const int full)
-{
-    const int32_t m2a = c->m2a, p2a = c->p2a, m2b = c->m2b, p2b = c->p2b, off = c->off;
-    const int32_t lo4 = c->lo4, hi4 = c->hi4;
-    for (const int32_t *end = a + 4 * (size_t)pairs; a < end; a += 4, out += 2 * (size_t)out_c) {
-        const int32_t s0 = ta_nn_ssat8(ta_nn_requant_r2_off(a[0], m2a, p2a, off));
-        const int32_t s2 = ta_nn_ssat8(ta_nn_requant_r2_off(a[2], m2a, p2a, off));
-        const int32_t s1 = two_ch ? ta_nn_ssat8(ta_nn_requant_r2_off(a[1], m2b, p2b, off)) : 0;
-        const int32_t s3 = two_ch ? ta_nn_ssat8(ta_nn_requant_r2_off(a[3], m2b, p2b, off)) : 0;
-        if (full) {
-            out[0] = (int8_t)s0;
-            out[out_c] = (int8_t)s2;
-            if (two_ch) {
-                out[1] = (int8_t)s1;
-                out[out_c + 1] = (int8_t)s3;
-            }
-            continue;
-        }
-        const int32_t v = ta_nn_min_s8x4(ta_nn_max_s8x4(ta_nn_pack_s8x4(s0, s1, s2, s3), lo4), hi4);
-        if (two_ch) {
-            const uint16_t va = (uint16_t)v, vb = (uint16_t)((uint32_t)v >> 16);
-            memcpy(out, &va, 2);
-            memcpy(out + out_c, &vb, 2);
-        } else {
-            out[0] = (int8_t)v;
-            out[out_c] = (int8_t)((uint32_t)v >> 16);
-        }
-    }
-}
-
-#define X16_EMIT(name, two_ch, full)                                                                             \
-    static TA_NN_NOINLINE void name(const int32_t *a, int32_t pairs, int8_t *out, int32_t out_c, const x16_rq_t *c) \
-    {                                                                                                            \
-        x16_emit_r2(a, pairs, out, out_c, c, two_ch, full);                                                      \
-    }
-X16_EMIT(x16_emit_2_full, 1, 1)
-X16_EMIT(x16_emit_2_act, 1, 0)
-X16_EMIT(x16_emit_1_full, 0, 1)
-X16_EMIT(x16_emit_1_act, 0, 0)
-#undef X16_EMIT
-
-/* The accumulators of `pairs` widened pixel pairs (from x on) for filter rows w, w + d,
- * stored 16 bytes a pair at accs, started at the biases ba, bb; depth a multiple of 4
- * (groups of 4 channels, at least one): per group one LDM of the pair's four words, two
- * LDR + four SXTB16 of filter, eight SMLAD (15 instructions per 16 multiply-accumulates),
- * unrolled four times. The pixel-pair loop is in the assembly too: the dot product takes
- * 14 registers, so the loop's own state lives in the stack frame
- * (sp-relative "m" operands), reloaded once a pair, which costs less than what GCC
- * spills and reloads around the dot product. */
-static TA_NN_NOINLINE void x16_accumulate(const int32_t *x, const int8_t *w, int32_t d, int32_t groups,
-                                          int32_t pairs, int32_t ba, int32_t bb, int32_t *accs)
-{
-#if defined(TA_NN_SIMD_DSP)
-    if (pairs <= 0) {
-        return;
-    }
-    struct {
-        const int8_t *w;
-        int32_t groups, ba, bb, pairs;
-        int32_t *accs;
-    } st = {w, groups, ba, bb, pairs, accs};
-    /* LDM fills its registers in ascending order: the pair's four words in r8..r11. */
-    register int32_t xa02 __asm__("r8"), xa13 __asm__("r9"), xb02 __asm__("r10"), xb13 __asm__("r11");
-    int32_t a0, a1, a2, a3, s, e, k;
-    const int8_t *wp;
-#define TA_X16_STEP                                                 \
-    "ldmia   %[x]!, {%[xa02], %[xa13], %[xb02], %[xb13]}\n\t"       \
-    "ldr     %[s], [%[w], %[d]]\n\t"                                \
-    "sxtb16  %[e], %[s]\n\t"                                        \
-    "sxtb16  %[s], %[s], ror #8\n\t"                                \
-    "smlad   %[a1], %[xa02], %[e], %[a1]\n\t"                       \
-    "smlad   %[a3], %[xb02], %[e], %[a3]\n\t"                       \
-    "smlad   %[a1], %[xa13], %[s], %[a1]\n\t"                       \
-    "smlad   %[a3], %[xb13], %[s], %[a3]\n\t"                       \
-    "ldr     %[s], [%[w]], #4\n\t"                                  \
-    "sxtb16  %[e], %[s]\n\t"                                        \
-    "sxtb16  %[s], %[s], ror #8\n\t"                                \
-    "smlad   %[a0], %[xa02], %[e], %[a0]\n\t"                       \
-    "smlad   %[a2], %[xb02], %[e], %[a2]\n\t"                       \
-    "smlad   %[a0], %[xa13], %[s], %[a0]\n\t"                       \
-    "smlad   %[a2], %[xb13], %[s], %[a2]\n\t"
-    /* groups % 4 single steps, then four at a time */
-    __asm__ volatile("0:\n\t"
-                     "ldr     %[w], %[st_w]\n\t"
-                     "ldr     %[k], %[st_g]\n\t"
-                     "ldr     %[a0], %[st_ba]\n\t"
-                     "ldr     %[a1], %[st_bb]\n\t"
-                     "mov     %[a2], %[a0]\n\t"
-                     "mov     %[a3], %[a1]\n\t"
-                     "tst     %[k], #1\n\t"
-                     "beq     2f\n\t" TA_X16_STEP
-                     "2:\n\t"
-                     "tst     %[k], #2\n\t"
-                     "beq     4f\n\t" TA_X16_STEP TA_X16_STEP
-                     "4:\n\t"
-                     "lsrs    %[k], %[k], #2\n\t"
-                     "beq     3f\n"
-                     "1:\n\t" TA_X16_STEP TA_X16_STEP TA_X16_STEP TA_X16_STEP
-                     "subs    %[k], %[k], #1\n\t"
-                     "bne     1b\n"
-                     "3:\n\t"
-                     "ldr     %[xa02], %[st_acc]\n\t"
-                     "strd    %[a0], %[a1], [%[xa02]], #8\n\t"
-                     "strd    %[a2], %[a3], [%[xa02]], #8\n\t"
-                     "str     %[xa02], %[st_acc]\n\t"
-                     "ldr     %[xa13], %[st_n]\n\t"
-                     "subs    %[xa13], %[xa13], #1\n\t"
-                     "str     %[xa13], %[st_n]\n\t"
-                     "bne     0b\n\t"
-                     : [a0] "=&r"(a0), [a1] "=&r"(a1), [a2] "=&r"(a2), [a3] "=&r"(a3), [x] "+r"(x), [w] "=&r"(wp),
-                       [k] "=&r"(k), [xa02] "=&r"(xa02), [xa13] "=&r"(xa13), [xb02] "=&r"(xb02),
-                       [xb13] "=&r"(xb13), [s] "=&r"(s), [e] "=&r"(e), [st_acc] "+m"(st.accs), [st_n] "+m"(st.pairs)
-                     : [d] "r"(d), [st_w] "m"(st.w), [st_g] "m"(st.groups), [st_ba] "m"(st.ba), [st_bb] "m"(st.bb)
-                     : "cc", "memory");
-#undef TA_X16_STEP
-#else
-    for (; pairs > 0; --pairs, accs += 4) {
-        int32_t acc[4] = {ba, bb, ba, bb};
-        x = ta_nn_dot_2x2_x16(x, w, d, groups, acc);
-        accs[0] = acc[0];
-        accs[1] = acc[1];
-        accs[2] = acc[2];
-        accs[3] = acc[3];
-    }
-#endif
-}
-
-/* Output channels oc, ob (ob == oc for an odd last channel: then only oc is stored) of the
- * `count` widened pixels at xs. All the block's accumulators first (into accs, 2 words a
- * pixel), then all its outputs, each in a loop of its own (the dot product takes every
- * register). r2: every channel takes ta_nn_requant_r2 (a constant). */
-static TA_NN_ALWAYS_INLINE void x16_channels(const ta_conv_params_t *p, const int32_t *xs, int32_t count,
-                                             int32_t depth, int32_t out_c, const int8_t *filter, const int32_t *bias,
-                                             const int32_t *multiplier, const int32_t *shift, int8_t *output,
-                                             int32_t *restrict accs, const int r2)
-{
-    const int32_t groups = depth >> 2, rem = depth & 3, pairs = count >> 1;
-    const int32_t off = p->output_offset, lo = p->act_min, hi = p->act_max;
-    const int full = lo == -128 && hi == 127;
-    for (int32_t oc = 0; oc < out_c; oc += 2) {
-        const int32_t ob = oc + 1 < out_c ? oc + 1 : oc;
-        const int two_ch = ob != oc;
-        const int8_t *wa = filter + (size_t)oc * (size_t)depth;
-        const int32_t d = (ob - oc) * depth; /* filter row ob, from row oc */
-        const int32_t ba = bias != NULL ? bias[oc] : 0, bb = bias != NULL ? bias[ob] : 0;
-        int32_t ta02 = 0, ta13 = 0, tb02 = 0, tb13 = 0;
-        const int32_t *x = xs;
-        if (rem == 0 && groups > 0) {
-            x16_accumulate(x, wa, d, groups, pairs, ba, bb, accs);
-            x += (size_t)pairs * (size_t)groups * 4u;
-        } else {
-            x16_tail_weights(wa + (size_t)groups * 4u, rem, &ta02, &ta13);
-            x16_tail_weights(wa + (size_t)d + (size_t)groups * 4u, rem, &tb02, &tb13);
-            int32_t *a = accs;
-            for (int32_t j = pairs; j > 0; --j, a += 4) {
-                int32_t acc[4] = {ba, bb, ba, bb};
-                x = ta_nn_dot_2x2_x16(x, wa, d, groups, acc);
-                a[0] = ta_nn_smlad(x[1], ta13, ta_nn_smlad(x[0], ta02, acc[0]));
-                a[1] = ta_nn_smlad(x[1], tb13, ta_nn_smlad(x[0], tb02, acc[1]));
-                a[2] = ta_nn_smlad(x[3], ta13, ta_nn_smlad(x[2], ta02, acc[2]));
-                a[3] = ta_nn_smlad(x[3], tb13, ta_nn_smlad(x[2], tb02, acc[3]));
-                x += 4;
-            }
-        }
-        int32_t lone[4];
-        if (count & 1) { /* the odd last pixel */
-            int32_t acc[2] = {ba, bb};
-            x = x16_dot_1x2(x, wa, d, groups, acc);
-            if (rem > 0) {
-                acc[0] = ta_nn_smlad(x[1], ta13, ta_nn_smlad(x[0], ta02, acc[0]));
-                acc[1] = ta_nn_smlad(x[1], tb13, ta_nn_smlad(x[0], tb02, acc[1]));
-            }
-            lone[0] = lone[2] = acc[0];
-            lone[1] = lone[3] = acc[1];
-        }
-        int8_t *out = output + oc;
-        int8_t *out_lone = out + (size_t)pairs * 2u * (size_t)out_c;
-        if (r2) { /* only m2 and p2 matter then (shift in [-31, -2]) */
-            x16_rq_t c;
-            c.m2a = (int32_t)((uint32_t)multiplier[oc] << 1);
-            c.p2a = (int32_t)(1u << (32 + shift[oc]));
-            c.m2b = (int32_t)((uint32_t)multiplier[ob] << 1);
-            c.p2b = (int32_t)(1u << (32 + shift[ob]));
-            c.off = off;
-            c.lo4 = ta_nn_dup8(lo);
-            c.hi4 = ta_nn_dup8(hi);
-            if (two_ch) {
-                (full ? x16_emit_2_full : x16_emit_2_act)(accs, pairs, out, out_c, &c);
-            } else {
-                (full ? x16_emit_1_full : x16_emit_1_act)(accs, pairs, out, out_c, &c);
-            }
-            if (count & 1) { /* written twice, the same bytes (out_b = out_a) */
-                (two_ch ? x16_emit_2_act : x16_emit_1_act)(lone, 1, out_lone, 0, &c);
-            }
-        } else {
-            const ta_nn_requant_t qa = ta_nn_requant_make(multiplier[oc], shift[oc]);
-            const ta_nn_requant_t qb = ta_nn_requant_make(multiplier[ob], shift[ob]);
-            const int32_t *a = accs;
-            for (int32_t j = pairs; j > 0; --j, a += 4, out += 2 * (size_t)out_c) {
-                x16_store4(a, &qa, &qb, off, lo, hi, out, out + out_c, two_ch);
-            }
-            if (count & 1) {
-                x16_store4(lone, &qa, &qb, off, lo, hi, out_lone, out_lone, two_ch);
-            }
-        }
-    }
-}
-
-#define X16_VARIANT(name, r2)                                                                                   \
-    static TA_NN_NOINLINE void name(const ta_conv_params_t *p, const int32_t *xs, int32_t count, int32_t depth, \
-                                    int32_t out_c, const int8_t *filter, const int32_t *bias,                   \
-                                    const int32_t *multiplier, const int32_t *shift, int8_t *output,            \
-                                    int32_t *accs)                                                              \
-    {                                                                                                            \
-        x16_channels(p, xs, count, depth, out_c, filter, bias, multiplier, shift, output, accs, r2);             \
-    }
-X16_VARIANT(x16_channels_r2, 1)
-X16_VARIANT(x16_channels_any, 0)
-#undef X16_VARIANT
-
-/* 1x1, stride 1, no padding (ta_conv_is_gemm), a block of `block` pixels widened at a time
- * into xs (ta_conv_x16_block). */
-static void conv_1x1_x16(const ta_conv_params_t *p, int32_t pixels, int32_t depth, int32_t out_c,
-                         const int8_t *input, const int8_t *filter, const int32_t *bias, const int32_t *multiplier,
-                         const int32_t *shift, int8_t *output, int32_t *xs, int32_t block)
-{
-    int32_t *accs = xs + (size_t)block * (size_t)((depth + 3) >> 2) * 2u; /* ta_conv_scratch_layout's acc_at */
-    int all_r2 = 1;
-    for (int32_t oc = 0; oc < out_c && all_r2; ++oc) {
-        const ta_nn_requant_t q = ta_nn_requant_make(multiplier[oc], shift[oc]);
-        all_r2 = ta_nn_requant_is_r2(&q);
-    }
-    for (int32_t q0 = 0; q0 < pixels; q0 += block) {
-        const int32_t count = pixels - q0 < block ? pixels - q0 : block;
-        const int8_t *x = input + (size_t)q0 * (size_t)depth;
-        int8_t *out = output + (size_t)q0 * (size_t)out_c;
-        x16_widen(x, count, depth, p->input_offset, xs);
-        if (all_r2) {
-            x16_channels_r2(p, xs, count, depth, out_c, filter, bias, multiplier, shift, out, accs);
-        } else {
-            x16_channels_any(p, xs, count, depth, out_c, filter, bias, multiplier, shift, out, accs);
-        }
-    }
-}
+/* Patch (im2col) path: the patches of two pixels and a chunk of per-channel start values
+ * live in the op's arena scratch (layout and limits: tinyadapt/internal/ta_conv_scratch.h). */
+#define CONV_OC_CHUNK TA_CONV_OC_CHUNK
 
 /* The k_h * k_w * C_in input bytes output pixel (oy, ox) reads, in the filter's order;
  * taps outside the input hold the input zero point (x + offset = 0: no contribution, as
@@ -506,49 +171,40 @@ static void conv_patch(const ta_conv_params_t *p, const int8_t *image, int32_t i
 }
 
 /* Any filter of at most TA_CONV_PATCH_MAX taps x channels (the first 3x3 layer of a
- * MobileNet: 27): output pixels' patches are gathered (conv_patch, two at a time), widened
- * into a block as the 1x1 path's pixels (the zero point of padding becomes 0) and run
- * through the same channel loops. A patch size not a multiple of 4 reads the filter from a
- * copy with rows padded to whole words when the scratch has one (else the loops' slower
- * path for the last channels). */
+ * MobileNet: 27): the patches of two output pixels are gathered side by side, `fs` bytes
+ * apart, the same distance as one filter row from the next, so the 1x1 loop (2 pixels x
+ * 2 output channels, raw int8, offset folded into the start value) runs on them as is.
+ * Every tap is in the patch, padding included, so the start value offset * sum(w) is the
+ * same for every pixel: worked out once per chunk of output channels. */
 static TA_NN_NOINLINE void conv_im2col(const ta_conv_params_t *p, const ta_dims_t *in_dims, const int8_t *input,
-                                       const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
-                                       const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims,
-                                       int8_t *output, int8_t *scratch, const ta_conv_scratch_t *layout)
+                        const ta_dims_t *filter_dims, const int8_t *filter, const int32_t *bias,
+                        const int32_t *multiplier, const int32_t *shift, const ta_dims_t *out_dims, int8_t *output,
+                        int8_t *scratch, const ta_conv_scratch_t *layout)
 {
     const int32_t in_h = in_dims->h, in_w = in_dims->w, depth = in_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
     const int32_t out_h = out_dims->h, out_w = out_dims->w, out_c = out_dims->c;
-    const int32_t fs = k_h * k_w * depth, fs4 = (fs + 3) & ~3;
+    const int32_t fs = k_h * k_w * depth;
     const size_t image_bytes = (size_t)in_h * (size_t)in_w * (size_t)depth;
     const int64_t pixels = (int64_t)out_dims->n * out_h * out_w;
-    const int32_t block = layout->block;
-    int32_t *xs = (int32_t *)(void *)scratch; /* the arena scratch is word-aligned */
-    int32_t *accs = (int32_t *)(void *)(scratch + layout->acc_at);
-    int8_t *patch = scratch + layout->patch_at;
-    const int8_t *w = filter;
-    int32_t w_depth = fs;
-    if (layout->total > layout->w_at) { /* rows padded to whole words */
-        int8_t *copy = scratch + layout->w_at;
-        for (int32_t oc = 0; oc < out_c; ++oc) {
-            memcpy(copy + (size_t)oc * (size_t)fs4, filter + (size_t)oc * (size_t)fs, (size_t)fs);
-            memset(copy + (size_t)oc * (size_t)fs4 + fs, 0, (size_t)(fs4 - fs));
+    const ta_nn_act2_t act = ta_nn_act2_make(p->output_offset, p->act_min, p->act_max);
+    /* restrict: as the stack arrays they replace, nothing else reaches these bytes (else every
+     * output byte stored would force the start values to be reloaded). */
+    int32_t *restrict start = (int32_t *)(void *)scratch; /* the arena scratch is word-aligned */
+    int8_t *restrict patch = scratch + layout->patch_at;
+
+    for (int32_t oc0 = 0; oc0 < out_c; oc0 += CONV_OC_CHUNK) {
+        const int32_t n_oc = out_c - oc0 < CONV_OC_CHUNK ? out_c - oc0 : CONV_OC_CHUNK;
+        for (int32_t i = 0; i < n_oc; ++i) {
+            const int32_t oc = oc0 + i;
+            start[i] = ta_nn_mla_wrap(p->input_offset, ta_nn_sum_s8(filter + (size_t)oc * (size_t)fs, fs),
+                                      bias != NULL ? bias[oc] : 0);
         }
-        w = copy;
-        w_depth = fs4;
-    }
-    int all_r2 = 1;
-    for (int32_t oc = 0; oc < out_c && all_r2; ++oc) {
-        const ta_nn_requant_t q = ta_nn_requant_make(multiplier[oc], shift[oc]);
-        all_r2 = ta_nn_requant_is_r2(&q);
-    }
-    int32_t b = 0, oy = 0, ox = 0; /* the next output pixel */
-    for (int64_t q0 = 0; q0 < pixels; q0 += block) {
-        const int32_t count = pixels - q0 < block ? (int32_t)(pixels - q0) : block;
-        int32_t *dst = xs;
-        for (int32_t j = 0; j < count; j += 2) {
-            const int32_t two = j + 1 < count ? 2 : 1;
-            for (int32_t k = 0; k < two; ++k) {
+        int32_t b = 0, oy = 0, ox = 0; /* the next output pixel */
+        for (int64_t px = 0; px < pixels; px += 2) {
+            const int two = px + 1 < pixels;
+            int8_t *out_a = output + (size_t)px * (size_t)out_c, *out_b = out_a + out_c;
+            for (int k = 0; k < (two ? 2 : 1); ++k) {
                 conv_patch(p, input + (size_t)b * image_bytes, in_h, in_w, depth, k_h, k_w, oy, ox,
                            patch + (size_t)k * (size_t)fs);
                 if (++ox == out_w) {
@@ -559,14 +215,41 @@ static TA_NN_NOINLINE void conv_im2col(const ta_conv_params_t *p, const ta_dims_
                     }
                 }
             }
-            x16_widen(patch, two, fs, p->input_offset, dst);
-            dst += (size_t)two * (size_t)(fs4 >> 1);
-        }
-        int8_t *out = output + (size_t)q0 * (size_t)out_c;
-        if (all_r2) {
-            x16_channels_r2(p, xs, count, w_depth, out_c, w, bias, multiplier, shift, out, accs);
-        } else {
-            x16_channels_any(p, xs, count, w_depth, out_c, w, bias, multiplier, shift, out, accs);
+            int32_t i = 0;
+            for (; i + 1 < n_oc; i += 2) {
+                const int32_t oc = oc0 + i;
+                const int8_t *w = filter + (size_t)oc * (size_t)fs;
+                const ta_nn_requant_t qa = ta_nn_requant_make(multiplier[oc], shift[oc]);
+                const ta_nn_requant_t qb = ta_nn_requant_make(multiplier[oc + 1], shift[oc + 1]);
+                if (two) {
+                    int32_t acc[4];
+                    acc[0] = acc[2] = start[i];
+                    acc[1] = acc[3] = start[i + 1];
+                    ta_nn_dot_2x2_raw_s8(patch, w, fs, fs, acc);
+                    if (ta_nn_requant_is_r2(&qa) && ta_nn_requant_is_r2(&qb)) {
+                        conv_store4(acc, &qa, &qb, &act, out_a + oc, out_b + oc, 1);
+                    } else {
+                        conv_store4(acc, &qa, &qb, &act, out_a + oc, out_b + oc, 0);
+                    }
+                } else {
+                    int32_t acc[2] = {start[i], start[i + 1]};
+                    ta_nn_dot_1x2_s8(patch, w, w + fs, fs, 0, acc);
+                    const int32_t va = ta_nn_clamp2(ta_nn_requant(acc[0], &qa), ta_nn_requant(acc[1], &qb), &act);
+                    out_a[oc] = (int8_t)va;
+                    out_a[oc + 1] = (int8_t)(va >> 16);
+                }
+            }
+            if (i < n_oc) { /* an odd last channel: its filter row against both patches */
+                const int32_t oc = oc0 + i;
+                const ta_nn_requant_t q = ta_nn_requant_make(multiplier[oc], shift[oc]);
+                int32_t acc[2] = {start[i], start[i]};
+                ta_nn_dot_1x2_s8(filter + (size_t)oc * (size_t)fs, patch, two ? patch + fs : patch, fs, 0, acc);
+                const int32_t v = ta_nn_clamp2(ta_nn_requant(acc[0], &q), ta_nn_requant(acc[1], &q), &act);
+                out_a[oc] = (int8_t)v;
+                if (two) {
+                    out_b[oc] = (int8_t)(v >> 16);
+                }
+            }
         }
     }
 }
@@ -661,12 +344,6 @@ ta_status_t ta_conv2d_s8(const ta_conv_params_t *p, const ta_dims_t *in_dims, co
     }
     if (ta_conv_is_gemm(p, in_dims, filter_dims, out_dims)) {
         const int32_t pixels = in_dims->n * in_dims->h * in_dims->w;
-        const ta_conv_scratch_t x16 = ta_conv_scratch_layout(p, in_dims, filter_dims, out_dims);
-        if (x16.block > 0 && scratch != NULL && scratch_size >= x16.total) {
-            conv_1x1_x16(p, pixels, in_dims->c, out_dims->c, input, filter, bias, multiplier, shift, output,
-                         (int32_t *)scratch, x16.block);
-            return TA_OK;
-        }
         conv_1x1_gemm(p, pixels, in_dims->c, out_dims->c, input, filter, bias, multiplier, shift, output);
         return TA_OK;
     }

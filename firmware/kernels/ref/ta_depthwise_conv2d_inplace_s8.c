@@ -35,10 +35,28 @@ ta_status_t ta_depthwise_conv2d_inplace_s8(const ta_conv_params_t *p, const ta_d
             const int32_t y0 = oy * p->stride_h - p->pad_top;
             for (int32_t ox = 0; ox < out_w; ++ox) {
                 const int32_t x0 = ox * p->stride_w - p->pad_left;
-                const int32_t acc = ta_depthwise_ref_taps(p, in_h, in_w, k_h, k_w, scratch, 1, filter + c,
-                                                          (size_t)ch, y0, x0);
+                int32_t acc = 0;
+                for (int32_t ky = 0; ky < k_h; ++ky) {
+                    const int32_t iy = y0 + ky * p->dilation_h;
+                    if (iy < 0 || iy >= in_h) {
+                        continue;
+                    }
+                    for (int32_t kx = 0; kx < k_w; ++kx) {
+                        const int32_t ix = x0 + kx * p->dilation_w;
+                        if (ix < 0 || ix >= in_w) {
+                            continue;
+                        }
+                        const int32_t x = scratch[(size_t)iy * (size_t)in_w + (size_t)ix];
+                        const int32_t w = filter[((size_t)ky * (size_t)k_w + (size_t)kx) * (size_t)ch + (size_t)c];
+                        acc = ta_nn_add_wrap(acc, w * (x + p->input_offset));
+                    }
+                }
+                if (bias != NULL) {
+                    acc = ta_nn_add_wrap(acc, bias[c]);
+                }
+                acc = ta_nn_add_wrap(ta_nn_requantize(acc, multiplier[c], shift[c]), p->output_offset);
                 buffer[((size_t)oy * (size_t)out_w + (size_t)ox) * (size_t)ch + (size_t)c] =
-                    ta_conv_ref_output(acc, bias, multiplier, shift, c, p);
+                    (int8_t)ta_nn_clamp(acc, p->act_min, p->act_max);
             }
         }
     }

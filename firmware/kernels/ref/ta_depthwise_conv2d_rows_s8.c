@@ -20,6 +20,7 @@ ta_status_t ta_depthwise_conv2d_rows_s8(const ta_conv_params_t *p, const ta_dims
     }
     const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c, out_c = out_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w, dm = p->depth_multiplier;
+    const int32_t in_off = p->input_offset;
     const size_t image_size = (size_t)in_h * (size_t)in_w * (size_t)in_c;
     int8_t *out = output;
     for (int32_t b = 0; b < out_dims->n; ++b) {
@@ -30,9 +31,28 @@ ta_status_t ta_depthwise_conv2d_rows_s8(const ta_conv_params_t *p, const ta_dims
                 const int32_t x0 = ox * p->stride_w - p->pad_left;
                 for (int32_t k = 0; k < n; ++k) {
                     const int32_t oc = channels[k], ic = oc / dm;
-                    const int32_t acc = ta_depthwise_ref_taps(p, in_h, in_w, k_h, k_w, image + ic, (size_t)in_c,
-                                                              rows + k, (size_t)n, y0, x0);
-                    out[oc] = ta_conv_ref_output(acc, bias, multiplier, shift, oc, p);
+                    uint32_t acc = 0;
+                    for (int32_t ky = 0; ky < k_h; ++ky) {
+                        const int32_t iy = y0 + ky * p->dilation_h;
+                        if (iy < 0 || iy >= in_h) {
+                            continue;
+                        }
+                        for (int32_t kx = 0; kx < k_w; ++kx) {
+                            const int32_t ix = x0 + kx * p->dilation_w;
+                            if (ix < 0 || ix >= in_w) {
+                                continue;
+                            }
+                            const int32_t x = image[((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)in_c + (size_t)ic];
+                            const int32_t w = rows[((size_t)ky * (size_t)k_w + (size_t)kx) * (size_t)n + (size_t)k];
+                            acc += (uint32_t)(w * (x + in_off)); /* wraps like int32 */
+                        }
+                    }
+                    int32_t v = (int32_t)acc;
+                    if (bias != NULL) {
+                        v = ta_nn_add_wrap(v, bias[oc]);
+                    }
+                    v = ta_nn_add_wrap(ta_nn_requantize(v, multiplier[oc], shift[oc]), p->output_offset);
+                    out[oc] = (int8_t)ta_nn_clamp(v, p->act_min, p->act_max);
                 }
             }
         }

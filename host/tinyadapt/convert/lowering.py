@@ -54,7 +54,6 @@ class Lowered:
     inplace_smaller: bool = False     # ... even when the output is smaller than that input
     inplace_scratch: int = 0          # scratch bytes the op needs only when it runs in place
     inplace_optional: bool = False    # in place costs time: take it only where it lowers the peak
-    inplace_keeps_scratch: bool = True  # in place, scratch_bytes stays planned besides inplace_scratch
     source: Op | None = field(default=None, repr=False)
 
 

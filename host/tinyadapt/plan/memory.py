@@ -170,8 +170,6 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
                     # would keep all the input's bytes alive for as long as the output lives.
                     pins.append((src, out))
                 in_place.add(i)
-                if not op.inplace_keeps_scratch:
-                    scratch.pop(i, None)
                 if op.inplace_scratch:
                     scratch[i] = scratch.get(i, 0) + op.inplace_scratch
 

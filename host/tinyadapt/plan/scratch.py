@@ -15,10 +15,7 @@ import struct
 from dataclasses import dataclass
 
 CONV_PATCH_MAX = 256
-CONV_WCOPY_MAX = 1024
-CONV_X16_BYTES = 2048
-CONV_X16_BLOCK_MAX = 64
-CONV_X16_DEPTH_MAX = 2048
+CONV_OC_CHUNK = 32
 DWR_ROW_MAX = 768
 DWR_TAPS_MAX = 128
 DWI_PAD_MAX = 1024
@@ -48,39 +45,15 @@ class ConvParams:
 Dims = tuple[int, int, int, int]  # NHWC (a filter: {C_out, KH, KW, C_in} or {1, KH, KW, C})
 
 
-def _x16_block(pixels: int, depth: int, map_bytes: int) -> int:
-    """ta_conv_x16_block: pixels of a widened input block (0: no scratch), within an eighth of
-    the op's input and output bytes."""
-    if depth > CONV_X16_DEPTH_MAX or pixels < 1:
-        return 0
-    budget = min(map_bytes // 8, CONV_X16_BYTES)
-    pairs = budget // (4 * ((depth + 3) & ~3))
-    block = min(2 * max(pairs, 1), CONV_X16_BLOCK_MAX)
-    return block if block + 1 < pixels else pixels
-
-
 def conv2d(p: ConvParams, in_d: Dims, f_d: Dims, out_d: Dims) -> int:
-    """ta_conv2d_s8_scratch_size: a block of int16-widened input pixels (1x1) or patches
-    (im2col) and their accumulators; im2col adds two int8 patches and maybe a filter copy."""
+    """ta_conv2d_s8_scratch_size: start values of a chunk of channels + the patches of two pixels."""
     gemm = (f_d[1] == 1 and f_d[2] == 1 and p.stride_h == 1 and p.stride_w == 1 and p.pad_top == 0
             and p.pad_left == 0 and out_d[1] == in_d[1] and out_d[2] == in_d[2]
             and in_d[0] * in_d[1] * in_d[2] <= 2**31 - 1)
     fs = f_d[1] * f_d[2] * f_d[3]
-    if not gemm and fs > CONV_PATCH_MAX:
+    if gemm or fs > CONV_PATCH_MAX:
         return 0
-    depth = in_d[3] if gemm else fs
-    depth4 = (depth + 3) & ~3
-    pixels = in_d[0] * in_d[1] * in_d[2] if gemm else out_d[0] * out_d[1] * out_d[2]
-    map_bytes = in_d[0] * in_d[1] * in_d[2] * in_d[3] + out_d[0] * out_d[1] * out_d[2] * out_d[3]
-    block = _x16_block(min(pixels, 2**31 - 1), depth, map_bytes)
-    if block == 0:
-        return 0
-    total = block * 2 * depth4 + ((block + 1) & ~1) * 8
-    if not gemm:
-        total += (2 * depth + 3) & ~3
-        if depth & 3 and out_d[3] * depth4 <= CONV_WCOPY_MAX:
-            total += out_d[3] * depth4
-    return total
+    return 4 * min(out_d[3], CONV_OC_CHUNK) + 2 * fs
 
 
 def depthwise(p: ConvParams, in_d: Dims, f_d: Dims, out_d: Dims) -> int:

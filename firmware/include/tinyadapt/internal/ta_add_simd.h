@@ -48,52 +48,6 @@ static inline int ta_add_fast_make(const ta_add_params_t *p, ta_add_fast_t *f)
     return 1;
 }
 
-/* The requantizations of the usual ADD: multipliers in [2^30, 2^31) (QuantizeMultiplier's
- * range: no left shift, k = 1; the larger input's is 2^30 with shift 0), on values within
- * +-2^30 (the inputs shifted by at most 22, and their requantized sum): the high multiply
- * (SMMLAR), then the rounding divide by 2^e, e >= 1, as floor((hm - [hm < 0] + 2^(e-1)) / 2^e)
- * (ta_nn_simd.h): the sign, the half and an arithmetic shift, which cannot overflow there. */
-typedef struct {
-    int32_t m2, half, right;
-    int32_t sign; /* -1 to subtract [hm < 0] (a right shift), 0 for none (shift 0: hm as is) */
-} ta_add_rq_t;
-
-static inline int ta_add_rq_make(const ta_nn_requant_t *q, ta_add_rq_t *r)
-{
-    if (q->k != 1 || q->left != 0) {
-        return 0;
-    }
-    r->m2 = q->m2;
-    r->half = q->right > 0 ? (int32_t)(1u << (q->right - 1)) : 0;
-    r->right = q->right;
-    r->sign = q->right > 0 ? -1 : 0;
-    return 1;
-}
-
-static inline int32_t ta_add_rq(int32_t x, const ta_add_rq_t *r)
-{
-    const int32_t hm = ta_nn_smmlar(x, r->m2, x);
-    return (hm + ((hm >> 31) & r->sign) + r->half) >> r->right;
-}
-
-/* One output, saturated to int8 (the activation bounds, within int8, come after). */
-static TA_NN_ALWAYS_INLINE int32_t ta_add_rq_elem(const ta_add_rq_t rq[3], const ta_add_fast_t *f, int32_t x,
-                                                  int32_t y, const int sub)
-{
-    const int32_t ra = ta_add_rq((int32_t)((uint32_t)(x + f->off1) << f->left), &rq[0]);
-    const int32_t rb = ta_add_rq((int32_t)((uint32_t)(y + f->off2) << f->left), &rq[1]);
-    return ta_nn_ssat8(ta_add_rq(sub ? ra - rb : ra + rb, &rq[2]) + f->out_off);
-}
-
-/* Four outputs from four element pairs (same shapes, a row of at least 4). */
-static TA_NN_ALWAYS_INLINE void ta_add_rq_four(const ta_add_rq_t rq[3], const ta_add_fast_t *f, const int8_t *x, const int8_t *y,
-                                  int8_t *o, int32_t lo4, int32_t hi4, const int sub)
-{
-    const int32_t v0 = ta_add_rq_elem(rq, f, x[0], y[0], sub), v1 = ta_add_rq_elem(rq, f, x[1], y[1], sub);
-    const int32_t v2 = ta_add_rq_elem(rq, f, x[2], y[2], sub), v3 = ta_add_rq_elem(rq, f, x[3], y[3], sub);
-    ta_nn_write_s8x4(o, ta_nn_min_s8x4(ta_nn_max_s8x4(ta_nn_pack_s8x4(v0, v1, v2, v3), lo4), hi4));
-}
-
 static inline int8_t ta_add_fast_one(const ta_add_fast_t *f, int32_t x, int32_t y, const int sub)
 {
     /* as the reference: (x + offset) * 2^left with |x + offset| <= 255 and left <= 22 */
@@ -126,20 +80,11 @@ static TA_NN_ALWAYS_INLINE ta_status_t ta_add_sub_run(const ta_add_params_t *p, 
         } while (ta_broadcast_next_row(&it));
         return TA_OK;
     }
-    ta_add_rq_t rq[3];
-    const int rq_ok = ta_add_rq_make(&f.q1, &rq[0]) && ta_add_rq_make(&f.q2, &rq[1]) && ta_add_rq_make(&f.qo, &rq[2]);
-    const int32_t lo4 = ta_nn_dup8(f.lo), hi4 = ta_nn_dup8(f.hi);
     do {
         const int8_t *x = input1 + it.in1, *y = input2 + it.in2;
         int8_t *o = output + it.out;
         if (it.step1 == 1 && it.step2 == 1) {
-            int32_t k = it.row;
-            if (rq_ok) {
-                for (; k >= 4; k -= 4, x += 4, y += 4, o += 4) {
-                    ta_add_rq_four(rq, &f, x, y, o, lo4, hi4, sub);
-                }
-            }
-            for (; k > 0; --k) {
+            for (int32_t k = it.row; k > 0; --k) {
                 *o++ = ta_add_fast_one(&f, *x++, *y++, sub);
             }
         } else {

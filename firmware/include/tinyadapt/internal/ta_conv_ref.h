@@ -126,47 +126,6 @@ static inline void ta_conv2d_ref_loop(const ta_conv_params_t *p, const ta_dims_t
     }
 }
 
-/* The depthwise reference's sum for one output: w * (x + input_offset) over the taps of the
- * window at (y0, x0) that lie inside the in_h x in_w input, wrapping like int32. Input tap
- * (iy, ix) is x[(iy * in_w + ix) * x_step], filter tap (ky, kx) w[(ky * k_w + kx) * w_step]:
- * one channel of an NHWC image or of a gathered plane, a column of the filter or of a
- * band's packed rows. Shared by ta_depthwise_ref_pixel, the rows kernel and the in-place
- * kernel. */
-static inline int32_t ta_depthwise_ref_taps(const ta_conv_params_t *p, int32_t in_h, int32_t in_w, int32_t k_h,
-                                            int32_t k_w, const int8_t *x, size_t x_step, const int8_t *w,
-                                            size_t w_step, int32_t y0, int32_t x0)
-{
-    const int32_t in_off = p->input_offset;
-    uint32_t acc = 0;
-    for (int32_t ky = 0; ky < k_h; ++ky) {
-        const int32_t iy = y0 + ky * p->dilation_h;
-        if (iy < 0 || iy >= in_h) {
-            continue; /* zero padding: the tap contributes nothing */
-        }
-        for (int32_t kx = 0; kx < k_w; ++kx) {
-            const int32_t ix = x0 + kx * p->dilation_w;
-            if (ix < 0 || ix >= in_w) {
-                continue;
-            }
-            const int32_t xv = x[((size_t)iy * (size_t)in_w + (size_t)ix) * x_step];
-            const int32_t wv = w[((size_t)ky * (size_t)k_w + (size_t)kx) * w_step];
-            acc += (uint32_t)(wv * (xv + in_off)); /* wraps like int32 */
-        }
-    }
-    return (int32_t)acc;
-}
-
-/* The reference output stage of channel oc: bias, requantization, offset, activation. */
-static inline int8_t ta_conv_ref_output(int32_t acc, const int32_t *bias, const int32_t *multiplier,
-                                        const int32_t *shift, int32_t oc, const ta_conv_params_t *p)
-{
-    if (bias != NULL) {
-        acc = ta_nn_add_wrap(acc, bias[oc]);
-    }
-    acc = ta_nn_add_wrap(ta_nn_requantize(acc, multiplier[oc], shift[oc]), p->output_offset);
-    return (int8_t)ta_nn_clamp(acc, p->act_min, p->act_max);
-}
-
 /* The in_c * multiplier outputs of one pixel whose window starts at (y0, x0); out of line
  * for the same reason as ta_conv2d_ref_pixel. */
 static TA_REF_NOINLINE void ta_depthwise_ref_pixel(const ta_conv_params_t *p, const ta_dims_t *in_dims,
@@ -178,12 +137,32 @@ static TA_REF_NOINLINE void ta_depthwise_ref_pixel(const ta_conv_params_t *p, co
     const int32_t in_h = in_dims->h, in_w = in_dims->w, in_c = in_dims->c;
     const int32_t k_h = filter_dims->h, k_w = filter_dims->w;
     const int32_t dm = p->depth_multiplier;
+    const int32_t in_off = p->input_offset;
     for (int32_t ic = 0; ic < in_c; ++ic) {
         for (int32_t m = 0; m < dm; ++m) {
             const int32_t oc = ic * dm + m;
-            const int32_t acc = ta_depthwise_ref_taps(p, in_h, in_w, k_h, k_w, image + ic, (size_t)in_c,
-                                                      filter + oc, (size_t)out_c, y0, x0);
-            out[oc] = ta_conv_ref_output(acc, bias, multiplier, shift, oc, p);
+            uint32_t acc = 0;
+            for (int32_t ky = 0; ky < k_h; ++ky) {
+                const int32_t iy = y0 + ky * p->dilation_h;
+                if (iy < 0 || iy >= in_h) {
+                    continue; /* zero padding: the tap contributes nothing */
+                }
+                for (int32_t kx = 0; kx < k_w; ++kx) {
+                    const int32_t ix = x0 + kx * p->dilation_w;
+                    if (ix < 0 || ix >= in_w) {
+                        continue;
+                    }
+                    const int32_t x = image[((size_t)iy * (size_t)in_w + (size_t)ix) * (size_t)in_c + (size_t)ic];
+                    const int32_t w = filter[((size_t)ky * (size_t)k_w + (size_t)kx) * (size_t)out_c + (size_t)oc];
+                    acc += (uint32_t)(w * (x + in_off)); /* wraps like int32 */
+                }
+            }
+            int32_t v = (int32_t)acc;
+            if (bias != NULL) {
+                v = ta_nn_add_wrap(v, bias[oc]);
+            }
+            v = ta_nn_add_wrap(ta_nn_requantize(v, multiplier[oc], shift[oc]), p->output_offset);
+            out[oc] = (int8_t)ta_nn_clamp(v, p->act_min, p->act_max);
         }
     }
 }

@@ -25,25 +25,18 @@
 
 /* ---- CONV_2D: im2col --------------------------------------------------------------------
  * Filters of at most TA_CONV_PATCH_MAX taps x channels (beyond that the row kernel, which
- * needs no copy, is as fast) gather each output pixel's patch (KH * KW * C_in bytes, the
- * zero point where it is padding) and widen it as the 1x1 path widens a pixel, so the 1x1
- * path's loops run on blocks of patches. Layout: the widened block and its accumulators
- * as below (the patch size FS = KH * KW * C_in standing for C_in), then int8 patch[2 * FS]
- * rounded up to a word, then, when FS is not a multiple of 4 and C_out * FS4 fits
- * TA_CONV_WCOPY_MAX, the filter rows copied FS4 bytes apart with zeros after each (FS4 = FS
- * rounded up to 4: whole words for the dot product). */
+ * needs no copy, is as fast) gather the patches of two output pixels; the per-channel start
+ * values are kept for a chunk of TA_CONV_OC_CHUNK output channels. Layout:
+ * int32 start[min(C_out, chunk)], then int8 patch[2 * KH * KW * C_in]. */
 #define TA_CONV_PATCH_MAX 256
-#define TA_CONV_WCOPY_MAX 1024
+#define TA_CONV_OC_CHUNK 32
 
 typedef struct {
-    int32_t block;    /* pixels per widened block (ta_conv_x16_block) */
-    int32_t acc_at;   /* byte offset of the accumulators (the widened block is at 0) */
-    int32_t patch_at; /* byte offset of the two int8 patches (im2col) */
-    int32_t w_at;     /* byte offset of the filter copy (im2col; total == w_at: none) */
+    int32_t patch_at; /* byte offset of the two patches (the start values are at 0) */
     int32_t total;    /* bytes; 0 when the kernel takes a path without scratch */
 } ta_conv_scratch_t;
 
-/* The 1x1 path: the convolution is a matrix product over pixels. */
+/* The 1x1 path (a GEMM straight on the input) needs nothing. */
 static inline int ta_conv_is_gemm(const ta_conv_params_t *p, const ta_dims_t *in_dims, const ta_dims_t *filter_dims,
                                   const ta_dims_t *out_dims)
 {
@@ -52,64 +45,17 @@ static inline int ta_conv_is_gemm(const ta_conv_params_t *p, const ta_dims_t *in
            (int64_t)in_dims->n * in_dims->h * in_dims->w <= INT32_MAX;
 }
 
-/* ---- CONV_2D 1x1 (GEMM): a block of input pixels widened to int16 ----------------------
- * The input offset is added once per input byte while widening, not once per multiply, and
- * every output channel pair then reads the block's pixels two int16 at a time. The block is
- * as many pixel pairs as fit TA_CONV_X16_BYTES and an eighth of the op's input and output
- * bytes (at least one pair, at most
- * TA_CONV_X16_BLOCK_MAX pixels; all the layer's pixels if that is at most one more), as each
- * output channel pair's set-up is paid once per block. Layout: int32 x[block * 2 * C4 / 4]
- * (C4 = C_in rounded up to 4), then int32 accumulators[4 per pixel pair, an odd last pixel
- * counting as a pair]. Layers deeper than TA_CONV_X16_DEPTH_MAX (or given too little
- * scratch) run on the int8 input directly. */
-#define TA_CONV_X16_BYTES 2048
-#define TA_CONV_X16_BLOCK_MAX 64
-#define TA_CONV_X16_DEPTH_MAX 2048
-
-/* Pixels per block; 0 when the 1x1 path runs without scratch. map_bytes: the op's input and
- * output bytes; the block takes at most an eighth of them (and TA_CONV_X16_BYTES), so that
- * small layers, whose maps set a small arena, keep a small scratch (one pixel pair). */
-static inline int32_t ta_conv_x16_block(int32_t pixels, int32_t depth, int64_t map_bytes)
-{
-    if (depth > TA_CONV_X16_DEPTH_MAX || pixels < 1) {
-        return 0;
-    }
-    const int32_t pixel_bytes = 2 * ((depth + 3) & ~3);
-    const int32_t budget = map_bytes / 8 < TA_CONV_X16_BYTES ? (int32_t)(map_bytes / 8) : TA_CONV_X16_BYTES;
-    const int32_t pairs = budget / (2 * pixel_bytes);
-    int32_t block = 2 * (pairs > 1 ? pairs : 1);
-    block = block < TA_CONV_X16_BLOCK_MAX ? block : TA_CONV_X16_BLOCK_MAX;
-    /* one more pixel rather than a block of one (a 3x3 map: 9 pixels) */
-    return block + 1 < pixels ? block : pixels;
-}
-
 static inline ta_conv_scratch_t ta_conv_scratch_layout(const ta_conv_params_t *p, const ta_dims_t *in_dims,
                                                        const ta_dims_t *filter_dims, const ta_dims_t *out_dims)
 {
-    ta_conv_scratch_t s = {0, 0, 0, 0, 0};
+    ta_conv_scratch_t s = {0, 0};
     const int64_t fs = (int64_t)filter_dims->h * filter_dims->w * filter_dims->c;
-    const int gemm = ta_conv_is_gemm(p, in_dims, filter_dims, out_dims);
-    if (!gemm && fs > TA_CONV_PATCH_MAX) {
+    if (ta_conv_is_gemm(p, in_dims, filter_dims, out_dims) || fs > TA_CONV_PATCH_MAX) {
         return s;
     }
-    const int32_t depth = gemm ? in_dims->c : (int32_t)fs, depth4 = (depth + 3) & ~3;
-    const int64_t pixels = gemm ? (int64_t)in_dims->n * in_dims->h * in_dims->w
-                                : (int64_t)out_dims->n * out_dims->h * out_dims->w;
-    const int64_t map_bytes = (int64_t)in_dims->n * in_dims->h * in_dims->w * in_dims->c +
-                              (int64_t)out_dims->n * out_dims->h * out_dims->w * out_dims->c;
-    const int32_t block = ta_conv_x16_block(pixels < INT32_MAX ? (int32_t)pixels : INT32_MAX, depth, map_bytes);
-    if (block == 0) {
-        return s;
-    }
-    s.block = block;
-    s.acc_at = block * 2 * depth4;
-    s.patch_at = s.w_at = s.total = s.acc_at + ((block + 1) & ~1) * 8;
-    if (!gemm) {
-        s.w_at = s.total = s.patch_at + ((2 * depth + 3) & ~3);
-        if ((depth & 3) != 0 && (int64_t)out_dims->c * depth4 <= TA_CONV_WCOPY_MAX) {
-            s.total = s.w_at + out_dims->c * depth4;
-        }
-    }
+    const int32_t chunk = out_dims->c < TA_CONV_OC_CHUNK ? out_dims->c : TA_CONV_OC_CHUNK;
+    s.patch_at = 4 * chunk;
+    s.total = s.patch_at + 2 * (int32_t)fs;
     return s;
 }
 

@@ -228,43 +228,6 @@ static inline int32_t ta_nn_requant_r2(int32_t x, const ta_nn_requant_t *q)
     return ta_nn_smmulr((int32_t)((uint32_t)hm + (uint32_t)(hm >> 31)), q->p2);
 }
 
-/* ta_nn_requant_r2(x) + offset, mod 2^32, in the same three instructions: the rounding
- * divide's SMMULR becomes an SMMLAR onto the offset. */
-static inline int32_t ta_nn_requant_r2_off(int32_t x, int32_t m2, int32_t p2, int32_t offset)
-{
-    const int32_t hm = ta_nn_smmlar(x, m2, x);
-    return ta_nn_smmlar((int32_t)((uint32_t)hm + (uint32_t)(hm >> 31)), p2, offset);
-}
-
-/* x saturated to [-128, 127] (SSAT #8). */
-static inline int32_t ta_nn_ssat8(int32_t x)
-{
-#if defined(TA_NN_SIMD_DSP)
-    return __ssat(x, 8);
-#else
-    return x > 127 ? 127 : (x < -128 ? -128 : x);
-#endif
-}
-
-/* The low bytes of b0..b3 as the bytes of one word, b0 lowest (three BFI). */
-static inline int32_t ta_nn_pack_s8x4(int32_t b0, int32_t b1, int32_t b2, int32_t b3)
-{
-#if defined(TA_NN_SIMD_DSP)
-    __asm__("bfi %0, %1, #8, #8\n\t"
-            "bfi %0, %2, #16, #8\n\t"
-            "bfi %0, %3, #24, #8"
-            : "+&r"(b0)
-            : "r"(b1), "r"(b2), "r"(b3));
-    return b0;
-#else
-    return (int32_t)(((uint32_t)b0 & 0xFFu) | (((uint32_t)b1 & 0xFFu) << 8) | (((uint32_t)b2 & 0xFFu) << 16) |
-                     ((uint32_t)b3 << 24));
-#endif
-}
-
-/* A word whose four bytes are the low byte of b. */
-static inline int32_t ta_nn_dup8(int32_t b) { return (int32_t)(((uint32_t)b & 0xFFu) * 0x01010101u); }
-
 /* r2 a compile-time constant at the call: the kernels instantiate their loops twice. */
 static inline int32_t ta_nn_requant_sel(int32_t x, const ta_nn_requant_t *q, const int r2)
 {
@@ -598,71 +561,6 @@ static inline void ta_nn_dot_2x2_raw_s8(const int8_t *x, const int8_t *w, int32_
     acc[1] = a1;
     acc[2] = a2;
     acc[3] = a3;
-}
-
-/*
- * The 1x1 convolution on int16-widened input (kernels/dsp/ta_conv2d_s8.c widens a block of
- * pixels once, input offset included, with SXTAB16): per 4 input channels a pixel pair is
- * the words {xa02, xa13, xb02, xb13} (lanes as SXTAB16 leaves them: channels {0, 2}, {1, 3}),
- * and the 2 output channels' filter rows, `d` bytes apart, are raw int8 that SXTB16 splits
- * the same way. acc[0] += xa.w, acc[1] += xa.(w + d), acc[2] += xb.w, acc[3] += xb.(w + d)
- * over `groups` groups of 4 channels: 2 LDRD + 2 LDR + 4 SXTB16 + 8 SMLAD per 16
- * multiply-accumulates, the loop unrolled twice. Returns x past the groups read.
- */
-static inline const int32_t *ta_nn_dot_2x2_x16(const int32_t *x, const int8_t *w, int32_t d, int32_t groups,
-                                               int32_t acc[4])
-{
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-#if defined(TA_NN_SIMD_DSP)
-#define TA_NN_X16_STEP                              \
-    "ldrd    %[xa02], %[xa13], [%[x]], #8\n\t"      \
-    "ldrd    %[xb02], %[xb13], [%[x]], #8\n\t"      \
-    "ldr     %[s], [%[w], %[d]]\n\t"                \
-    "sxtb16  %[e], %[s]\n\t"                        \
-    "sxtb16  %[s], %[s], ror #8\n\t"                \
-    "smlad   %[a1], %[xa02], %[e], %[a1]\n\t"       \
-    "smlad   %[a3], %[xb02], %[e], %[a3]\n\t"       \
-    "smlad   %[a1], %[xa13], %[s], %[a1]\n\t"       \
-    "smlad   %[a3], %[xb13], %[s], %[a3]\n\t"       \
-    "ldr     %[s], [%[w]], #4\n\t"                  \
-    "sxtb16  %[e], %[s]\n\t"                        \
-    "sxtb16  %[s], %[s], ror #8\n\t"                \
-    "smlad   %[a0], %[xa02], %[e], %[a0]\n\t"       \
-    "smlad   %[a2], %[xb02], %[e], %[a2]\n\t"       \
-    "smlad   %[a0], %[xa13], %[s], %[a0]\n\t"       \
-    "smlad   %[a2], %[xb13], %[s], %[a2]\n\t"
-    if (groups > 0) {
-        int32_t k = groups, xa02, xa13, xb02, xb13, s, e;
-        __asm__("tst     %[k], #1\n\t"
-                "beq     2f\n\t" TA_NN_X16_STEP
-                "2:\n\t"
-                "lsrs    %[k], %[k], #1\n\t"
-                "beq     3f\n"
-                "1:\n\t" TA_NN_X16_STEP TA_NN_X16_STEP
-                "subs    %[k], %[k], #1\n\t"
-                "bne     1b\n"
-                "3:\n\t"
-                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w),
-                  [k] "+r"(k), [xa02] "=&r"(xa02), [xa13] "=&r"(xa13), [xb02] "=&r"(xb02), [xb13] "=&r"(xb13),
-                  [s] "=&r"(s), [e] "=&r"(e)
-                : [d] "r"(d)
-                : "cc", "memory");
-    }
-#undef TA_NN_X16_STEP
-#else
-    for (int32_t k = groups; k > 0; --k, x += 4, w += 4) {
-        const int32_t wa = ta_nn_read_s8x4(w), wb = ta_nn_read_s8x4(w + d);
-        a0 = ta_nn_smlad(x[1], ta_nn_sxtb16_ror8(wa), ta_nn_smlad(x[0], ta_nn_sxtb16(wa), a0));
-        a1 = ta_nn_smlad(x[1], ta_nn_sxtb16_ror8(wb), ta_nn_smlad(x[0], ta_nn_sxtb16(wb), a1));
-        a2 = ta_nn_smlad(x[3], ta_nn_sxtb16_ror8(wa), ta_nn_smlad(x[2], ta_nn_sxtb16(wa), a2));
-        a3 = ta_nn_smlad(x[3], ta_nn_sxtb16_ror8(wb), ta_nn_smlad(x[2], ta_nn_sxtb16(wb), a3));
-    }
-#endif
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-    return x;
 }
 
 /* Sum of n int8 (wrapping), for the offset * sum(w) term of the raw dot products.

@@ -172,9 +172,6 @@ def _lower(ctx, op, depthwise: bool) -> Lowered:
         inplace_smaller=in_place,
         inplace_scratch=in_place_scratch if in_place else 0,
         inplace_optional=pointwise,
-        # In place is taken only where it lowers the peak: a pointwise conv then gives up the
-        # 1x1 kernel's widened-input block (the kernel runs on the int8 input, slower).
-        inplace_keeps_scratch=not pointwise,
     )
 
 
