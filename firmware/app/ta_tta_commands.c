@@ -281,7 +281,7 @@ static ta_status_t store_open(ta_app_t *app)
 }
 
 /* Every statistic back to the source's (the heads' affines with them). */
-static void to_source(ta_app_t *app)
+static void stats_to_source(ta_app_t *app)
 {
     if (app->tta_input.mu != NULL) {
         ta_tta_input_reset(&app->tta_input);
@@ -304,7 +304,7 @@ static int restore(ta_app_t *app)
     const ta_status_t st = ta_param_store_load(&app->tta_store, TA_PARAM_TAG_TTA_STATS, app->tta_crc,
                                                (uint8_t *)app->tta_stats, app->tta_stats_len, &rec);
     if (st != TA_OK) {
-        to_source(app); /* a CRC failure is found after the bytes landed */
+        stats_to_source(app); /* a CRC failure is found after the bytes landed */
         return 0;
     }
     for (uint8_t k = 0; k < app->tta.n_exits; ++k) {
@@ -376,7 +376,7 @@ static ta_status_t cmd_adapt_reset(void *ctx, const ta_request_t *req, ta_respon
     ta_app_t *app = APP(ctx);
     TA_ENSURE(req->len == 1 && (req->payload[0] & ~1u) == 0, TA_ERR_ARG);
     TA_ENSURE(app->tta_ready, TA_ERR_STATE);
-    to_source(app);
+    stats_to_source(app);
     if (app->tta_mode != 0u) {
         ta_tta_adapt_reset(&app->tta_adapt); /* the health check's window and last good state too */
     }
