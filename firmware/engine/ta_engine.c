@@ -81,7 +81,7 @@ ta_status_t ta_engine_set_overlays(ta_engine_t *engine, const ta_engine_overlay_
     }
     for (uint16_t i = 0; i < m->header->n_ops && n > 0; ++i) {
         const ta_op_rec_t *op = &m->ops[i];
-        const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
+        const int16_t *io = ta_model_op_io(m, i);
         for (int k = 0; k < op->n_inputs + op->n_outputs; ++k) {
             const int weight_input = is_weight_op(op->opcode) && (k == 1 || k == 2);
             TA_ENSURE(weight_input || !is_overlaid(overlays, n, io[k]), TA_ERR_CORRUPT);
@@ -108,7 +108,7 @@ void ta_engine_build_call(const ta_engine_t *e, uint16_t i, ta_op_call_t *call)
 {
     const ta_model_t *m = e->model;
     const ta_op_rec_t *op = &m->ops[i];
-    const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
+    const int16_t *io = ta_model_op_io(m, i);
     call->params = m->data + op->params_offset;
     call->n_inputs = op->n_inputs;
     call->n_outputs = op->n_outputs;

@@ -36,7 +36,7 @@ static int is_stage_output_of(const ta_model_t *m, uint16_t tensor, uint16_t op_
 {
     for (uint16_t i = 0; i < op_end; ++i) {
         const ta_op_rec_t *op = &m->ops[i];
-        const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
+        const int16_t *io = ta_model_op_io(m, i);
         for (int k = 0; k < op->n_outputs; ++k) {
             if (io[op->n_inputs + k] == (int16_t)tensor) {
                 return 1;

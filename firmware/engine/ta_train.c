@@ -451,7 +451,7 @@ static ta_status_t add_rows(ta_trainer_t *t, const ta_model_t *m, uint16_t tenso
     const uint16_t first = m->patch != NULL ? m->patch->n_stage_ops : 0u;
     for (uint16_t i = 0; i < m->n_forward_ops; ++i) {
         const ta_op_rec_t *op = &m->ops[i];
-        const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
+        const int16_t *io = ta_model_op_io(m, i);
         for (int k = 0; k < op->n_inputs; ++k) {
             if (io[k] != (int16_t)tensor) {
                 continue;
@@ -844,7 +844,7 @@ static ta_status_t check_label(const ta_trainer_t *t, ta_loss_kind_t loss, int32
 {
     const ta_model_t *m = t->engine->model;
     const ta_op_rec_t *op = &m->ops[m->n_forward_ops];
-    const int16_t *io = (const int16_t *)(const void *)(m->data + op->io_offset);
+    const int16_t *io = ta_model_op_io(m, m->n_forward_ops);
     const int32_t depth = ta_tensor_elems(&m->tensors[io[0]]);
     TA_ENSURE(loss == TA_LOSS_ENTROPY || (loss == TA_LOSS_CROSS_ENTROPY && label >= 0 && label < depth), TA_ERR_ARG);
     return TA_OK;

@@ -247,14 +247,13 @@ ta_status_t ta_tta_infer(ta_tta_t *t, ta_tta_result_t *out) { return infer_from(
 
 /* ---- arena placement from the blob's plan ------------------------------------------------ */
 
-static const int16_t *op_io(const ta_model_t *m, uint16_t i) { return (const int16_t *)(const void *)(m->data + m->ops[i].io_offset); }
 
 /* 1 when activation tensor `x` is written before op boundary `b` (or is a model input) and
  * read at or after it: its bytes must survive the boundary */
 static int live_at(const ta_model_t *m, uint16_t b, uint16_t x)
 {
     for (uint16_t i = b; i < m->n_forward_ops; ++i) {
-        const int16_t *io = op_io(m, i);
+        const int16_t *io = ta_model_op_io(m, i);
         for (uint8_t j = 0; j < m->ops[i].n_inputs; ++j) {
             if (io[j] == (int16_t)x) {
                 return 1;

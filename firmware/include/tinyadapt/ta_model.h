@@ -42,6 +42,12 @@ typedef struct {
     uint32_t patch_bands;                    /* stream mode: tiles per strip */
 } ta_model_t;
 
+/* Op i's input then output tensor indices (n_inputs + n_outputs of them), checked by the loader. */
+static inline const int16_t *ta_model_op_io(const ta_model_t *m, uint16_t i)
+{
+    return (const int16_t *)(const void *)(m->data + m->ops[i].io_offset);
+}
+
 /**
  * Validate a blob and fill `model` with pointers into it.
  * @param[out] model  filled on success, zeroed on failure
