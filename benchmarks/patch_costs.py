@@ -48,7 +48,11 @@ def workloads() -> list[tuple[str, bytes, list[tuple]]]:
         ("mobilenetv2_0.35_112", build_mobilenetv2(0.35, 112, classes=10),
          [None, (5, 5), (5, 28, "stream", 1), (5, 28, "stream", 4)]),
     ] + [(p.stem, p.read_bytes(), [None, (7, 4), (7, 12, "stream", 1), (7, 6, "stream", 3), (12, 4, "stream", 2)])
-         for p in [REPO / "models/exports/mnv3s_min_96.tflite"] if p.is_file()]
+         for p in [REPO / "models/exports/mnv3s_min_96.tflite"] if p.is_file()] + [
+        # Narrow bands, out-of-place depthwise (outputs that keep rows), in-place pointwise convs.
+        (p.stem, p.read_bytes(), [None, (8, 12, "stream", 2), (8, 7, "stream", 2, 1), (8, 7, "stream", 3, 1),
+                                  (8, 5, "stream", 4, 1), (8, 6, "stream", 1)])
+        for p in [REPO / "models/exports/person_mnv1_025_96.tflite"] if p.is_file()]
 
 
 def nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:

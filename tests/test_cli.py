@@ -183,8 +183,9 @@ def test_plan_ranks_by_estimated_instructions_and_streams(tmp_path):
     assert m7["core"] == "cortex-m7"
     x = np.load(REPO / "models/mobilenetv2/mobilenetv2_96_sample.npz")["x"][:1]
     np.save(tmp_path / "x.npy", x)
-    for flags, y in (((), "a.npy"), (("--patch", "6,24,stream,3"), "b.npy")):
+    for flags, y in (((), "a.npy"), (("--patch", "6,24,stream,3"), "b.npy"), (("--patch", "6,12,stream,3,1"), "d.npy")):
         cli("run", model, "--input", tmp_path / "x.npy", "--output", tmp_path / y, *flags, check_ok=True)
     assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "d.npy"))
     assert_one_line_error(cli("convert", model, "--patch", "6,24,bands", "-o", tmp_path / "c.tmb"), "--patch takes")
     assert not (tmp_path / "c.tmb").exists()

@@ -298,3 +298,78 @@ def test_streamed_plans_on_converter_exports_bit_exact(name):
             m = convert(path, patch=plan.spec)
             check_blob(m.blob)
             assert np.array_equal(HostEngine(m.blob).invoke([x])[0], expected), (name, plan.spec)
+
+
+def test_stream_buffers_keep_the_steady_state_halo_at_the_bottom():
+    """Near the bottom an early band's receptive field already reaches the last rows, so later
+    bands read nothing of the early tensors. They keep only what a later reader needs, not
+    their whole last region: the person_detect-class export at 12 bands x 2 strips keeps one
+    row of conv_pw_1 (dw_2's 3x3 stride-2 halo), where it kept four, and is bit-exact."""
+    path = EXPORTS / "person_mnv1_025_96.tflite"
+    base = convert(path)
+    m = convert(path, patch=(8, 12, "stream", 2))
+    plan = m.patch
+    pw1 = next(i for i, t in enumerate(plan.region_tensors) if m.tensors[t].name.endswith("conv_pw_1/Conv2D"))
+    width = max(r[pw1][3] - r[pw1][2] for r in plan.regions)
+    assert plan.stream_capacities[pw1] == 1 * width * 16
+    assert max(w[pw1][1] for w in plan.work) == 1
+    # Bands that read nothing of a tensor compute nothing of it either: MACs are unchanged.
+    assert plan.macs < plan.base_macs * 1.05
+    check_blob(m.blob)
+    x = np.random.default_rng(8).integers(-128, 128, size=base.input_tensors()[0].shape, dtype=np.int8)
+    assert np.array_equal(HostEngine(m.blob).invoke([x])[0], HostEngine(base.blob).invoke([x])[0])
+
+
+def test_short_first_band_holds_what_a_later_band_does():
+    """The first band reads its whole receptive field at once; with even bands it holds the most
+    rows of every tensor. A first band of one output row, then bands of two, holds no more rows
+    of the widest stage tensor (conv_pw_1, 48x48x16) than a later band, so its region buffer
+    shrinks, and the plan stays bit-exact."""
+    path = EXPORTS / "person_mnv1_025_96.tflite"
+    base = convert(path)
+    even = convert(path, patch=(8, 6, "stream", 2)).patch
+    short = convert(path, patch=(8, 7, "stream", 2, 1))
+    plan = short.patch
+    assert plan.spec == (8, 7, "stream", 2, 1) and [t[:2] for t in plan.tiles[:3]] == [(0, 1), (1, 3), (3, 5)]
+    pw1 = next(i for i, t in enumerate(plan.region_tensors) if base.tensors[t].name.endswith("conv_pw_1/Conv2D"))
+    rows = [r[pw1][1] - r[pw1][0] for r in plan.regions]
+    assert rows[0] <= max(rows[1:]) and plan.capacities[pw1] < even.capacities[pw1]
+    check_blob(short.blob)
+    x = np.random.default_rng(9).integers(-128, 128, size=base.input_tensors()[0].shape, dtype=np.int8)
+    assert np.array_equal(HostEngine(short.blob).invoke([x])[0], HostEngine(base.blob).invoke([x])[0])
+    with pytest.raises(PlanError, match="first band of 12 rows"):
+        convert(path, patch=(8, 7, "stream", 2, 12))
+
+
+def test_widening_pointwise_conv_writes_over_its_input_region():
+    """In a stream plan conv_pw_1 (1x1, 8 -> 16 channels) reads exactly the rows it computes, so
+    its input region may sit inside its output region, past the row the output keeps from the
+    band before: ta_op_conv2d.c writes the first pixels in order and the rest from the last one
+    down, never over an input it has not read. The person_detect-class export then fits
+    issue 13's 22,118 bytes with the frame in SRAM (the planner picks such a plan), bit-exact."""
+    path = EXPORTS / "person_mnv1_025_96.tflite"
+    base = convert(path)
+    m = convert(path, budget=22_118)
+    plan = m.patch
+    assert plan is not None and m.peak_sram_bytes <= 22_118
+    staged = plan.problem[1]
+    wide = [i for i in sorted(plan.memory.in_place) if i < plan.stage.n_ops and staged[i].inplace_offset]
+    assert wide, "no widening pointwise conv runs in place"
+    i = wide[0]
+    src, dst = (plan.problem[4][base.ops[i].inputs[0]], plan.problem[4][base.ops[i].outputs[0]])
+    offsets = plan.memory.tensor_offsets
+    assert offsets[dst] < offsets[src] < offsets[dst] + plan.problem[0][dst].nbytes
+    assert offsets[src] - offsets[dst] == staged[i].inplace_offset
+    check_blob(m.blob)
+    rng = np.random.default_rng(10)
+    for _ in range(3):
+        x = rng.integers(-128, 128, size=base.input_tensors()[0].shape, dtype=np.int8)
+        assert np.array_equal(HostEngine(m.blob).invoke([x])[0], HostEngine(base.blob).invoke([x])[0])
+    # Every plan of a sample with an in-place pointwise conv of the stage is bit-exact too (input
+    # region at the output's start, or some rows in; in-order and backward chunks).
+    x = rng.integers(-128, 128, size=base.input_tensors()[0].shape, dtype=np.int8)
+    expected = HostEngine(base.blob).invoke([x])[0]
+    for spec in [(8, 4), (8, 12, "stream", 2), (8, 5, "stream", 1, 1), (6, 4, "stream", 3)]:
+        p = convert(path, patch=spec)
+        check_blob(p.blob)
+        assert np.array_equal(HostEngine(p.blob).invoke([x])[0], expected), spec

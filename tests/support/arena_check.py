@@ -8,7 +8,9 @@ Written separately from tinyadapt.plan.memory on purpose: it recomputes every li
 from the op list alone and accepts shared bytes only in the two legal forms:
   - alias: a RESHAPE output at its input's offset with its input's size;
   - in place: an elementwise op's output at the offset of a same-size input whose last
-    reader is that op, or a smaller output of a depthwise or pointwise conv that has scratch.
+    reader is that op, or a smaller output of a depthwise or pointwise conv that has scratch;
+    in a patch stage, a pointwise conv's input region starting inside its output region (at
+    or past its start: ta_op_conv2d.c orders the chunks for that), given scratch.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class CheckOp:
     outputs: list[int]
     scratch: tuple[int, int] | None = None  # (offset, size)
     shrink_ok: bool = True  # CONV_2D: only a pointwise one with a pixel of scratch may run in place
+    inside_ok: bool = False  # a patch stage's pointwise conv: its input region may start inside its output's
 
 
 def check_layout(sizes: dict[int, int], offsets: dict[int, int], ops: list[CheckOp],
@@ -66,6 +69,9 @@ def check_layout(sizes: dict[int, int], offsets: dict[int, int], ops: list[Check
             if (offsets[t] == offsets[out] and sizes[out] <= sizes[t]
                     and op.kind.removeprefix("STAGE_") in SHRINKING_IN_PLACE and op.shrink_ok
                     and last[t] == i and op.scratch is not None and op.scratch[1] > 0):
+                legal.add(frozenset((t, out)))
+            if (op.inside_ok and offsets[out] <= offsets[t] < offsets[out] + sizes[out] and last[t] == i
+                    and op.scratch is not None and op.scratch[1] > 0):
                 legal.add(frozenset((t, out)))
 
     for t, size in sizes.items():
@@ -123,13 +129,14 @@ def check_blob(blob: bytes) -> None:
     check_layout(sizes, offsets, ops, info.inputs, info.outputs, info.arena_size)
 
 
-def _pointwise(info, op) -> bool:
+def _pointwise(info, op, wider: bool = False) -> bool:
     """A CONV_2D writes over its input only if output pixel k reads input pixel k alone (a 1x1
-    filter [C_out, 1, 1, C_in], same spatial size) and a whole output pixel fits the scratch."""
+    filter [C_out, 1, 1, C_in], same spatial size) and a whole output pixel fits the scratch
+    (and, but for wider, the output pixel is no wider than the input's)."""
     if op.name != "CONV_2D":
         return True
     x, f, y = (info.tensors[t].shape for t in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    return f[1:3] == (1, 1) and x[:3] == y[:3] and y[3] <= x[3] and op.scratch_size >= y[3]
+    return f[1:3] == (1, 1) and x[:3] == y[:3] and (wider or y[3] <= x[3]) and op.scratch_size >= y[3]
 
 
 def _patch_stage_ops(info, ops: list[CheckOp], sizes: dict, offsets: dict) -> list[CheckOp]:
@@ -183,5 +190,5 @@ def _patch_stage_ops(info, ops: list[CheckOp], sizes: dict, offsets: dict) -> li
             ins += stage_in + stage_out + list(streams.values())
         ins += [t for t in op.outputs if t in stage_out]
         staged.append(CheckOp(f"STAGE_{op.name}", ins, outs, (op.scratch_offset, op.scratch_size),
-                              op.name != "CONV_2D"))
+                              op.name != "CONV_2D", op.name == "CONV_2D" and _pointwise(info, op, wider=True)))
     return staged + ops[n:]

@@ -5,15 +5,25 @@
 
 #include "ta_conv_common.h"
 
-/* The planner put the output over the input (a pointwise conv that narrows the channels). */
-static int runs_in_place(const ta_op_call_t *call)
+/* Bytes from the output's start to the input's (the planner put the output over the input: a
+ * pointwise conv; in a patch stage a widening one may take the input a few rows into its
+ * output region), or -1 if the two do not overlap that way. */
+static int64_t in_place_offset(const ta_op_call_t *call)
 {
-    return call->inputs[TA_CONV_INPUT].data != NULL && call->inputs[TA_CONV_INPUT].data == call->outputs[0].data;
+    const int8_t *in = (const int8_t *)call->inputs[TA_CONV_INPUT].data;
+    const int8_t *out = (const int8_t *)call->outputs[0].data;
+    const ta_tensor_rec_t *out_rec = call->outputs[0].rec;
+    if (in == NULL || out == NULL || out_rec == NULL || in < out || in >= out + out_rec->size) {
+        return -1;
+    }
+    return (int64_t)(in - out);
 }
 
-/* Only a 1x1, stride-1, unpadded conv maps output pixel k to input pixel k alone, and only with
- * C_out <= C_in does output pixel k end before input pixel k + 1 starts; the scratch holds at
- * least one output pixel. (The kernel itself needs no scratch for a 1x1 conv: the GEMM path.) */
+static int runs_in_place(const ta_op_call_t *call) { return in_place_offset(call) >= 0; }
+
+/* Only a 1x1, stride-1, unpadded conv maps output pixel k to input pixel k alone; the scratch
+ * holds at least one output pixel. (The kernel itself needs no scratch for a 1x1 conv: the
+ * GEMM path.) */
 static ta_status_t check_in_place(const ta_op_call_t *call)
 {
     const ta_dims_t in_d = ta_tensor_nhwc(TA_IN(call, TA_CONV_INPUT));
@@ -21,7 +31,7 @@ static ta_status_t check_in_place(const ta_op_call_t *call)
     const ta_dims_t out_d = ta_tensor_nhwc(TA_OUT(call, 0));
     const ta_conv_params_t *p = (const ta_conv_params_t *)call->params;
     TA_ENSURE(f_d.h == 1 && f_d.w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
-                  p->pad_left == 0 && in_d.h == out_d.h && in_d.w == out_d.w && out_d.c <= in_d.c &&
+                  p->pad_left == 0 && in_d.n == out_d.n && in_d.h == out_d.h && in_d.w == out_d.w &&
                   call->scratch != NULL && call->scratch_size >= (uint32_t)out_d.c,
               TA_ERR_CORRUPT);
     return TA_OK;
@@ -33,32 +43,58 @@ static ta_status_t prepare(const ta_op_call_t *call)
     return runs_in_place(call) ? check_in_place(call) : TA_OK;
 }
 
+/* Pixels [q, q + k) computed into the scratch (a kernel call on a 1 x k image, so the
+ * arithmetic and the result are the kernel's), then copied over their output. */
+static ta_status_t chunk_in_place(const ta_op_call_t *call, const int8_t *in, int8_t *out, int64_t q, int32_t k,
+                                  int32_t in_c, int32_t out_c)
+{
+    const ta_dims_t f_d = ta_tensor_nhwc(TA_IN(call, TA_CONV_FILTER));
+    const ta_dims_t in_k = {1, 1, k, in_c};
+    const ta_dims_t out_k = {1, 1, k, out_c};
+    int8_t *scratch = (int8_t *)call->scratch;
+    TA_TRY(ta_conv2d_s8((const ta_conv_params_t *)call->params, &in_k, in + q * in_c, &f_d,
+                        (const int8_t *)call->inputs[TA_CONV_FILTER].data,
+                        (const int32_t *)call->inputs[TA_CONV_BIAS].data,
+                        (const int32_t *)call->inputs[TA_CONV_MULT].data,
+                        (const int32_t *)call->inputs[TA_CONV_SHIFT].data, &out_k, scratch, NULL, 0));
+    memcpy(out + q * out_c, scratch, (size_t)k * (size_t)out_c);
+    return TA_OK;
+}
+
 /*
- * In place, chunk by chunk: a chunk of pixels is computed into the scratch and then copied
- * over the output. Writing chunk [q, q + k) touches bytes below (q + k) * C_out <= (q + k) *
- * C_in, i.e. only inputs of pixels already read, so every pixel sees its own input. Each
- * chunk is a kernel call on a 1 x k image, so the arithmetic (and the result) is the kernel's.
+ * In place, chunk by chunk, the input starting d >= 0 bytes into the output. Writing the
+ * output of pixels [q, q + k) touches bytes [q * C_out, (q + k) * C_out); the input of a pixel
+ * j not yet read starts at d + j * C_in.
+ *  - C_out <= C_in: in pixel order, a chunk's bytes end below d + (q + k) * C_in, the first
+ *    unread input.
+ *  - C_out > C_in: first pixels [0, p), p = floor(d / (C_out - C_in)), in order: their chunks
+ *    end at (q + k) * C_out <= d + (q + k) * C_in. Then the others from the last pixel down:
+ *    a chunk [q, q + k) with q > p starts at q * C_out >= d + q * C_in, past every input still
+ *    unread (pixels [p, q)); the last one, q = p, has no input left to spare.
+ * (d = 0: the whole map from the last pixel down.)
  */
 static ta_status_t eval_in_place(const ta_op_call_t *call)
 {
     TA_TRY(check_in_place(call));
     const ta_dims_t in_d = ta_tensor_nhwc(TA_IN(call, TA_CONV_INPUT));
-    const ta_dims_t f_d = ta_tensor_nhwc(TA_IN(call, TA_CONV_FILTER));
     const ta_dims_t out_d = ta_tensor_nhwc(TA_OUT(call, 0));
     const int64_t pixels = (int64_t)in_d.n * in_d.h * in_d.w;
     const int64_t chunk = (int64_t)(call->scratch_size / (uint32_t)out_d.c);
-    int8_t *data = (int8_t *)call->outputs[0].data;
-    int8_t *scratch = (int8_t *)call->scratch;
-    for (int64_t q = 0; q < pixels; q += chunk) {
-        const int32_t k = (int32_t)(pixels - q < chunk ? pixels - q : chunk);
-        const ta_dims_t in_k = {1, 1, k, in_d.c};
-        const ta_dims_t out_k = {1, 1, k, out_d.c};
-        TA_TRY(ta_conv2d_s8((const ta_conv_params_t *)call->params, &in_k, data + q * in_d.c, &f_d,
-                            (const int8_t *)call->inputs[TA_CONV_FILTER].data,
-                            (const int32_t *)call->inputs[TA_CONV_BIAS].data,
-                            (const int32_t *)call->inputs[TA_CONV_MULT].data,
-                            (const int32_t *)call->inputs[TA_CONV_SHIFT].data, &out_k, scratch, NULL, 0));
-        memcpy(data + q * out_d.c, scratch, (size_t)k * (size_t)out_d.c);
+    const int8_t *in = (const int8_t *)call->inputs[TA_CONV_INPUT].data;
+    int8_t *out = (int8_t *)call->outputs[0].data;
+    int64_t split = pixels; /* pixels [0, split) in order, then the others backwards */
+    if (out_d.c > in_d.c) {
+        const int64_t p = in_place_offset(call) / (out_d.c - in_d.c);
+        split = p < pixels ? p : pixels;
+    }
+    for (int64_t q = 0; q < split; q += chunk) {
+        const int32_t k = (int32_t)(split - q < chunk ? split - q : chunk);
+        TA_TRY(chunk_in_place(call, in, out, q, k, in_d.c, out_d.c));
+    }
+    for (int64_t end = pixels; end > split;) {
+        const int64_t q = end - chunk > split ? end - chunk : split;
+        TA_TRY(chunk_in_place(call, in, out, q, (int32_t)(end - q), in_d.c, out_d.c));
+        end = q;
     }
     return TA_OK;
 }

@@ -57,8 +57,9 @@ def add_plan_arguments(p, with_board: bool = True, *, patch: bool = True, board_
                    help=f"RAM kept for the firmware's static data with a board budget (default {DEFAULT_RESERVE})")
     if patch:
         g.add_argument("--patch", metavar="N,P",
-                       help="force patch-based execution of the first N ops on a PxP grid, or N,B,stream[,S]: "
-                            "B row bands (in S vertical strips) that keep halo rows instead of recomputing them")
+                       help="force patch-based execution of the first N ops on a PxP grid, or N,B,stream[,S[,F]]: "
+                            "B row bands (in S vertical strips, the first of F rows) that keep halo rows instead "
+                            "of recomputing them")
     g.add_argument("--external-input", action="store_true", dest="external_input",
                    help="with a patch plan, keep the model input outside the arena, in the board's "
                         "frame memory (a camera frame buffer), read tile by tile")
@@ -102,17 +103,19 @@ def board_core(board_name: str) -> str:
 
 
 def parse_patch(text: str) -> tuple:
-    """N,P (tiles) or N,B,stream[,S] (streamed row bands in S strips) -> convert(patch=...)."""
+    """N,P (tiles) or N,B,stream[,S[,F]] (streamed row bands in S strips, the first of F rows)
+    -> convert(patch=...)."""
     parts = text.split(",")
     try:
         if len(parts) == 2:
             spec = int(parts[0]), int(parts[1])
-        elif len(parts) in (3, 4) and parts[2] == "stream":
-            spec = int(parts[0]), int(parts[1]), "stream", int(parts[3]) if len(parts) == 4 else 1
+        elif len(parts) in (3, 4, 5) and parts[2] == "stream":
+            spec = int(parts[0]), int(parts[1]), "stream", int(parts[3]) if len(parts) >= 4 else 1
+            spec += (int(parts[4]),) if len(parts) == 5 else ()
         else:
             spec = None
         if spec and all(v >= 1 for v in spec if isinstance(v, int)):
             return spec
     except ValueError:
         pass
-    raise PlanError(f"--patch takes N,P or N,B,stream[,S] (e.g. 13,4 or 6,24,stream,3), got '{text}'")
+    raise PlanError(f"--patch takes N,P or N,B,stream[,S[,F]] (e.g. 13,4 or 6,24,stream,3), got '{text}'")

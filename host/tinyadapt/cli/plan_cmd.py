@@ -65,7 +65,7 @@ def plan_report(model_path: str, budget: int | None, budget_name: str = "the",
         except PlanError as exc:
             error = str(exc)
     rows = [{"split_ops": p.stage.n_ops, "split_after": model.ops[p.stage.n_ops - 1].source.kind,
-             "mode": p.mode, "grid": _grid(p), "peak_sram_bytes": p.peak_sram_bytes,
+             "mode": p.mode, "grid": _grid(p), "first_band_rows": p.first_rows, "peak_sram_bytes": p.peak_sram_bytes,
              "mac_overhead": round(p.mac_overhead, 4),
              "estimated_instruction_overhead": round(p.cost.overhead, 4),
              "fits": budget is None or p.peak_sram_bytes <= budget} for p in plans]
@@ -118,8 +118,8 @@ def run(args) -> int:
     chosen = report["patch"]
 
     def is_chosen(r) -> bool:
-        return bool(chosen) and (r["split_ops"], r["mode"], r["grid"]) == (chosen["split_ops"], chosen["mode"],
-                                                                         chosen["grid"])
+        return bool(chosen) and (r["split_ops"], r["mode"], r["grid"], r["first_band_rows"]) == (
+            chosen["split_ops"], chosen["mode"], chosen["grid"], chosen["first_band_rows"])
     if not args.all:  # the smallest peak of each split and mode, and the chosen plan
         best = {}
         for r in rows:

@@ -14,7 +14,7 @@ from tinyadapt.convert.lowering import BlobTensor, LowerContext, Lowered, regist
 from tinyadapt.convert.tflite_reader import read_tflite
 from tinyadapt.errors import PlanError, UnsupportedModelError
 from tinyadapt.plan.memory import MemoryPlan, plan_memory
-from tinyadapt.plan.patch import PatchPlan, candidate_plans, find_stages, plan_patch
+from tinyadapt.plan.patch import PatchPlan, band_rows, candidate_plans, find_stages, plan_patch
 
 __all__ = ["ConvertedModel", "convert", "supported_ops"]
 
@@ -61,9 +61,10 @@ def convert(source: str | Path | bytes, name: str | None = None, *, budget: int 
     budget: peak SRAM bytes allowed; when layer-by-layer execution needs more, the patch
     plan with the fewest estimated instructions on `core` (plan/estimate.py) that fits is
     chosen (PlanError if none does).
-    patch: (n_stage_ops, grid) or (n_stage_ops, grid, "tiles" | "stream"[, strips]) to force
-    a patch plan instead (tiles: grid x grid tiles recomputing halos; stream: `strips`
-    vertical strips of grid row bands, keeping halo rows; PatchPlan.spec gives it).
+    patch: (n_stage_ops, grid) or (n_stage_ops, grid, "tiles" | "stream"[, strips[, first]]) to
+    force a patch plan instead (tiles: grid x grid tiles recomputing halos; stream: `strips`
+    vertical strips of grid row bands, keeping halo rows, the first band `first` rows and the
+    others even if given; PatchPlan.spec gives it).
     external_input: a patch plan keeps the model input out of the arena (the caller binds
     it, e.g. a camera frame in external memory; only the patch stage reads it)."""
     label = name or (str(source) if not isinstance(source, (bytes, bytearray)) else "<model>")
@@ -127,7 +128,8 @@ def convert(source: str | Path | bytes, name: str | None = None, *, budget: int 
 
 
 def _forced_patch(label, tensors, ops, inputs, outputs, n_stage_ops: int, grid: int, mode: str = "tiles",
-                  strips: int = 1, external_input: bool = False, core: str | None = None) -> PatchPlan:
+                  strips: int = 1, first: int | None = None, external_input: bool = False,
+                  core: str | None = None) -> PatchPlan:
     if mode not in ("tiles", "stream"):
         raise PlanError(f"{label}: patch mode {mode!r}: use 'tiles' or 'stream'")
     stages = {s.n_ops: s for s in find_stages(tensors, ops, outputs)}
@@ -136,11 +138,15 @@ def _forced_patch(label, tensors, ops, inputs, outputs, n_stage_ops: int, grid: 
                         f"(valid splits: {', '.join(map(str, sorted(stages))) or 'none'})")
     out_h, out_w = tensors[stages[n_stage_ops].output].shape[1:3]
     limit = out_h if mode == "stream" else min(out_h, out_w)
+    if first is not None and (mode != "stream" or band_rows(out_h, grid, first) is None):
+        raise PlanError(f"{label}: a first band of {first} rows and {grid - 1} more bands does not fit "
+                        f"the stage output's {out_h} rows" if mode == "stream" else
+                        f"{label}: a first band's rows apply to stream mode only")
     if not 1 <= grid <= limit or not 1 <= strips <= out_w:
         what = f"{grid} row bands x {strips} strips" if mode == "stream" else f"a {grid}x{grid} grid"
         raise PlanError(f"{label}: {what} does not fit the stage output {out_h}x{out_w}")
     plan = plan_patch(tensors, ops, inputs, outputs, stages[n_stage_ops], grid, external_input,
-                      stream=mode == "stream", strips=strips)
+                      stream=mode == "stream", strips=strips, first=first)
     if plan is None:
         raise PlanError(f"{label}: the first {n_stage_ops} ops cannot stream row bands")
     from tinyadapt.plan.estimate import estimate_plan, load_costs

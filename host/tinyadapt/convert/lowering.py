@@ -54,6 +54,9 @@ class Lowered:
     inplace_smaller: bool = False     # ... even when the output is smaller than that input
     inplace_scratch: int = 0          # scratch bytes the op needs only when it runs in place
     inplace_optional: bool = False    # in place costs time: take it only where it lowers the peak
+    # A widening pointwise conv in a patch stage: its input region may start this many bytes
+    # into its output region (ta_op_conv2d.c runs the chunks in an order that allows it).
+    inplace_offset: int | None = None
     source: Op | None = field(default=None, repr=False)
 
 

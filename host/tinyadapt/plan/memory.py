@@ -133,7 +133,7 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
     groups = _Groups()
     scratch = {i: op.scratch_bytes for i, op in enumerate(ops) if op.scratch_bytes > 0}
     in_place = set()
-    pins: list[tuple[int, int]] = []  # (input, output) tensors that must start at one offset
+    pins: list[tuple[int, int, int]] = []  # (a, b, d): tensor b starts d bytes after tensor a
     nbytes = _NBytes(tensors)
     glast = dict(last)  # per group root: the last op that reads any member
 
@@ -158,6 +158,14 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
             # in-place depthwise saves each channel plane first, and in-place pointwise conv
             # writes each chunk of pixels after reading it, so the output may take over
             # an input whose last reader is this op (if its scratch costs less than it saves).
+            if op.inplace_offset is not None:
+                # A widening pointwise conv: the input goes inplace_offset bytes into the output.
+                if (src >= 0 and is_act[src] and src not in outputs and op.inplace_scratch < nbytes[src]
+                        and group_last(groups.find(src)) == i):
+                    pins.append((out, src, op.inplace_offset))
+                    in_place.add(i)
+                    scratch[i] = scratch.get(i, 0) + op.inplace_scratch
+                continue
             size_ok = (src >= 0 and is_act[src] and
                        (nbytes[src] == nbytes[out] if not op.inplace_smaller else nbytes[out] <= nbytes[src]))
             if (size_ok and src not in outputs
@@ -168,7 +176,7 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
                 else:
                     # A smaller output only shares the input's start: one buffer for both
                     # would keep all the input's bytes alive for as long as the output lives.
-                    pins.append((src, out))
+                    pins.append((src, out, 0))
                 in_place.add(i)
                 if op.inplace_scratch:
                     scratch[i] = scratch.get(i, 0) + op.inplace_scratch
@@ -185,14 +193,15 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
         b.tensors.append(t)
     buffers = list(by_root.values())
     index = {id(b): k for k, b in enumerate(buffers)}
-    pinned = [(index[id(by_root[groups.find(a)])], index[id(by_root[groups.find(b)])]) for a, b in pins]
+    pinned = [(index[id(by_root[groups.find(a)])], index[id(by_root[groups.find(b)])], d) for a, b, d in pins]
     for i, size in scratch.items():
         buffers.append(Buffer(size=_align(size), first=i, last=i, scratch_op=i))
 
     best = None
     for key in (lambda b: (-b.size, b.first),
                 lambda b: (-(b.last - b.first), -b.size),
-                lambda b: (b.first, -b.size)):
+                lambda b: (b.first, -b.size),
+                lambda b: (-(b.last - b.first + 1) * b.size, b.first)):
         offsets, arena = _first_fit(buffers, key, pinned)
         if best is None or arena < best[1]:
             best = (offsets, arena)
@@ -205,23 +214,39 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
                       scratch_offsets=scratch_offsets, scratch_sizes=scratch, in_place=in_place)
 
 
-def _first_fit(buffers: list[Buffer], key, pinned: list[tuple[int, int]] = ()) -> tuple[list[int], int]:
+def _first_fit(buffers: list[Buffer], key, pinned: list[tuple[int, int, int]] = ()) -> tuple[list[int], int]:
     """Greedy first fit in `key` order. Buffers pinned together (an in-place op's input and
-    smaller output) form one unit placed at one offset: the lowest where every member is
-    clear of the placed buffers that share its lifetime."""
+    output: the same start, or the input some bytes into the output) form one unit placed at
+    one offset: the lowest where every member is clear of the placed buffers that share its
+    lifetime."""
     unit = list(range(len(buffers)))
+    rel = [0] * len(buffers)  # offset from the unit's root (pins chain, never close a cycle)
 
     def find(k: int) -> int:
         while unit[k] != k:
-            unit[k] = unit[unit[k]]
             k = unit[k]
         return k
 
-    for a, b in pinned:
-        unit[find(b)] = find(a)
+    def shift(k: int) -> int:
+        total = 0
+        while unit[k] != k:
+            total += rel[k]
+            k = unit[k]
+        return total
+
+    for a, b, d in pinned:
+        ra, rb = find(a), find(b)
+        if ra != rb:  # b's root goes where b lands d bytes after a
+            unit[rb] = ra
+            rel[rb] = shift(a) + d - shift(b)
     members: dict[int, list[int]] = {}
     for k in range(len(buffers)):
         members.setdefault(find(k), []).append(k)
+    at = {k: shift(k) for k in range(len(buffers))}
+    for ks in members.values():  # members at offsets >= 0 from the unit's start
+        low = min(at[k] for k in ks)
+        for k in ks:
+            at[k] -= low
     # A unit goes where its first member in `key` order would.
     order = sorted(members.values(), key=lambda ks: min(key(buffers[k]) for k in ks))
     offsets = [0] * len(buffers)
@@ -237,11 +262,11 @@ def _first_fit(buffers: list[Buffer], key, pinned: list[tuple[int, int]] = ()) -
         while moved:  # raise `off` past any clash until every member fits
             moved = False
             for lo, hi, k in busy:
-                if off < hi and lo < off + buffers[k].size:
-                    off = _align(hi)
+                if off + at[k] < hi and lo < off + at[k] + buffers[k].size:
+                    off = _align(hi - at[k])
                     moved = True
         for k in ks:
-            offsets[k] = off
-            arena = max(arena, off + buffers[k].size)
+            offsets[k] = off + at[k]
+            arena = max(arena, off + at[k] + buffers[k].size)
         placed.extend(ks)
     return offsets, arena

@@ -29,6 +29,7 @@ import numpy as np
 
 from tinyadapt.convert import blob_format as bf
 from tinyadapt.convert.lowering import BlobTensor, Lowered
+from tinyadapt.convert.ops.conv2d import POINTWISE_CHUNK_BYTES
 from tinyadapt.plan import scratch
 from tinyadapt.plan.memory import MemoryPlan, plan_memory
 
@@ -173,6 +174,7 @@ class PatchPlan:
     strips: int = 1                      # stream mode: vertical strips, each of `grid` bands
     stream_capacities: list[int] = field(default_factory=list)  # stream mode: bytes of each stream buffer
     work: list[list[tuple[int, int]]] = field(default_factory=list)  # [tile][region]: (rows computed, rows kept)
+    first_rows: int | None = None        # stream mode: rows of the first band (band_rows), None: even bands
     cost: "PlanCost | None" = None       # estimated instructions (set by candidate_plans)
     # The arena planning problem (full tensors + region and stream buffers), solved on first use:
     # (plan_tensors, plan_ops, inputs, outputs, region_ids, stream_ids).
@@ -211,13 +213,18 @@ class PatchPlan:
     @property
     def spec(self) -> tuple:
         """What convert(patch=...) takes to rebuild this plan."""
-        return (self.stage.n_ops, self.grid, "stream", self.strips) if self.stream else (self.stage.n_ops, self.grid)
+        if not self.stream:
+            return self.stage.n_ops, self.grid
+        if self.first_rows is None:
+            return self.stage.n_ops, self.grid, "stream", self.strips
+        return self.stage.n_ops, self.grid, "stream", self.strips, self.first_rows
 
     @property
     def grid_label(self) -> str:
         if not self.stream:
             return f"{self.grid}x{self.grid} tiles"
-        return f"{self.grid} row bands" + (f" x {self.strips} strips" if self.strips > 1 else "") + ", streamed"
+        first = f" (first of {self.first_rows} rows)" if self.first_rows is not None else ""
+        return f"{self.grid} row bands{first}" + (f" x {self.strips} strips" if self.strips > 1 else "") + ", streamed"
 
     @property
     def estimated_overhead(self) -> float | None:
@@ -227,7 +234,7 @@ class PatchPlan:
         """The JSON `patch` object of convert/run/plan: grid is [rows, columns] of tiles
         (p x p tiles, or bands x strips when streamed)."""
         return {"split_ops": self.stage.n_ops, "grid": [self.grid, self.strips if self.stream else self.grid],
-                "mode": self.mode, "mac_overhead": round(self.mac_overhead, 4),
+                "mode": self.mode, "first_band_rows": self.first_rows, "mac_overhead": round(self.mac_overhead, 4),
                 "estimated_instruction_overhead": round(self.cost.overhead, 4) if self.cost else None}
 
 
@@ -289,6 +296,19 @@ def _tile_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list[i
     return regions, work, macs
 
 
+def band_rows(out_h: int, bands: int, first: int | None = None) -> list[tuple[int, int]] | None:
+    """Stream mode's row bands of the stage output: `bands` even bands, or a first band of
+    `first` rows and the rest even. The first band reads its whole receptive field at once
+    (no earlier band kept rows for it), so with even bands it holds the most rows of every
+    stage tensor and sets every region buffer's size; a shorter first band holds about what a
+    later band does. None if the bands do not fit the rows."""
+    if first is None:
+        return _split(out_h, bands) if 1 <= bands <= out_h else None
+    if bands < 2 or not 1 <= first <= out_h - (bands - 1):
+        return None
+    return [(0, first)] + [(first + a, first + b) for a, b in _split(out_h - first, bands - 1)]
+
+
 def _stream_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list[int], bands: int):
     """Stream mode (StreamNet): the stage output is cut into vertical strips, each walked top
     to bottom in `bands` row bands (tiles are strip-major). Within a strip a tensor's region
@@ -296,7 +316,7 @@ def _stream_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list
     only the rows past the previous band's y1, the rows before come back from the tensor's
     stream buffer, so no row is computed twice (strips recompute their column overlap only).
     Returns None if some tensor's rows would have to go backwards."""
-    regions, work, macs = [], [], 0
+    regions, work, macs, unread = [], [], 0, []
     steps = [_Reads(tensors, op) for op in reversed(ops[:stage.n_ops])]
     for first in range(0, len(tiles), bands):
         strip = tiles[first:first + bands]
@@ -308,8 +328,11 @@ def _stream_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list
         held: dict[int, Region] = {}
         for tile in strip:
             need: dict[int, Region] = {stage.output: tile}
+            read = set()  # tensors some op of this band reads (or the stage output)
             for step in steps:
                 out = step.out
+                if out in need:
+                    read.add(out)
                 x0, x1 = cols[out][2:]
                 prev = held.get(out, (0, 0, x0, x1))
                 y0, y1 = (need[out][0], max(need[out][1], prev[1])) if out in need else prev[:2]
@@ -332,20 +355,46 @@ def _stream_regions(tensors, ops, stage: Stage, tiles: list[Region], order: list
                 tile_work.append((y1 - max(prev[1], y0), max(0, min(prev[1], y1) - y0)))
             regions.append(row)
             work.append(tile_work)
+            produced = {step.out for step in steps}
+            unread.append([t not in read and (t in produced or t not in need) for t in order])
+        _trim_unread(regions, work, unread, first, len(regions))
     return regions, work, macs
+
+
+def _trim_unread(regions, work, unread, start: int, end: int) -> None:
+    """Bands of a strip (tiles [start, end)) in which nobody reads a tensor (near the bottom,
+    where an earlier band's receptive field already reached the last rows) would otherwise
+    hold its whole previous region, and the band before would save all of it to the stream
+    buffer: they keep only the rows the next band that reads it needs (one row, the least a
+    region holds, if none does), so stream buffers stay at the steady-state halo."""
+    for i in range(len(regions[start]) if end > start else 0):
+        next_y0 = None
+        for k in range(end - 1, start, -1):
+            y0, y1, x0, x1 = regions[k][i]
+            if unread[k][i]:
+                y0 = max(regions[k - 1][i][0], min(y1 - 1, next_y0 if next_y0 is not None else y1 - 1))
+                regions[k][i] = (y0, y1, x0, x1)
+            next_y0 = y0
+        for k in range(start + 1, end):
+            prev, (y0, y1) = regions[k - 1][i], regions[k][i][:2]
+            work[k][i] = (y1 - max(prev[1], y0), max(0, min(prev[1], y1) - y0))
 
 
 def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int], outputs: list[int],
                stage: Stage, grid: int, external_input: bool = False, stream: bool = False,
-               strips: int = 1) -> PatchPlan | None:
+               strips: int = 1, first: int | None = None) -> PatchPlan | None:
     """external_input: keep the model inputs only the stage reads out of the arena.
     stream: `strips` vertical strips of `grid` row bands each, keeping halo rows instead of
-    recomputing them (None if the stage cannot stream)."""
+    recomputing them (None if the stage cannot stream); first: rows of the first band (the
+    others even; band_rows), or None for even bands."""
     n = stage.n_ops
     external = external_candidates(stage, ops, inputs, outputs) if external_input else []
     _, out_h, out_w, _ = tensors[stage.output].shape
     if stream:
-        tiles = [(y0, y1, x0, x1) for x0, x1 in _split(out_w, strips) for y0, y1 in _split(out_h, grid)]
+        rows = band_rows(out_h, grid, first)
+        if rows is None:
+            return None
+        tiles = [(y0, y1, x0, x1) for x0, x1 in _split(out_w, strips) for y0, y1 in rows]
     else:
         tiles = [(y0, y1, x0, x1) for y0, y1 in _split(out_h, grid) for x0, x1 in _split(out_w, grid)]
     # Region tensors: every activation a stage op reads or writes by window; a gather op's
@@ -415,6 +464,20 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
             work_bytes = max(work_bytes, _region_scratch(tensors, op, order, regions, stream, grid, False))
             if in_place:
                 plane = _region_scratch(tensors, op, order, regions, stream, grid, True)
+        offset = _pointwise_offset(tensors, op, order, regions, stream, grid) if op.opcode in _CONV_OPS else None
+        if offset is not None and not in_place:
+            # A pointwise conv may write over its input's region when every tile's input region
+            # is the output rows it computes, pixel for pixel; the input then sits `offset` bytes
+            # into the output's region (past the kept rows), which ta_op_conv2d.c allows. It runs
+            # chunk by chunk through scratch: taken only where it lowers the peak.
+            out_c = tensors[op.outputs[0]].shape[3]
+            pixels = max((r[order.index(op.outputs[0])][3] - r[order.index(op.outputs[0])][2]) *
+                         (r[order.index(op.outputs[0])][1] - r[order.index(op.outputs[0])][0]) for r in regions)
+            plan_ops.append(Lowered(opcode=op.opcode, inputs=ins, outputs=outs, params=op.params,
+                                    scratch_bytes=work_bytes, inplace_input=0, inplace_optional=True,
+                                    inplace_offset=offset,
+                                    inplace_scratch=min(pixels, max(1, POINTWISE_CHUNK_BYTES // out_c)) * out_c))
+            continue
         plan_ops.append(Lowered(opcode=op.opcode, inputs=ins, outputs=outs, params=op.params,
                                 scratch_bytes=work_bytes,
                                 inplace_input=op.inplace_input if in_place else None,
@@ -422,10 +485,36 @@ def plan_patch(tensors: list[BlobTensor], ops: list[Lowered], inputs: list[int],
     return PatchPlan(stage=stage, grid=grid, tiles=tiles, region_tensors=order, regions=regions, capacities=caps,
                      macs=macs, base_macs=base_macs, external_inputs=external, stream=stream,
                      strips=strips if stream else 1, work=work, stream_capacities=stream_caps,
+                     first_rows=first if stream else None,
                      problem=(plan_tensors, plan_ops, inputs, outputs, region_ids, stream_ids))
 
 
 _CONV_OPS = {bf.OPCODES["CONV_2D"], bf.OPCODES["DEPTHWISE_CONV_2D"]}
+
+
+def _pointwise_offset(tensors, op, order, regions, stream: bool, bands: int) -> int | None:
+    """For a 1x1 stride-1 conv of the stage: if in every tile its input's region is exactly the
+    output rows it computes (same rows and columns, so pixel k of one is pixel k of the other),
+    the bytes its input region may start into its output region: past the rows the output
+    keeps from the previous band (the most any tile keeps, aligned). Else None."""
+    if op.opcode != bf.OPCODES["CONV_2D"] or not op.inputs or op.inputs[0] not in order:
+        return None
+    f = tensors[op.inputs[1]].shape
+    g = scratch.ConvParams.unpack(op.params)
+    if f[1] != 1 or f[2] != 1 or g.stride_h != 1 or g.stride_w != 1 or g.pad_top or g.pad_left:
+        return None
+    i, o = order.index(op.inputs[0]), order.index(op.outputs[0])
+    row_pixel = tensors[op.outputs[0]].shape[3] * np.dtype(tensors[op.outputs[0]].dtype).itemsize
+    skip = 0
+    for k, tile_regions in enumerate(regions):
+        oy0, oy1, ox0, ox1 = tile_regions[o]
+        c0 = max(oy0, regions[k - 1][o][1]) if stream and k % bands != 0 else oy0
+        if c0 >= oy1:
+            continue  # computes nothing in this tile
+        if tile_regions[i] != (c0, oy1, ox0, ox1):
+            return None
+        skip = max(skip, (c0 - oy0) * (ox1 - ox0) * row_pixel)
+    return -(-skip // 4) * 4
 
 
 def _region_scratch(tensors, op, order, regions, stream: bool, bands: int, in_place: bool) -> int:
@@ -465,6 +554,19 @@ def stream_grids(out_h: int, max_grid: int = MAX_GRID) -> list[int]:
     return sorted(c for c in counts if 2 <= c <= out_h)
 
 
+def stream_bands(out_h: int, max_grid: int = MAX_GRID) -> list[tuple[int, int | None]]:
+    """(bands, first band rows) tried for stream plans: the even bands of stream_grids, and for
+    each of their heights h a first band one to FIRST_SHORTER rows shorter, then bands of h."""
+    out = [(g, None) for g in stream_grids(out_h, max_grid)]
+    for h in sorted({-(-out_h // g) for g, _ in out}):
+        for first in range(max(1, h - FIRST_SHORTER), h):
+            out.append((1 + -(-(out_h - first) // h), first))
+    return out
+
+
+FIRST_SHORTER = 2
+
+
 def candidate_plans(tensors, ops, inputs, outputs, max_grid: int = MAX_GRID,
                     external_input: bool = False, core: str | None = None) -> list[PatchPlan]:
     """Every split x grid in both modes (p x p tiles that recompute halos, and row bands that
@@ -480,9 +582,9 @@ def candidate_plans(tensors, ops, inputs, outputs, max_grid: int = MAX_GRID,
         for strips in STREAM_STRIPS:
             if strips > out_w:
                 continue
-            for grid in stream_grids(out_h, max_grid):
+            for grid, first in stream_bands(out_h, max_grid):
                 plan = plan_patch(tensors, ops, inputs, outputs, stage, grid, external_input, stream=True,
-                                  strips=strips)
+                                  strips=strips, first=first)
                 if plan is not None:
                     plans.append(plan)
     for plan in plans:
