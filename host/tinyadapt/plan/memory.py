@@ -90,51 +90,61 @@ def plan_memory(tensors, ops, inputs: list[int], outputs: list[int]) -> MemoryPl
     """tensors: BlobTensor list; ops: Lowered list in execution order;
     inputs/outputs: model input/output blob tensor indices.
 
-    Optional in-place ops (they run slower in place) are planned both ways; they stay in
-    place only where that makes the arena smaller: when all of them in place beat none, each
-    is taken out again unless the arena grows without it (usually one or two ops at the peak
-    need it, and the others would only cost time: +6 % instructions on a MobileNetV1 whose
-    every pointwise conv after a patch stage ran in place)."""
-    plan = _plan_memory(tensors, ops, inputs, outputs, optional=frozenset())
+    Optional in-place ops (they run slower in place) stay in place only where that makes the
+    arena smaller. Starting from all of them in place, each is taken out again unless the
+    arena grows without it (usually one or two ops at the peak need it, and the others would
+    only cost time: +6 % instructions on a MobileNetV1 whose every pointwise conv after a
+    patch stage ran in place). The result is kept only if it beats none in place. All in
+    place may itself be larger than none (first fit is greedy: one more pinned pair can push
+    a buffer up), so the pruning runs either way."""
+    life = _Lifetimes(tensors, ops, inputs, outputs)
+    plan = _plan_memory(life, ops, outputs, optional=frozenset())
     candidates = [i for i, op in enumerate(ops) if op.inplace_optional and op.inplace_input is not None]
     if candidates:
         keep = frozenset(candidates)
-        tighter = _plan_memory(tensors, ops, inputs, outputs, optional=keep)
+        tighter = _plan_memory(life, ops, outputs, optional=keep)
+        for i in candidates:
+            trial = _plan_memory(life, ops, outputs, optional=keep - {i})
+            if trial.arena_size <= tighter.arena_size:
+                keep, tighter = keep - {i}, trial
         if tighter.arena_size < plan.arena_size:
-            for i in candidates:
-                trial = _plan_memory(tensors, ops, inputs, outputs, optional=keep - {i})
-                if trial.arena_size <= tighter.arena_size:
-                    keep, tighter = keep - {i}, trial
             return tighter
     return plan
 
 
-def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: frozenset) -> MemoryPlan:
+class _Lifetimes:
+    """Each activation tensor's first and last op and its size: the same for every choice of
+    optional in-place ops, so computed once per model."""
+
+    def __init__(self, tensors, ops, inputs: list[int], outputs: list[int]):
+        n_ops = len(ops)
+        self.is_act = is_act = [t.kind == bf.KIND_ACTIVATION for t in tensors]
+        self.first = first = {}
+        self.last = last = {}
+
+        def touch(t: int, i: int) -> None:
+            if t >= 0 and is_act[t]:
+                first[t] = min(first.get(t, i), i)
+                last[t] = max(last.get(t, i), i)
+
+        for t in inputs:
+            touch(t, 0)
+        for i, op in enumerate(ops):
+            for t in op.inputs + op.outputs:
+                touch(t, i)
+        for t in outputs:
+            touch(t, max(n_ops - 1, 0))
+            last[t] = n_ops  # outputs are read after the last op
+        self.nbytes = _NBytes(tensors)
+
+
+def _plan_memory(life: _Lifetimes, ops, outputs: list[int], optional: frozenset) -> MemoryPlan:
     """optional: indices of the optional in-place ops that may run in place."""
-    n_ops = len(ops)
-    is_act = [t.kind == bf.KIND_ACTIVATION for t in tensors]
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-
-    def touch(t: int, i: int) -> None:
-        if t >= 0 and is_act[t]:
-            first[t] = min(first.get(t, i), i)
-            last[t] = max(last.get(t, i), i)
-
-    for t in inputs:
-        touch(t, 0)
-    for i, op in enumerate(ops):
-        for t in op.inputs + op.outputs:
-            touch(t, i)
-    for t in outputs:
-        touch(t, max(n_ops - 1, 0))
-        last[t] = n_ops  # outputs are read after the last op
-
+    is_act, first, last, nbytes = life.is_act, life.first, life.last, life.nbytes
     groups = _Groups()
     scratch = {i: op.scratch_bytes for i, op in enumerate(ops) if op.scratch_bytes > 0}
     in_place = set()
     pins: list[tuple[int, int, int]] = []  # (a, b, d): tensor b starts d bytes after tensor a
-    nbytes = _NBytes(tensors)
     glast = dict(last)  # per group root: the last op that reads any member
 
     def group_last(root: int) -> int:
@@ -197,12 +207,21 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
     for i, size in scratch.items():
         buffers.append(Buffer(size=_align(size), first=i, last=i, scratch_op=i))
 
+    # Which buffers share some op: first fit only has to look at these.
+    by_first = sorted(range(len(buffers)), key=lambda k: buffers[k].first)
+    overlaps: list[list[int]] = [[] for _ in buffers]
+    for n, k in enumerate(by_first):
+        for j in by_first[n + 1:]:
+            if buffers[j].first > buffers[k].last:
+                break
+            overlaps[k].append(j)
+            overlaps[j].append(k)
     best = None
     for key in (lambda b: (-b.size, b.first),
                 lambda b: (-(b.last - b.first), -b.size),
                 lambda b: (b.first, -b.size),
                 lambda b: (-(b.last - b.first + 1) * b.size, b.first)):
-        offsets, arena = _first_fit(buffers, key, pinned)
+        offsets, arena = _first_fit(buffers, key, pinned, overlaps)
         if best is None or arena < best[1]:
             best = (offsets, arena)
     offsets, arena = best
@@ -214,11 +233,12 @@ def _plan_memory(tensors, ops, inputs: list[int], outputs: list[int], optional: 
                       scratch_offsets=scratch_offsets, scratch_sizes=scratch, in_place=in_place)
 
 
-def _first_fit(buffers: list[Buffer], key, pinned: list[tuple[int, int, int]] = ()) -> tuple[list[int], int]:
+def _first_fit(buffers: list[Buffer], key, pinned: list[tuple[int, int, int]],
+               overlaps: list[list[int]]) -> tuple[list[int], int]:
     """Greedy first fit in `key` order. Buffers pinned together (an in-place op's input and
     output: the same start, or the input some bytes into the output) form one unit placed at
     one offset: the lowest where every member is clear of the placed buffers that share its
-    lifetime."""
+    lifetime (overlaps[k]: the buffers whose lifetime meets buffer k's)."""
     unit = list(range(len(buffers)))
     rel = [0] * len(buffers)  # offset from the unit's root (pins chain, never close a cycle)
 
@@ -250,13 +270,11 @@ def _first_fit(buffers: list[Buffer], key, pinned: list[tuple[int, int, int]] = 
     # A unit goes where its first member in `key` order would.
     order = sorted(members.values(), key=lambda ks: min(key(buffers[k]) for k in ks))
     offsets = [0] * len(buffers)
-    placed: list[int] = []
+    placed = [False] * len(buffers)
     arena = 0
-    first = [b.first for b in buffers]
-    last = [b.last for b in buffers]
     for ks in order:
-        busy = sorted((offsets[j], offsets[j] + buffers[j].size, k) for k in ks for j in placed
-                      if first[j] <= last[k] and first[k] <= last[j])
+        busy = sorted((offsets[j], offsets[j] + buffers[j].size, k) for k in ks for j in overlaps[k]
+                      if placed[j])
         off = 0
         moved = True
         while moved:  # raise `off` past any clash until every member fits
@@ -268,5 +286,5 @@ def _first_fit(buffers: list[Buffer], key, pinned: list[tuple[int, int, int]] = 
         for k in ks:
             offsets[k] = off + at[k]
             arena = max(arena, off + at[k] + buffers[k].size)
-        placed.extend(ks)
+            placed[k] = True
     return offsets, arena
