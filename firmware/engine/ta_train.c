@@ -843,7 +843,6 @@ static ta_status_t forward_loss(ta_trainer_t *t, int kind, int32_t label, ta_tra
 static ta_status_t check_label(const ta_trainer_t *t, ta_loss_kind_t loss, int32_t label)
 {
     const ta_model_t *m = t->engine->model;
-    const ta_op_rec_t *op = &m->ops[m->n_forward_ops];
     const int16_t *io = ta_model_op_io(m, m->n_forward_ops);
     const int32_t depth = ta_tensor_elems(&m->tensors[io[0]]);
     TA_ENSURE(loss == TA_LOSS_ENTROPY || (loss == TA_LOSS_CROSS_ENTROPY && label >= 0 && label < depth), TA_ERR_ARG);

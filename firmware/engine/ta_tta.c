@@ -247,7 +247,6 @@ ta_status_t ta_tta_infer(ta_tta_t *t, ta_tta_result_t *out) { return infer_from(
 
 /* ---- arena placement from the blob's plan ------------------------------------------------ */
 
-
 /* 1 when activation tensor `x` is written before op boundary `b` (or is a model input) and
  * read at or after it: its bytes must survive the boundary */
 static int live_at(const ta_model_t *m, uint16_t b, uint16_t x)

@@ -28,9 +28,6 @@ class Buffer:
     scratch_op: int | None = None
     offset: int = 0
 
-    def overlaps_in_time(self, other: "Buffer") -> bool:
-        return self.first <= other.last and other.first <= self.last
-
 
 @dataclass
 class MemoryPlan:
@@ -207,15 +204,7 @@ def _plan_memory(life: _Lifetimes, ops, outputs: list[int], optional: frozenset)
     for i, size in scratch.items():
         buffers.append(Buffer(size=_align(size), first=i, last=i, scratch_op=i))
 
-    # Which buffers share some op: first fit only has to look at these.
-    by_first = sorted(range(len(buffers)), key=lambda k: buffers[k].first)
-    overlaps: list[list[int]] = [[] for _ in buffers]
-    for n, k in enumerate(by_first):
-        for j in by_first[n + 1:]:
-            if buffers[j].first > buffers[k].last:
-                break
-            overlaps[k].append(j)
-            overlaps[j].append(k)
+    overlaps = _lifetime_neighbours(buffers)
     best = None
     for key in (lambda b: (-b.size, b.first),
                 lambda b: (-(b.last - b.first), -b.size),
@@ -231,6 +220,20 @@ def _plan_memory(life: _Lifetimes, ops, outputs: list[int], optional: frozenset)
     scratch_offsets = {b.scratch_op: b.offset for b in buffers if b.scratch_op is not None}
     return MemoryPlan(arena_size=arena, buffers=buffers, tensor_offsets=tensor_offsets,
                       scratch_offsets=scratch_offsets, scratch_sizes=scratch, in_place=in_place)
+
+
+def _lifetime_neighbours(buffers: list[Buffer]) -> list[list[int]]:
+    """For each buffer, the buffers that share some op with it (a sweep in order of first op):
+    first fit only has to keep clear of these."""
+    by_first = sorted(range(len(buffers)), key=lambda k: buffers[k].first)
+    neighbours: list[list[int]] = [[] for _ in buffers]
+    for n, k in enumerate(by_first):
+        for j in by_first[n + 1:]:
+            if buffers[j].first > buffers[k].last:
+                break
+            neighbours[k].append(j)
+            neighbours[j].append(k)
+    return neighbours
 
 
 def _first_fit(buffers: list[Buffer], key, pinned: list[tuple[int, int, int]],
